@@ -1,0 +1,636 @@
+"""Datasets: pure generators keyed by a PRNG key, and the utilities around them.
+
+The contract of a generator fits in one line::
+
+    generator(key, n, *, noise=0.0, ...) -> Dataset(x: float32[n, 2], y)
+
+where ``y`` is ``int32[n]`` with classes 0/1 for classification sets and
+``float32[n]`` for the regression sets (``plane``, ``multi_gaussian``). The
+same key gives the same bits; ``n`` is static (pass it with
+``static_argnums=1`` under :func:`jax.jit`) and the key can be mapped over
+with :func:`jax.vmap`.
+
+For the classification sets, ``noise`` is the standard deviation of an
+isotropic Gaussian jitter added to the points *after* they are labelled, so
+that classes overlap near the boundary as ``noise`` grows (``noise=0`` gives
+the exact rule). For the regression sets it is the standard deviation of
+Gaussian noise added to the targets.
+
+Examples:
+    >>> import jax
+    >>> from dlvr_jax import data
+    >>> train = data.linear(jax.random.key(0), 200)
+    >>> train.x.shape, str(train.x.dtype), str(train.y.dtype)
+    ((200, 2), 'float32', 'int32')
+    >>> bool(((train.x[:, 0] + train.x[:, 1] > 0) == (train.y == 1)).all())
+    True
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import math
+import os
+from collections.abc import Callable, Sequence
+from typing import Any, Literal, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from dlvr_jax import _io
+from dlvr_jax import _validate as check
+
+__all__ = [
+    "FEATURES",
+    "Dataset",
+    "circle",
+    "features",
+    "from_arrays",
+    "gaussian",
+    "linear",
+    "load_csv",
+    "make",
+    "moons",
+    "multi_gaussian",
+    "names",
+    "plane",
+    "save_csv",
+    "signed",
+    "spiral",
+    "task",
+    "train_test_split",
+    "xor",
+]
+
+Task = Literal["classification", "regression"]
+
+
+class Dataset(NamedTuple):
+    """A labelled dataset; a pytree, so it passes through ``jit``, ``vmap`` and ``pmap``.
+
+    Attributes:
+        x: inputs, ``float32[n, d]`` (``d = 2`` for every generator here).
+        y: targets, ``int32[n]`` class labels or ``float32[n]`` regression targets.
+    """
+
+    x: jax.Array
+    y: jax.Array
+
+
+# ----------------------------------------------------------------------------
+# Shared pieces.
+
+
+def _check_common(key: Any, n: Any, noise: Any) -> tuple[jax.Array, int, Any]:
+    key = check.prng_key("key", key)
+    n = check.positive_int("n", n)
+    noise = check.real("noise", noise, low=0.0)
+    return key, n, noise
+
+
+def _jitter(key: jax.Array, x: jax.Array, noise: Any) -> jax.Array:
+    """Adds isotropic Gaussian noise of standard deviation ``noise`` to ``x``."""
+    return x + jnp.asarray(noise, jnp.float32) * jax.random.normal(key, x.shape, jnp.float32)
+
+
+def _uniform_square(key: jax.Array, n: int) -> jax.Array:
+    return jax.random.uniform(key, (n, 2), jnp.float32, minval=-1.0, maxval=1.0)
+
+
+def _balanced_labels(key: jax.Array, n: int) -> jax.Array:
+    """Exactly ``n // 2`` zeros and ``n - n // 2`` ones, in random order."""
+    return jax.random.permutation(key, jnp.arange(n, dtype=jnp.int32) % 2)
+
+
+# ----------------------------------------------------------------------------
+# Classification generators.
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _linear(key: jax.Array, n: int, noise: Any, margin: Any) -> Dataset:
+    k_points, k_noise = jax.random.split(key)
+    margin = jnp.asarray(margin, jnp.float32)
+
+    def too_close(x: jax.Array) -> jax.Array:
+        return jnp.abs(x[:, 0] + x[:, 1]) / jnp.sqrt(jnp.float32(2.0)) < margin
+
+    def redraw(state: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, jax.Array]:
+        k, x = state
+        k, sub = jax.random.split(k)
+        return k, jnp.where(too_close(x)[:, None], _uniform_square(sub, n), x)
+
+    k_first, k_rest = jax.random.split(k_points)
+    x = _uniform_square(k_first, n)
+    _, x = lax.while_loop(lambda s: jnp.any(too_close(s[1])), redraw, (k_rest, x))
+    y = (x[:, 0] + x[:, 1] > 0).astype(jnp.int32)
+    return Dataset(_jitter(k_noise, x, noise), y)
+
+
+def linear(key: Any, n: int, *, noise: float = 0.0, margin: float = 0.0) -> Dataset:
+    r"""The chapter's perceptron data: uniform points labelled by the line x1 + x2 = 0.
+
+    Points are uniform on :math:`(-1, 1)^2` and
+
+    .. math:: y = 1 \iff x_1 + x_2 > 0.
+
+    Args:
+        key: a PRNG key.
+        n: number of points (static).
+        noise: standard deviation of Gaussian jitter added to the points after
+            labelling; with ``noise > 0`` the data may no longer be separable.
+        margin: points closer than ``margin`` to the line are redrawn, so that
+            (with ``noise=0``) the data are separated with geometric margin at
+            least ``margin`` by ``w = (1, 1), b = 0``. Must be in ``[0, 1]``.
+
+    Returns:
+        ``Dataset(x: float32[n, 2], y: int32[n])``.
+
+    Raises:
+        TypeError: if ``key`` is not a PRNG key or ``n`` is not an int.
+        ValueError: if ``n < 1``, ``noise < 0`` or ``margin`` is outside ``[0, 1]``.
+    """
+    key, n, noise = _check_common(key, n, noise)
+    margin = check.real("margin", margin, low=0.0, high=1.0)
+    return _linear(key, n, noise, margin)
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _circle(key: jax.Array, n: int, noise: Any) -> Dataset:
+    k_r, k_theta, k_noise = jax.random.split(key, 3)
+    r = jax.random.uniform(k_r, (n,), jnp.float32, minval=0.0, maxval=2.0)
+    theta = jax.random.uniform(k_theta, (n,), jnp.float32, minval=0.0, maxval=2 * math.pi)
+    x = jnp.stack([r * jnp.cos(theta), r * jnp.sin(theta)], axis=1)
+    y = (r >= 1.0).astype(jnp.int32)
+    return Dataset(_jitter(k_noise, x, noise), y)
+
+
+def circle(key: Any, n: int, *, noise: float = 0.0) -> Dataset:
+    r"""The chapter's MLP data: a disc of class 0 inside a ring of class 1.
+
+    Draws :math:`r \sim U(0, 2)` and :math:`\theta \sim U(0, 2\pi)`, places the
+    point at :math:`r(\cos\theta, \sin\theta)` and labels it 1 iff
+    :math:`r \ge 1`. The classes are balanced in expectation.
+
+    Args:
+        key: a PRNG key.
+        n: number of points (static).
+        noise: standard deviation of Gaussian jitter added to the points after
+            labelling.
+
+    Returns:
+        ``Dataset(x: float32[n, 2], y: int32[n])``.
+    """
+    key, n, noise = _check_common(key, n, noise)
+    return _circle(key, n, noise)
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _xor(key: jax.Array, n: int, noise: Any) -> Dataset:
+    k_points, k_noise = jax.random.split(key)
+    x = _uniform_square(k_points, n)
+    y = ((x[:, 0] > 0) != (x[:, 1] > 0)).astype(jnp.int32)
+    return Dataset(_jitter(k_noise, x, noise), y)
+
+
+def xor(key: Any, n: int, *, noise: float = 0.0) -> Dataset:
+    r"""Minsky and Papert's XOR: uniform points, class 1 iff x1 and x2 differ in sign.
+
+    .. math:: y = [x_1 > 0] \oplus [x_2 > 0]
+
+    No line separates the classes, which is why a perceptron cannot learn it.
+
+    Args:
+        key: a PRNG key.
+        n: number of points (static).
+        noise: standard deviation of Gaussian jitter added after labelling.
+
+    Returns:
+        ``Dataset(x: float32[n, 2], y: int32[n])``.
+    """
+    key, n, noise = _check_common(key, n, noise)
+    return _xor(key, n, noise)
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _gaussian(key: jax.Array, n: int, noise: Any, std: Any) -> Dataset:
+    k_labels, k_points, k_noise = jax.random.split(key, 3)
+    y = _balanced_labels(k_labels, n)
+    centre = jnp.where(y[:, None] == 1, 0.5, -0.5).astype(jnp.float32)
+    spread = jnp.asarray(std, jnp.float32) * jax.random.normal(k_points, (n, 2), jnp.float32)
+    return Dataset(_jitter(k_noise, centre + spread, noise), y)
+
+
+def gaussian(key: Any, n: int, *, noise: float = 0.0, std: float = 0.25) -> Dataset:
+    """Two Gaussian blobs: class 1 around (0.5, 0.5), class 0 around (-0.5, -0.5).
+
+    The classes are exactly balanced (``n // 2`` of class 0) and shuffled.
+
+    Args:
+        key: a PRNG key.
+        n: number of points (static).
+        noise: standard deviation of extra Gaussian jitter added after labelling
+            (it adds to the blobs' own spread ``std``).
+        std: standard deviation of each blob, ``> 0``.
+
+    Returns:
+        ``Dataset(x: float32[n, 2], y: int32[n])``.
+    """
+    key, n, noise = _check_common(key, n, noise)
+    std = check.real("std", std, low=0.0, low_open=True)
+    return _gaussian(key, n, noise, std)
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _spiral(key: jax.Array, n: int, noise: Any, turns: Any) -> Dataset:
+    k_labels, k_t, k_noise = jax.random.split(key, 3)
+    y = _balanced_labels(k_labels, n)
+    t = jax.random.uniform(k_t, (n,), jnp.float32)
+    angle = 2 * math.pi * jnp.asarray(turns, jnp.float32) * t + math.pi * y
+    x = jnp.stack([t * jnp.sin(angle), t * jnp.cos(angle)], axis=1)
+    return Dataset(_jitter(k_noise, x, noise), y)
+
+
+def spiral(key: Any, n: int, *, noise: float = 0.0, turns: float = 1.75) -> Dataset:
+    r"""Two interleaved spiral arms (TensorFlow Playground's hardest set).
+
+    A point of class ``k`` at parameter :math:`t \sim U(0, 1)` sits at radius
+    :math:`t` and angle :math:`2\pi \cdot \text{turns} \cdot t + k\pi`. The
+    classes are exactly balanced and shuffled.
+
+    Args:
+        key: a PRNG key.
+        n: number of points (static).
+        noise: standard deviation of Gaussian jitter added after labelling.
+        turns: how many turns each arm makes, ``> 0``.
+
+    Returns:
+        ``Dataset(x: float32[n, 2], y: int32[n])``.
+    """
+    key, n, noise = _check_common(key, n, noise)
+    turns = check.real("turns", turns, low=0.0, low_open=True)
+    return _spiral(key, n, noise, turns)
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _moons(key: jax.Array, n: int, noise: Any) -> Dataset:
+    k_labels, k_t, k_noise = jax.random.split(key, 3)
+    y = _balanced_labels(k_labels, n)
+    angle = math.pi * jax.random.uniform(k_t, (n,), jnp.float32)
+    upper = jnp.stack([jnp.cos(angle), jnp.sin(angle)], axis=1)
+    lower = jnp.stack([1.0 - jnp.cos(angle), 0.5 - jnp.sin(angle)], axis=1)
+    x = jnp.where(y[:, None] == 1, lower, upper) - jnp.array([0.5, 0.25], jnp.float32)
+    return Dataset(_jitter(k_noise, x, noise), y)
+
+
+def moons(key: Any, n: int, *, noise: float = 0.0) -> Dataset:
+    """Two interleaving half circles, as scikit-learn's ``make_moons``, centred at 0.
+
+    Class 0 is the upper moon. The classes are exactly balanced and shuffled.
+
+    Args:
+        key: a PRNG key.
+        n: number of points (static).
+        noise: standard deviation of Gaussian jitter added after labelling.
+
+    Returns:
+        ``Dataset(x: float32[n, 2], y: int32[n])``.
+    """
+    key, n, noise = _check_common(key, n, noise)
+    return _moons(key, n, noise)
+
+
+# ----------------------------------------------------------------------------
+# Regression generators (TensorFlow Playground).
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _plane(key: jax.Array, n: int, noise: Any) -> Dataset:
+    k_points, k_noise = jax.random.split(key)
+    x = _uniform_square(k_points, n)
+    y = (x[:, 0] + x[:, 1]) / 2
+    return Dataset(x, _jitter(k_noise, y, noise))
+
+
+def plane(key: Any, n: int, *, noise: float = 0.0) -> Dataset:
+    r"""Regression on a tilted plane: :math:`y = (x_1 + x_2) / 2` on :math:`(-1, 1)^2`.
+
+    Args:
+        key: a PRNG key.
+        n: number of points (static).
+        noise: standard deviation of Gaussian noise added to the targets.
+
+    Returns:
+        ``Dataset(x: float32[n, 2], y: float32[n])`` with targets in ``(-1, 1)``
+        when ``noise=0``.
+    """
+    key, n, noise = _check_common(key, n, noise)
+    return _plane(key, n, noise)
+
+
+# Playground's six bumps, rescaled from its [-6, 6] square to ours: (cx, cy, sign).
+_BUMPS = np.array(
+    [[-4, 2.5, 1], [0, 2.5, -1], [4, 2.5, 1], [-4, -2.5, -1], [0, -2.5, 1], [4, -2.5, -1]],
+    dtype=np.float32,
+) / np.array([6, 6, 1], dtype=np.float32)
+_BUMP_RADIUS = 2.0 / 6.0
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _multi_gaussian(key: jax.Array, n: int, noise: Any) -> Dataset:
+    k_points, k_noise = jax.random.split(key)
+    x = _uniform_square(k_points, n)
+    bumps = jnp.asarray(_BUMPS)
+    distance = jnp.linalg.norm(x[:, None, :] - bumps[None, :, :2], axis=-1)
+    height = bumps[None, :, 2] * jnp.clip(1.0 - distance / _BUMP_RADIUS, 0.0, 1.0)
+    strongest = jnp.argmax(jnp.abs(height), axis=1)
+    y = jnp.take_along_axis(height, strongest[:, None], axis=1)[:, 0]
+    return Dataset(x, _jitter(k_noise, y, noise))
+
+
+def multi_gaussian(key: Any, n: int, *, noise: float = 0.0) -> Dataset:
+    """Regression on six signed bumps (TensorFlow Playground's "multi gaussian").
+
+    Each bump is a cone of height ±1 and radius 1/3; the target at a point is
+    the bump value largest in absolute value there, so targets lie in
+    ``[-1, 1]`` when ``noise=0``.
+
+    Args:
+        key: a PRNG key.
+        n: number of points (static).
+        noise: standard deviation of Gaussian noise added to the targets.
+
+    Returns:
+        ``Dataset(x: float32[n, 2], y: float32[n])``.
+    """
+    key, n, noise = _check_common(key, n, noise)
+    return _multi_gaussian(key, n, noise)
+
+
+# ----------------------------------------------------------------------------
+# Registry.
+
+_REGISTRY: dict[str, tuple[Callable[..., Dataset], Task]] = {
+    "linear": (linear, "classification"),
+    "circle": (circle, "classification"),
+    "xor": (xor, "classification"),
+    "gaussian": (gaussian, "classification"),
+    "spiral": (spiral, "classification"),
+    "moons": (moons, "classification"),
+    "plane": (plane, "regression"),
+    "multi_gaussian": (multi_gaussian, "regression"),
+}
+
+
+def names(task: Task | None = None) -> tuple[str, ...]:
+    """The registered generator names, optionally only those of one ``task``.
+
+    Examples:
+        >>> from dlvr_jax import data
+        >>> data.names("regression")
+        ('multi_gaussian', 'plane')
+    """
+    if task is not None:
+        check.choice("task", task, ("classification", "regression"))
+    return tuple(sorted(name for name, (_, t) in _REGISTRY.items() if task in (None, t)))
+
+
+def task(name: str) -> Task:
+    """``"classification"`` or ``"regression"`` for the generator called ``name``."""
+    check.choice("name", name, names())
+    return _REGISTRY[name][1]
+
+
+def make(name: str, key: Any, n: int, **kwargs: Any) -> Dataset:
+    """Calls the generator registered as ``name``: ``make("circle", key, n, noise=0.1)``.
+
+    Raises:
+        ValueError: for an unknown ``name``; the message lists the known ones.
+    """
+    check.choice("dataset name", name, names())
+    return _REGISTRY[name][0](key, n, **kwargs)
+
+
+# ----------------------------------------------------------------------------
+# Utilities.
+
+
+def train_test_split(
+    key: Any, data: Dataset, *, test_fraction: float = 0.2
+) -> tuple[Dataset, Dataset]:
+    """Shuffles ``data`` with ``key`` and splits it into ``(train, test)``.
+
+    The test set has ``round(test_fraction * n)`` points, at least one, and the
+    train set keeps at least one.
+
+    Raises:
+        ValueError: if ``test_fraction`` is not in ``(0, 1)`` or ``data`` has
+            fewer than two points.
+    """
+    key = check.prng_key("key", key)
+    fraction = check.real("test_fraction", test_fraction, low=0.0, high=1.0, low_open=True,
+                          high_open=True)
+    if check.is_tracer(fraction):
+        raise TypeError("test_fraction must be a static Python float, got a traced value")
+    n = int(jnp.shape(data.x)[0])
+    if n < 2:
+        raise ValueError(f"data must have at least 2 points to split, got {n}")
+    n_test = min(max(round(fraction * n), 1), n - 1)
+    order = jax.random.permutation(key, n)
+    shuffled = jax.tree.map(lambda leaf: leaf[order], data)
+    test = jax.tree.map(lambda leaf: leaf[:n_test], shuffled)
+    train = jax.tree.map(lambda leaf: leaf[n_test:], shuffled)
+    return Dataset(*train), Dataset(*test)
+
+
+def signed(y: Any) -> jax.Array:
+    """Maps class labels {0, 1} to {-1, +1} (labels already in {-1, +1} pass unchanged).
+
+    The perceptron works with ±1 labels; the generators return 0/1.
+
+    Raises:
+        ValueError: if concrete labels are neither all in {0, 1} nor all in {-1, 1}.
+
+    Examples:
+        >>> from dlvr_jax import data
+        >>> data.signed([0, 1, 1]).tolist()
+        [-1, 1, 1]
+    """
+    y = check.array("y", y, ndim=(0, 1))
+    if not check.is_tracer(y):
+        values = set(np.unique(np.asarray(y)).tolist())
+        if not (values <= {0, 1} or values <= {-1, 1}):
+            raise ValueError(
+                f"y must hold class labels in {{0, 1}} (or already in {{-1, 1}}), "
+                f"got values {sorted(values)[:10]}"
+            )
+    return jnp.where(y > 0, 1, -1).astype(jnp.int32)
+
+
+_FEATURE_MAPS: dict[str, Callable[[jax.Array], jax.Array]] = {
+    "x1": lambda x: x[:, 0],
+    "x2": lambda x: x[:, 1],
+    "x1^2": lambda x: x[:, 0] ** 2,
+    "x2^2": lambda x: x[:, 1] ** 2,
+    "x1*x2": lambda x: x[:, 0] * x[:, 1],
+    "sin(x1)": lambda x: jnp.sin(x[:, 0]),
+    "sin(x2)": lambda x: jnp.sin(x[:, 1]),
+}
+FEATURES: tuple[str, ...] = tuple(_FEATURE_MAPS)
+"""The TensorFlow Playground's input features, in its order."""
+
+_FEATURE_ALIASES = {
+    "x1²": "x1^2",
+    "x2²": "x2^2",
+    "x1x2": "x1*x2",
+    "x1·x2": "x1*x2",
+    "sin x1": "sin(x1)",
+    "sin x2": "sin(x2)",
+}
+
+
+def features(x: Any, names: Sequence[str] = FEATURES) -> jax.Array:
+    """The Playground's feature map: one column per name in ``names``.
+
+    Known names are ``x1, x2, x1^2, x2^2, x1*x2, sin(x1), sin(x2)`` (also
+    ``x1²``, ``x1·x2``, ``sin x1`` ...).
+
+    Args:
+        x: ``float[n, 2]`` points.
+        names: the features to compute, in order.
+
+    Returns:
+        ``float[n, len(names)]``.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> from dlvr_jax import data
+        >>> data.features(jnp.array([[2.0, 3.0]]), ["x1*x2", "x2^2"]).tolist()
+        [[6.0, 9.0]]
+    """
+    x = check.array("x", x, ndim=2, finite=False)
+    if x.shape[1] != 2:
+        raise ValueError(f"x must have shape (n, 2), got {x.shape}")
+    if isinstance(names, str) or not isinstance(names, Sequence) or not names:
+        raise TypeError(f"names must be a non-empty sequence of feature names, got {names!r}")
+    columns = []
+    for name in names:
+        canonical = _FEATURE_ALIASES.get(name, name)
+        check.choice("feature", canonical, FEATURES)
+        columns.append(_FEATURE_MAPS[canonical](x))
+    return jnp.stack(columns, axis=1)
+
+
+def _infer_task(y: np.ndarray) -> Task:
+    return "classification" if np.issubdtype(y.dtype, np.integer) or y.dtype == bool else "regression"
+
+
+def from_arrays(x: Any, y: Any, *, task: Task | None = None) -> Dataset:
+    """Wraps the user's own arrays as a :class:`Dataset`, checking them first.
+
+    Args:
+        x: ``[n, d]`` finite inputs (converted to float32).
+        y: ``[n]`` targets. Integer or boolean labels make a classification set
+            (``int32``, labels must be ``>= 0``), floats a regression set
+            (``float32``), unless ``task`` says otherwise.
+        task: ``"classification"``, ``"regression"`` or None to infer.
+
+    Raises:
+        ValueError: for a wrong rank, mismatched lengths, non-finite values or
+            negative / non-integer class labels.
+    """
+    x = check.array("x", x, ndim=2)
+    y = check.array("y", y, ndim=1)
+    if x.shape[0] != y.shape[0]:
+        raise ValueError(f"y must have one entry per row of x ({x.shape[0]}), got {y.shape[0]}")
+    if x.shape[0] < 1:
+        raise ValueError("x must have at least one row, got 0")
+    host_y = np.asarray(y)
+    kind = _infer_task(host_y) if task is None else check.choice(
+        "task", task, ("classification", "regression"))
+    if kind == "classification":
+        if np.any(host_y != np.round(host_y)) or np.any(host_y < 0):
+            raise ValueError("y must hold non-negative integer class labels for classification")
+        return Dataset(jnp.asarray(x, jnp.float32), jnp.asarray(host_y, jnp.int32))
+    return Dataset(jnp.asarray(x, jnp.float32), jnp.asarray(host_y, jnp.float32))
+
+
+def _format(value: float, integral: bool) -> str:
+    if integral:
+        return str(int(value))
+    text = f"{value:.9g}"  # 9 significant digits round-trip float32 exactly
+    return text if any(c in text for c in ".en") else text + ".0"
+
+
+def save_csv(path: str | os.PathLike[str], data: Dataset) -> None:
+    """Writes ``data`` as CSV with header ``x1,...,xd,y``, atomically.
+
+    Class labels are written as integers and regression targets always with a
+    decimal point, so :func:`load_csv` gets the same task and the same float32
+    bits back.
+    """
+    x = np.asarray(data.x, dtype=np.float32)
+    y = np.asarray(data.y)
+    if x.ndim != 2 or y.shape != (x.shape[0],):
+        raise ValueError(f"data must have x of shape (n, d) and y of shape (n,), got "
+                         f"{x.shape} and {y.shape}")
+    integral = _infer_task(y) == "classification"
+    header = [f"x{i + 1}" for i in range(x.shape[1])] + ["y"]
+    with _io.atomic_open(path, "w") as stream:
+        writer = csv.writer(stream, lineterminator="\n")  # type: ignore[arg-type]
+        writer.writerow(header)
+        for row, target in zip(x.tolist(), y.tolist(), strict=True):
+            writer.writerow([_format(v, False) for v in row] + [_format(target, integral)])
+
+
+def load_csv(path: str | os.PathLike[str], *, task: Task | None = None) -> Dataset:
+    """Reads a CSV of numbers whose last column is the target (a header line is optional).
+
+    The task is inferred as in :func:`from_arrays`: a target column of
+    integers is classification, anything else regression.
+
+    Raises:
+        ValueError: naming the line and column of a malformed or missing value.
+    """
+    rows: list[list[float]] = []
+    integral = True
+    with open(path, newline="") as stream:
+        for number, row in enumerate(csv.reader(stream), start=1):
+            if not row or all(not cell.strip() for cell in row):
+                continue
+            if number == 1 and not _is_number(row[0]):
+                continue  # header
+            if rows and len(row) != len(rows[0]):
+                raise ValueError(f"{path}:{number}: expected {len(rows[0])} columns, got {len(row)}")
+            if len(row) < 2:
+                raise ValueError(f"{path}:{number}: expected at least 2 columns (x..., y)")
+            values = []
+            for column, cell in enumerate(row, start=1):
+                if not _is_number(cell):
+                    raise ValueError(f"{path}:{number}: column {column} is not a number: {cell!r}")
+                values.append(float(cell))
+            integral = integral and _is_int(row[-1])
+            rows.append(values)
+    if not rows:
+        raise ValueError(f"{path}: no data rows")
+    table = np.asarray(rows)
+    y = table[:, -1].astype(np.int64) if integral else table[:, -1]
+    return from_arrays(table[:, :-1], y, task=task)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_int(text: str) -> bool:
+    try:
+        int(text.strip())
+    except ValueError:
+        return False
+    return True
