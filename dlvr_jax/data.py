@@ -101,7 +101,7 @@ def _uniform_square(key: jax.Array, n: int) -> jax.Array:
 
 
 def _balanced_labels(key: jax.Array, n: int) -> jax.Array:
-    """Exactly ``n // 2`` zeros and ``n - n // 2`` ones, in random order."""
+    """Exactly ``n // 2`` ones and ``n - n // 2`` zeros, in random order."""
     return jax.random.permutation(key, jnp.arange(n, dtype=jnp.int32) % 2)
 
 
@@ -226,7 +226,7 @@ def _gaussian(key: jax.Array, n: int, noise: Any, std: Any) -> Dataset:
 def gaussian(key: Any, n: int, *, noise: float = 0.0, std: float = 0.25) -> Dataset:
     """Two Gaussian blobs: class 1 around (0.5, 0.5), class 0 around (-0.5, -0.5).
 
-    The classes are exactly balanced (``n // 2`` of class 0) and shuffled.
+    The classes are exactly balanced (``n // 2`` of class 1) and shuffled.
 
     Args:
         key: a PRNG key.
@@ -281,7 +281,7 @@ def _moons(key: jax.Array, n: int, noise: Any) -> Dataset:
     angle = math.pi * jax.random.uniform(k_t, (n,), jnp.float32)
     upper = jnp.stack([jnp.cos(angle), jnp.sin(angle)], axis=1)
     lower = jnp.stack([1.0 - jnp.cos(angle), 0.5 - jnp.sin(angle)], axis=1)
-    x = jnp.where(y[:, None] == 1, lower, upper) - jnp.array([0.5, 0.25], jnp.float32)
+    x = jnp.where(y[:, None] == 1, lower, upper) - jnp.array([[0.5, 0.25]], jnp.float32)
     return Dataset(_jitter(k_noise, x, noise), y)
 
 

@@ -91,8 +91,11 @@ class PocketResult(NamedTuple):
     Attributes:
         params: the pocket weights: the most accurate weights the ratchet kept.
         accuracy: training accuracy of ``params``.
-        last_params: the PLA's last iterate.
-        epochs, updates, converged, mistakes_per_epoch: as in :class:`FitResult`.
+        last_params: the PLA's last iterate (the ``params`` of :func:`fit`).
+        epochs: as in :class:`FitResult`.
+        updates: as in :class:`FitResult`.
+        converged: as in :class:`FitResult`.
+        mistakes_per_epoch: as in :class:`FitResult`.
     """
 
     params: Params

@@ -1,0 +1,42 @@
+"""Shared test configuration: hypothesis profiles and helpers.
+
+Profiles (choose with ``HYPOTHESIS_PROFILE``):
+
+- ``ci`` (default): derandomized, no deadline, a modest number of examples,
+  so every run of the suite, in CI or locally, sees the same examples.
+- ``fuzz``: random and ten times longer, for local bug hunting:
+  ``HYPOTHESIS_PROFILE=fuzz pytest``.
+"""
+
+from __future__ import annotations
+
+import os
+
+import jax
+import pytest
+from hypothesis import HealthCheck, settings
+
+settings.register_profile(
+    "ci",
+    derandomize=True,
+    deadline=None,
+    max_examples=20,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.register_profile(
+    "fuzz",
+    deadline=None,
+    max_examples=200,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+# Catch accidental broadcasting in library code.
+jax.config.update("jax_numpy_rank_promotion", "raise")
+
+
+@pytest.fixture
+def key() -> jax.Array:
+    return jax.random.key(0)

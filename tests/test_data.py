@@ -1,0 +1,336 @@
+"""Tests of dlvr_jax.data: the generators' laws, transforms, utilities and checks."""
+
+from __future__ import annotations
+
+import math
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from dlvr_jax import data
+
+CLASSIFICATION = data.names("classification")
+REGRESSION = data.names("regression")
+seeds = st.integers(0, 2**32 - 1)
+sizes = st.sampled_from([1, 2, 7, 64])
+
+
+def test_registry_lists_every_generator():
+    assert set(data.names()) == {
+        "linear", "circle", "xor", "gaussian", "spiral", "moons", "plane", "multi_gaussian"
+    }
+    assert set(CLASSIFICATION) | set(REGRESSION) == set(data.names())
+    assert data.task("plane") == "regression"
+    assert data.task("circle") == "classification"
+
+
+@given(seed=seeds, n=sizes, name=st.sampled_from(data.names()))
+def test_shapes_and_dtypes(seed, n, name):
+    x, y = data.make(name, jax.random.key(seed), n)
+    assert x.shape == (n, 2)
+    assert x.dtype == jnp.float32
+    assert y.shape == (n,)
+    if name in REGRESSION:
+        assert y.dtype == jnp.float32
+    else:
+        assert y.dtype == jnp.int32
+        assert set(np.unique(y).tolist()) <= {0, 1}
+    assert np.all(np.isfinite(x))
+
+
+@given(seed=seeds, name=st.sampled_from(data.names()))
+def test_same_key_same_bits_different_key_different_data(seed, name):
+    first = data.make(name, jax.random.key(seed), 64)
+    again = data.make(name, jax.random.key(seed), 64)
+    other = data.make(name, jax.random.key(seed ^ 1), 64)
+    np.testing.assert_array_equal(first.x.view(np.uint32), again.x.view(np.uint32))
+    np.testing.assert_array_equal(first.y, again.y)
+    assert not np.array_equal(first.x, other.x)
+
+
+def test_legacy_uint32_keys_are_accepted():
+    typed = data.circle(jax.random.key(3), 10)
+    legacy = data.circle(jax.random.PRNGKey(3), 10)
+    np.testing.assert_array_equal(typed.x, legacy.x)
+
+
+@given(seed=seeds)
+def test_linear_label_rule(seed):
+    x, y = data.linear(jax.random.key(seed), 200)
+    np.testing.assert_array_equal(y, (x[:, 0] + x[:, 1] > 0).astype(np.int32))
+    assert np.all(np.abs(x) < 1)
+
+
+@given(seed=seeds, margin=st.floats(0.0, 1.0))
+def test_linear_margin_is_respected(seed, margin):
+    x, y = data.linear(jax.random.key(seed), 64, margin=margin)
+    distance = np.abs(np.asarray(x, np.float64).sum(axis=1)) / math.sqrt(2)
+    assert distance.min() >= margin - 1e-6
+    np.testing.assert_array_equal(y, (x[:, 0] + x[:, 1] > 0).astype(np.int32))
+
+
+@given(seed=seeds)
+def test_circle_label_rule(seed):
+    x, y = data.circle(jax.random.key(seed), 200)
+    radius = np.linalg.norm(np.asarray(x, np.float64), axis=1)
+    assert radius.max() <= 2 + 1e-6
+    clear = np.abs(radius - 1) > 1e-5  # float32 rounding of r cos θ, r sin θ
+    np.testing.assert_array_equal(y[clear], (radius[clear] >= 1).astype(np.int32))
+
+
+@given(seed=seeds)
+def test_xor_label_rule(seed):
+    x, y = data.xor(jax.random.key(seed), 200)
+    np.testing.assert_array_equal(y, ((x[:, 0] > 0) != (x[:, 1] > 0)).astype(np.int32))
+
+
+@given(seed=seeds)
+def test_regression_targets(seed):
+    x, y = data.plane(jax.random.key(seed), 200)
+    np.testing.assert_allclose(y, (x[:, 0] + x[:, 1]) / 2, rtol=1e-6, atol=1e-7)
+    _, bumps = data.multi_gaussian(jax.random.key(seed), 200)
+    assert np.all(np.abs(bumps) <= 1)
+    assert np.any(bumps > 0.2) and np.any(bumps < -0.2)
+
+
+@pytest.mark.parametrize("name", ["linear", "circle", "xor"])
+def test_rule_based_classes_are_balanced(name):
+    # Each label is a fair coin: with n = 4000 the rate is within 0.05 of 1/2 at
+    # 6 standard deviations (0.0079); checked over several keys.
+    for seed in range(5):
+        y = data.make(name, jax.random.key(seed), 4000).y
+        assert abs(float(y.mean()) - 0.5) < 0.05, (name, seed)
+
+
+@given(seed=seeds, n=st.sampled_from([1, 2, 7, 64, 201]),
+       name=st.sampled_from(["gaussian", "spiral", "moons"]))
+def test_sampled_classes_are_exactly_balanced(seed, n, name):
+    y = data.make(name, jax.random.key(seed), n).y
+    assert int(y.sum()) == n // 2
+
+
+@given(seed=seeds, noise=st.floats(0.01, 1.0), name=st.sampled_from(CLASSIFICATION))
+def test_noise_jitters_points_but_keeps_clean_labels(seed, noise, name):
+    clean = data.make(name, jax.random.key(seed), 64)
+    noisy = data.make(name, jax.random.key(seed), 64, noise=noise)
+    np.testing.assert_array_equal(clean.y, noisy.y)
+    shift = np.asarray(noisy.x - clean.x)
+    assert np.any(shift != 0)
+    assert np.abs(shift).max() < 8 * noise  # Gaussian jitter, not a different draw
+
+
+@given(seed=seeds, noise=st.floats(0.01, 1.0), name=st.sampled_from(REGRESSION))
+def test_regression_noise_is_on_targets(seed, noise, name):
+    clean = data.make(name, jax.random.key(seed), 64)
+    noisy = data.make(name, jax.random.key(seed), 64, noise=noise)
+    np.testing.assert_array_equal(clean.x, noisy.x)
+    assert np.any(clean.y != noisy.y)
+
+
+@pytest.mark.parametrize("name", data.names())
+def test_generators_work_under_jit_and_vmap(name):
+    keys = jax.random.split(jax.random.key(7), 4)
+    generate = getattr(data, name)
+    jitted = jax.jit(generate, static_argnums=1)(keys[0], 32)
+    eager = generate(keys[0], 32)
+    # Compiled inside another program, XLA may fuse a multiply-add: one ulp at most.
+    np.testing.assert_allclose(jitted.x, eager.x, rtol=1e-6, atol=1e-7)
+    np.testing.assert_array_equal(jitted.y, eager.y)
+    mapped = jax.vmap(lambda k: generate(k, 32))(keys)
+    assert mapped.x.shape == (4, 32, 2)
+    for i, k in enumerate(keys):
+        alone = generate(k, 32)
+        np.testing.assert_allclose(mapped.x[i], alone.x, rtol=1e-6, atol=1e-7)
+        np.testing.assert_array_equal(mapped.y[i], alone.y)
+
+
+def test_noise_and_margin_can_be_traced():
+    mapped = jax.vmap(lambda m: data.linear(jax.random.key(0), 64, margin=m))(
+        jnp.array([0.0, 0.3]))
+    distance = np.abs(np.asarray(mapped.x[1]).sum(axis=1)) / math.sqrt(2)
+    assert distance.min() >= 0.3 - 1e-6
+
+
+# ---------------------------------------------------------------------------
+# Utilities.
+
+
+@given(seed=seeds, fraction=st.floats(0.01, 0.99), n=st.sampled_from([2, 10, 101]))
+def test_train_test_split_partitions_the_data(seed, fraction, n):
+    full = data.linear(jax.random.key(1), n)
+    train, test = data.train_test_split(jax.random.key(seed), full, test_fraction=fraction)
+    assert len(test.y) == min(max(round(fraction * n), 1), n - 1)
+    assert len(train.y) + len(test.y) == n
+    together = np.concatenate([train.x, test.x])
+    order = np.lexsort(together.T)
+    np.testing.assert_array_equal(together[order], np.asarray(full.x)[np.lexsort(full.x.T)])
+    # Labels travel with their points.
+    for part in (train, test):
+        np.testing.assert_array_equal(part.y, (part.x[:, 0] + part.x[:, 1] > 0).astype(int))
+
+
+def test_train_test_split_is_keyed():
+    full = data.circle(jax.random.key(0), 50)
+    a = data.train_test_split(jax.random.key(1), full, test_fraction=0.2)
+    b = data.train_test_split(jax.random.key(1), full, test_fraction=0.2)
+    c = data.train_test_split(jax.random.key(2), full, test_fraction=0.2)
+    np.testing.assert_array_equal(a[1].x, b[1].x)
+    assert not np.array_equal(a[1].x, c[1].x)
+
+
+def test_signed():
+    np.testing.assert_array_equal(data.signed(jnp.array([0, 1, 1, 0])), [-1, 1, 1, -1])
+    np.testing.assert_array_equal(data.signed(np.array([-1, 1])), [-1, 1])
+    assert data.signed(jnp.array([0, 1])).dtype == jnp.int32
+    with pytest.raises(ValueError, match="y must hold class labels"):
+        data.signed(jnp.array([-1, 0, 1]))
+    with pytest.raises(ValueError, match="y must hold class labels"):
+        data.signed(jnp.array([0, 2]))
+
+
+def test_features():
+    x = jnp.array([[0.5, -2.0], [1.0, 3.0]])
+    out = data.features(x)
+    assert out.shape == (2, 7)
+    expected = np.array([[0.5, -2.0, 0.25, 4.0, -1.0, math.sin(0.5), math.sin(-2.0)],
+                         [1.0, 3.0, 1.0, 9.0, 3.0, math.sin(1.0), math.sin(3.0)]])
+    np.testing.assert_allclose(out, expected, rtol=1e-6)
+    np.testing.assert_array_equal(data.features(x, ["x1²", "x1·x2"]),
+                                  data.features(x, ["x1^2", "x1*x2"]))
+    with pytest.raises(ValueError, match="unknown feature 'x3'"):
+        data.features(x, ["x1", "x3"])
+    with pytest.raises(ValueError, match=r"x must have shape \(n, 2\)"):
+        data.features(jnp.ones((3, 3)), ["x1"])
+    with pytest.raises(TypeError, match="names must be a non-empty sequence"):
+        data.features(x, "x1")
+
+
+def test_from_arrays_infers_the_task():
+    x = np.array([[1.0, 2.0], [3.0, 4.0]], np.float64)
+    classes = data.from_arrays(x, np.array([0, 1]))
+    assert classes.x.dtype == jnp.float32 and classes.y.dtype == jnp.int32
+    targets = data.from_arrays(x, np.array([0.5, 1.5]))
+    assert targets.y.dtype == jnp.float32
+    forced = data.from_arrays(x, np.array([0.0, 1.0]), task="classification")
+    assert forced.y.dtype == jnp.int32
+
+
+@pytest.mark.parametrize(
+    ("x", "y", "error", "message"),
+    [
+        (np.ones((3,)), np.zeros(3, int), ValueError, "x must have rank 2"),
+        (np.ones((3, 2)), np.zeros(2, int), ValueError, "y must have one entry per row"),
+        (np.array([[1.0, np.nan]]), np.zeros(1, int), ValueError, "x must be finite"),
+        (np.ones((2, 2)), np.array([0, -1]), ValueError, "non-negative integer"),
+        (np.array([["a", "b"]]), np.zeros(1, int), TypeError, "x must be a numeric array"),
+    ],
+)
+def test_from_arrays_rejects_bad_input(x, y, error, message):
+    with pytest.raises(error, match=message):
+        data.from_arrays(x, y)
+
+
+@pytest.mark.parametrize("name", ["circle", "plane"])
+def test_csv_round_trip_is_exact(tmp_path, name):
+    original = data.make(name, jax.random.key(4), 50, noise=0.1)
+    path = tmp_path / "points.csv"
+    data.save_csv(path, original)
+    loaded = data.load_csv(path)
+    assert loaded.y.dtype == original.y.dtype
+    np.testing.assert_array_equal(loaded.x.view(np.uint32), original.x.view(np.uint32))
+    np.testing.assert_array_equal(loaded.y, original.y)
+    assert path.read_text().splitlines()[0] == "x1,x2,y"
+    assert [p.name for p in tmp_path.iterdir()] == ["points.csv"]  # no temporary left
+
+
+def test_load_csv_without_header_and_its_errors(tmp_path):
+    good = tmp_path / "good.csv"
+    good.write_text("0.5,0.25,1\n-1,2,0\n\n")
+    loaded = data.load_csv(good)
+    np.testing.assert_array_equal(loaded.y, [1, 0])
+    bad = tmp_path / "bad.csv"
+    bad.write_text("x1,x2,y\n1,2,0\n1,oops,1\n")
+    with pytest.raises(ValueError, match=r"bad.csv:3: column 2 is not a number: 'oops'"):
+        data.load_csv(bad)
+    ragged = tmp_path / "ragged.csv"
+    ragged.write_text("1,2,0\n1,2\n")
+    with pytest.raises(ValueError, match=r"ragged.csv:2: expected 3 columns, got 2"):
+        data.load_csv(ragged)
+    empty = tmp_path / "empty.csv"
+    empty.write_text("x1,x2,y\n")
+    with pytest.raises(ValueError, match="no data rows"):
+        data.load_csv(empty)
+
+
+def test_save_csv_leaves_old_file_on_failure(tmp_path, monkeypatch):
+    path = tmp_path / "keep.csv"
+    path.write_text("old\n")
+
+    class Boom(Exception):
+        pass
+
+    def explode(*args, **kwargs):
+        raise Boom
+
+    monkeypatch.setattr(data, "_format", explode)
+    with pytest.raises(Boom):
+        data.save_csv(path, data.linear(jax.random.key(0), 3))
+    assert path.read_text() == "old\n"
+    assert os.listdir(tmp_path) == ["keep.csv"]
+
+
+# ---------------------------------------------------------------------------
+# Bad input: a clear error naming the argument, raised before any tracing.
+
+
+@pytest.fixture
+def no_tracing(monkeypatch):
+    """Replaces every compiled generator core with one that fails the test if called."""
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("validation must happen before any tracing")
+
+    for name in data.names():
+        monkeypatch.setattr(data, f"_{name}", forbidden)
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        (lambda k: data.linear(k, 0), ValueError, "n must be an int >= 1, got 0"),
+        (lambda k: data.circle(k, -3), ValueError, "n must be an int >= 1, got -3"),
+        (lambda k: data.xor(k, 2.5), TypeError, "n must be an int >= 1, got 2.5"),
+        (lambda k: data.moons(k, True), TypeError, "n must be an int"),
+        (lambda k: data.linear(k, "10"), TypeError, "n must be an int"),
+        (lambda k: data.linear(k, 10, noise=-0.1), ValueError, r"noise must be in \[0.0, inf\]"),
+        (lambda k: data.linear(k, 10, noise=float("nan")), ValueError, "noise must be a number"),
+        (lambda k: data.linear(k, 10, margin=1.5), ValueError, r"margin must be in \[0.0, 1.0\]"),
+        (lambda k: data.gaussian(k, 10, std=0), ValueError, r"std must be in \(0.0, inf\]"),
+        (lambda k: data.spiral(k, 10, turns=-1), ValueError, "turns must be in"),
+        (lambda k: data.make("ring", k, 10), ValueError, "unknown dataset name 'ring'"),
+        (lambda k: data.linear(0, 10), TypeError, "key must be a PRNG key"),
+        (lambda k: data.linear(jax.random.split(k, 3), 10), TypeError, "use jax.vmap"),
+    ],
+)
+def test_generators_reject_bad_input(no_tracing, key, call, error, message):
+    with pytest.raises(error, match=message):
+        call(key)
+
+
+@pytest.mark.parametrize("fraction", [0.0, 1.0, -0.5, 2.0, float("nan")])
+def test_split_rejects_bad_fraction(key, fraction):
+    full = data.linear(key, 10)
+    with pytest.raises(ValueError, match="test_fraction must be"):
+        data.train_test_split(key, full, test_fraction=fraction)
+
+
+def test_unknown_name_lists_the_known_ones():
+    with pytest.raises(ValueError, match="expected one of") as info:
+        data.make("ring", jax.random.key(0), 10)
+    for name in data.names():
+        assert name in str(info.value)

@@ -1,0 +1,313 @@
+"""Tests of dlvr_jax.perceptron: the PLA's laws, checked rather than assumed."""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+from dlvr_jax import data, perceptron
+
+seeds = st.integers(0, 2**32 - 1)
+
+
+def separable(seed: int, n: int, d: int, gamma: float) -> tuple[jax.Array, jax.Array, np.ndarray]:
+    """Random data separated by a random hyperplane (w*, b*) with geometric margin >= gamma.
+
+    Points are drawn uniformly in a box and pushed away from the hyperplane
+    along its normal, so every point is at least ``gamma`` from it.
+    """
+    k_x, k_w, k_b = jax.random.split(jax.random.key(seed), 3)
+    x = np.asarray(jax.random.uniform(k_x, (n, d), minval=-1, maxval=1), np.float64)
+    w = np.asarray(jax.random.normal(k_w, (d,)), np.float64)
+    w /= np.linalg.norm(w)
+    b = float(jax.random.uniform(k_b, (), minval=-0.5, maxval=0.5))
+    s = x @ w + b
+    y = np.where(s > 0, 1, -1)
+    x = x + (y * np.maximum(gamma - np.abs(s), 0))[:, None] * w[None, :]
+    return jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.int32), np.append(w, b)
+
+
+# ---------------------------------------------------------------------------
+# Novikoff's theorem.
+
+
+@given(seed=seeds, d=st.sampled_from([2, 5]), gamma=st.floats(0.02, 0.5),
+       learning_rate=st.floats(1e-3, 10.0))
+def test_novikoff_on_random_separable_data(seed, d, gamma, learning_rate):
+    x, y, w_star = separable(seed, 100, d, gamma)
+    bound = float(perceptron.mistake_bound(x, y, w_star))
+    assert math.isfinite(bound)
+    # The bound follows from the construction: R^2 <= d + 1 + (push), gamma_folded >= ...
+    result = perceptron.fit(x, y, learning_rate=learning_rate, max_epochs=1000)
+    assert bool(result.converged)
+    assert float(perceptron.accuracy(result.params, x, y)) == 1.0
+    assert float(perceptron.margin(result.params, x, y)) > 0
+    assert int(result.updates) <= bound
+    mistakes = np.asarray(result.mistakes_per_epoch)
+    epochs = int(result.epochs)
+    assert mistakes.sum() == int(result.updates)
+    assert mistakes[epochs - 1] == 0 and np.all(mistakes[: epochs - 1] > 0)
+    assert np.all(mistakes[epochs:] == 0)
+
+
+@given(seed=seeds, margin=st.floats(0.05, 0.5), learning_rate=st.floats(1e-3, 10.0))
+def test_novikoff_on_the_chapter_data(seed, margin, learning_rate):
+    train = data.linear(jax.random.key(seed), 200, margin=margin)
+    x, y = train.x, data.signed(train.y)
+    # For w* = (1, 1), b* = 0: gamma >= margin and R <= sqrt(3), so (R/gamma)^2 <= 3/margin^2.
+    bound = float(perceptron.mistake_bound(x, y, jnp.array([1.0, 1.0])))
+    assert bound <= 3 / margin**2 * (1 + 1e-5)
+    result = perceptron.fit(x, y, learning_rate=learning_rate)
+    assert bool(result.converged)
+    assert int(result.updates) <= bound
+    np.testing.assert_array_equal(perceptron.predict(result.params, x), y)
+
+
+def test_mistake_bound_is_infinite_for_a_non_separating_hyperplane():
+    x = jnp.array([[1.0, 0.0], [-1.0, 0.0]])
+    y = jnp.array([1, -1])
+    assert math.isinf(float(perceptron.mistake_bound(x, y, jnp.array([-1.0, 0.0]))))
+    assert float(perceptron.mistake_bound(x, y, jnp.array([1.0, 0.0, 0.0]))) == pytest.approx(2.0)
+    params = perceptron.Params(jnp.array([2.0, 0.0]), jnp.array(0.0))
+    assert float(perceptron.mistake_bound(x, y, params)) == pytest.approx(2.0)
+    assert float(perceptron.margin(params, x, y)) == pytest.approx(1.0)
+
+
+@given(seed=seeds, power=st.integers(-6, 6))
+def test_learning_rate_only_scales_the_weights_from_zero(seed, power):
+    # From w = 0 every iterate is eta times the eta = 1 iterate; with eta = 2^k the
+    # scaling is exact in floating point, so the runs must agree bit for bit.
+    train = data.linear(jax.random.key(seed), 64)
+    x, y = train.x, data.signed(train.y)
+    unit = perceptron.fit(x, y, learning_rate=1.0)
+    scaled = perceptron.fit(x, y, learning_rate=2.0**power)
+    assert int(unit.updates) == int(scaled.updates)
+    np.testing.assert_array_equal(unit.mistakes_per_epoch, scaled.mistakes_per_epoch)
+    np.testing.assert_array_equal(scaled.params.w, unit.params.w * 2.0**power)
+
+
+# ---------------------------------------------------------------------------
+# The update rule and prediction.
+
+
+def test_step_is_the_chapter_update():
+    params = perceptron.Params(jnp.array([0.5, -1.0]), jnp.array(0.25))
+    x = jnp.array([2.0, 1.0])  # score 0.25 > 0: predicted +1
+    same = perceptron.step(params, x, 1, learning_rate=0.1)
+    np.testing.assert_array_equal(same.w, params.w)  # correct: no change
+    moved = perceptron.step(params, x, -1, learning_rate=0.1)
+    # w <- w + eta (y - y_hat) x = w + 0.1 * (-2) * x
+    np.testing.assert_allclose(moved.w, [0.5 - 0.4, -1.0 - 0.2])
+    np.testing.assert_allclose(moved.b, 0.25 - 0.2)
+
+
+def test_predict_gives_minus_one_at_zero_score():
+    params = perceptron.init(2)
+    np.testing.assert_array_equal(perceptron.predict(params, jnp.ones((3, 2))), [-1, -1, -1])
+    assert perceptron.predict(params, jnp.ones(2)).dtype == jnp.int32
+
+
+@given(seed=seeds)
+def test_fit_matches_a_plain_python_transcription_of_the_chapter(seed):
+    train = data.linear(jax.random.key(seed), 40, noise=0.2)
+    x = np.asarray(train.x)
+    y = np.asarray(data.signed(train.y))
+    w1 = w2 = b = np.float32(0)
+    eta = np.float32(0.1)
+    epochs = updates = 0
+    for _ in range(30):
+        epochs += 1
+        converged = True
+        for (x1, x2), target in zip(x, y, strict=True):
+            prediction = 1 if w1 * x1 + w2 * x2 + b > 0 else -1
+            if prediction != target:
+                delta = eta * np.float32(target - prediction)
+                w1, w2, b = w1 + delta * x1, w2 + delta * x2, b + delta
+                converged = False
+                updates += 1
+        if converged:
+            break
+    result = perceptron.fit(train.x, data.signed(train.y), learning_rate=0.1, max_epochs=30)
+    assert int(result.epochs) == epochs
+    assert int(result.updates) == updates
+    np.testing.assert_allclose(result.params.w, [w1, w2], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(result.params.b, b, rtol=1e-5, atol=1e-6)
+
+
+def test_fit_resumes_from_given_params():
+    train = data.linear(jax.random.key(3), 100, margin=0.05)
+    x, y = train.x, data.signed(train.y)
+    done = perceptron.fit(x, y)
+    again = perceptron.fit(x, y, params=done.params)
+    assert int(again.epochs) == 1 and int(again.updates) == 0
+    np.testing.assert_array_equal(again.params.w, done.params.w)
+
+
+# ---------------------------------------------------------------------------
+# Transforms.
+
+
+@given(seed=seeds)
+def test_fit_under_jit_equals_fit_without_jit(seed):
+    train = data.linear(jax.random.key(seed), 16, noise=0.3)
+    x, y = train.x, data.signed(train.y)
+    fit = functools.partial(perceptron.fit, learning_rate=0.5, max_epochs=6)
+    compiled = jax.jit(fit)(x, y)
+    with jax.disable_jit():
+        eager = fit(x, y)
+    for got, want in zip(jax.tree.leaves(compiled), jax.tree.leaves(eager), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+    assert int(compiled.updates) == int(eager.updates)
+
+
+@given(seed=seeds)
+def test_vmap_fit_equals_fitting_each_dataset_alone(seed):
+    keys = jax.random.split(jax.random.key(seed), 6)
+    # Half separable, half noisy (some of those never converge): lanes finish at
+    # different epochs and must not disturb each other.
+    stacks = [data.linear(k, 50, noise=0.0 if i % 2 else 0.3) for i, k in enumerate(keys)]
+    x = jnp.stack([s.x for s in stacks])
+    y = jnp.stack([data.signed(s.y) for s in stacks])
+    mapped = jax.vmap(lambda xi, yi: perceptron.fit(xi, yi, max_epochs=40))(x, y)
+    for i in range(len(keys)):
+        alone = perceptron.fit(x[i], y[i], max_epochs=40)
+        for got, want in zip(jax.tree.leaves(mapped), jax.tree.leaves(alone), strict=True):
+            np.testing.assert_allclose(got[i], want, rtol=1e-6, atol=1e-6)
+        assert int(mapped.epochs[i]) == int(alone.epochs)
+        assert int(mapped.updates[i]) == int(alone.updates)
+
+
+def test_vmap_over_learning_rates():
+    train = data.linear(jax.random.key(0), 64, noise=0.2)
+    x, y = train.x, data.signed(train.y)
+    rates = jnp.array([0.01, 0.1, 1.0])
+    mapped = jax.vmap(lambda r: perceptron.fit(x, y, learning_rate=r, max_epochs=20))(rates)
+    for i, rate in enumerate(rates.tolist()):
+        alone = perceptron.fit(x, y, learning_rate=rate, max_epochs=20)
+        np.testing.assert_allclose(mapped.params.w[i], alone.params.w, rtol=1e-6)
+
+
+# ---------------------------------------------------------------------------
+# XOR and the pocket algorithm.
+
+
+def _xor_certificate(x: np.ndarray, y: np.ndarray) -> bool:
+    """True if two class-0 points and two class-1 points have crossing segments.
+
+    Crossing segments mean the convex hulls of the classes intersect, so no
+    hyperplane separates them: a proof that the sample is not separable.
+    """
+    zeros, ones = x[y == 0], x[y == 1]
+    if len(zeros) < 2 or len(ones) < 2:
+        return False
+    a, c = zeros[np.argmax(zeros.sum(1))], zeros[np.argmin(zeros.sum(1))]
+    p, q = ones[np.argmin(ones[:, 0] - ones[:, 1])], ones[np.argmax(ones[:, 0] - ones[:, 1])]
+
+    def side(o, u, v):
+        return np.sign((u[0] - o[0]) * (v[1] - o[1]) - (u[1] - o[1]) * (v[0] - o[0]))
+
+    return side(a, c, p) * side(a, c, q) < 0 and side(p, q, a) * side(p, q, c) < 0
+
+
+@given(seed=seeds)
+def test_xor_does_not_converge_and_pocket_beats_the_last_iterate(seed):
+    train = data.xor(jax.random.key(seed), 64)
+    assume(_xor_certificate(np.asarray(train.x), np.asarray(train.y)))
+    x, y = train.x, data.signed(train.y)
+    result = perceptron.fit(x, y, max_epochs=100)
+    assert not bool(result.converged)
+    assert int(result.epochs) == 100
+    last = float(perceptron.accuracy(result.params, x, y))
+    for every_update in (False, True):
+        kept = perceptron.pocket(x, y, max_epochs=100, every_update=every_update)
+        assert float(kept.accuracy) >= last
+        assert float(kept.accuracy) == pytest.approx(
+            float(perceptron.accuracy(kept.params, x, y)))
+        # The pocket runs the very same PLA.
+        np.testing.assert_array_equal(kept.last_params.w, result.params.w)
+        assert int(kept.updates) == int(result.updates)
+
+
+def test_pocket_every_update_keeps_the_best_iterate():
+    train = data.xor(jax.random.key(0), 60)
+    x, y = np.asarray(train.x), np.asarray(data.signed(train.y))
+    params, best = perceptron.init(2), 0.0
+    for _ in range(5):
+        for xi, yi in zip(x, y, strict=True):
+            params = perceptron.step(params, xi, yi, learning_rate=0.1)
+            best = max(best, float(perceptron.accuracy(params, x, y)))
+    kept = perceptron.pocket(x, y, max_epochs=5, every_update=True)
+    assert float(kept.accuracy) == pytest.approx(best)
+    gallant = perceptron.pocket(x, y, max_epochs=5)
+    assert float(gallant.accuracy) <= best + 1e-7
+
+
+def test_pocket_on_separable_data_is_perfect():
+    train = data.linear(jax.random.key(1), 100, margin=0.05)
+    x, y = train.x, data.signed(train.y)
+    kept = perceptron.pocket(x, y)
+    assert bool(kept.converged)
+    assert float(kept.accuracy) == 1.0
+
+
+# ---------------------------------------------------------------------------
+# Bad input: clear errors naming the argument, raised before any tracing.
+
+
+@pytest.fixture
+def no_tracing(monkeypatch):
+    def forbidden(*args, **kwargs):
+        raise AssertionError("validation must happen before any tracing")
+
+    monkeypatch.setattr(perceptron, "_train", forbidden)
+
+
+X = np.array([[0.0, 1.0], [1.0, 0.0], [-1.0, -1.0]], np.float32)
+Y = np.array([1, 1, -1])
+
+
+@pytest.mark.parametrize("function", [perceptron.fit, perceptron.pocket])
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"x": X[0]}, ValueError, r"x must have rank 2, got shape \(2,\)"),
+        ({"x": X[None]}, ValueError, "x must have rank 2"),
+        ({"y": Y[:2]}, ValueError, "y must have one label per row of x: x has 3 rows, y has 2"),
+        ({"y": np.array([1, 0, 1])}, ValueError, "data.signed"),
+        ({"y": np.array([1, 2, -1])}, ValueError, r"y must hold labels in \{-1, \+1\}"),
+        ({"x": np.array([[0, np.nan], [1, 0], [1, 1]])}, ValueError,
+         r"x must be finite, got nan at index \[0, 1\]"),
+        ({"x": np.array([[0, np.inf], [1, 0], [1, 1]])}, ValueError, "x must be finite"),
+        ({"learning_rate": 0.0}, ValueError, r"learning_rate must be in \(0.0, inf\], got 0.0"),
+        ({"learning_rate": -1}, ValueError, "learning_rate must be in"),
+        ({"learning_rate": "fast"}, TypeError, "learning_rate must be a real number"),
+        ({"max_epochs": 0}, ValueError, "max_epochs must be an int >= 1, got 0"),
+        ({"max_epochs": 10.0}, TypeError, "max_epochs must be an int"),
+        ({"params": (1, 2)}, TypeError, "params must be a perceptron.Params"),
+        ({"params": perceptron.init(3)}, ValueError, r"params must have w of shape \(2,\)"),
+    ],
+)
+def test_training_rejects_bad_input(no_tracing, function, kwargs, error, message):
+    arguments = {"x": X, "y": Y, **kwargs}
+    x, y = arguments.pop("x"), arguments.pop("y")
+    with pytest.raises(error, match=message):
+        function(x, y, **arguments)
+
+
+def test_init_rejects_bad_sizes():
+    with pytest.raises(ValueError, match="n_features must be an int >= 1, got 0"):
+        perceptron.init(0)
+    with pytest.raises(TypeError, match="n_features must be an int"):
+        perceptron.init(2.0)
+
+
+def test_mistake_bound_rejects_a_wrong_sized_w_star():
+    with pytest.raises(ValueError, match="w_star must be Params or a vector of length 2"):
+        perceptron.mistake_bound(X, Y, jnp.ones(5))
