@@ -38,9 +38,7 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "w") -> Iterator[IO[st
         raise
 
 
-def write_atomic(
-    path: str | os.PathLike[str], writer: Callable[[IO[bytes]], object]
-) -> None:
+def write_atomic(path: str | os.PathLike[str], writer: Callable[[IO[bytes]], object]) -> None:
     """Calls ``writer`` on a binary stream and commits the result to ``path`` atomically."""
     with atomic_open(path, "wb") as stream:
         writer(stream)  # type: ignore[arg-type]

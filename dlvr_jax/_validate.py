@@ -121,19 +121,18 @@ def array(
             np.issubdtype(host.dtype, np.number) or host.dtype == np.bool_
         ):
             raise TypeError(f"{name} must be a numeric array, got dtype {host.dtype}")
+        if not isinstance(value, jax.Array):
+            value = host
     ranks = (ndim,) if isinstance(ndim, int) else ndim
-    shape = jnp.shape(value)
+    shape = tuple(value.shape)
     if len(shape) not in ranks:
         wanted = " or ".join(str(r) for r in ranks)
         raise ValueError(f"{name} must have rank {wanted}, got shape {shape}")
     if finite and not is_tracer(value):
-        host = np.asarray(value)
         if np.issubdtype(host.dtype, np.inexact) and not np.all(np.isfinite(host)):
             bad = np.argwhere(~np.isfinite(host))[0]
             where = ", ".join(str(i) for i in bad)
-            raise ValueError(
-                f"{name} must be finite, got {host[tuple(bad)]} at index [{where}]"
-            )
+            raise ValueError(f"{name} must be finite, got {host[tuple(bad)]} at index [{where}]")
     return value if is_tracer(value) else jnp.asarray(value)
 
 

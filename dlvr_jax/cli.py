@@ -71,24 +71,44 @@ def _build_parser() -> argparse.ArgumentParser:
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    pla.add_argument("--dataset", default="linear", choices=data.names("classification"),
-                     help="the dataset generator")
+    pla.add_argument(
+        "--dataset",
+        default="linear",
+        choices=data.names("classification"),
+        help="the dataset generator",
+    )
     pla.add_argument("--n", type=_positive_int, default=200, help="number of points")
     pla.add_argument("--seed", type=_seed, default=0, help="PRNG seed for the data")
-    pla.add_argument("--noise", type=_non_negative, default=0.0,
-                     help="std of Gaussian jitter added to the points after labelling")
-    pla.add_argument("--margin", type=_margin, default=0.0,
-                     help="minimum distance of points to the true line (linear dataset only)")
-    pla.add_argument("--learning-rate", type=_positive_float, default=0.1,
-                     help="step size of the update w += lr * (y - y_hat) * x")
-    pla.add_argument("--max-epochs", type=_positive_int, default=1000,
-                     help="most passes over the data")
-    pla.add_argument("--pocket", action="store_true",
-                     help="also run the pocket algorithm and plot its weights")
-    pla.add_argument("--out", default=".", metavar="DIR",
-                     help="folder for perceptron.png and metrics.json")
-    pla.add_argument("--json", action="store_true",
-                     help="print the metrics as JSON instead of text")
+    pla.add_argument(
+        "--noise",
+        type=_non_negative,
+        default=0.0,
+        help="std of Gaussian jitter added to the points after labelling",
+    )
+    pla.add_argument(
+        "--margin",
+        type=_margin,
+        default=0.0,
+        help="minimum distance of points to the true line (linear dataset only)",
+    )
+    pla.add_argument(
+        "--learning-rate",
+        type=_positive_float,
+        default=0.1,
+        help="step size of the update w += lr * (y - y_hat) * x",
+    )
+    pla.add_argument(
+        "--max-epochs", type=_positive_int, default=1000, help="most passes over the data"
+    )
+    pla.add_argument(
+        "--pocket", action="store_true", help="also run the pocket algorithm and plot its weights"
+    )
+    pla.add_argument(
+        "--out", default=".", metavar="DIR", help="folder for perceptron.png and metrics.json"
+    )
+    pla.add_argument(
+        "--json", action="store_true", help="print the metrics as JSON instead of text"
+    )
     pla.set_defaults(run=_perceptron)
     return parser
 
@@ -133,13 +153,14 @@ def _perceptron(args: argparse.Namespace) -> dict[str, Any]:
         metrics["novikoff_bound"] = bound if math.isfinite(bound) else None
     shown, label = result.params, "PLA"
     if args.pocket or not converged:
-        kept = perceptron.pocket(x, y, learning_rate=args.learning_rate,
-                                 max_epochs=args.max_epochs)
+        kept = perceptron.pocket(x, y, learning_rate=args.learning_rate, max_epochs=args.max_epochs)
         metrics["pocket"] = {"accuracy": float(kept.accuracy), **_params_dict(kept.params)}
         shown, label = kept.params, "pocket"
 
     figure = viz.plot_decision_boundary(
-        lambda grid: perceptron.predict(shown, grid), train, line=shown,
+        lambda grid: perceptron.predict(shown, grid),
+        train,
+        line=shown,
         title=f"Perceptron Learning Algorithm ({args.dataset}, {label})",
     )
     figure.set_size_inches(8, 8)

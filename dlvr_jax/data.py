@@ -430,8 +430,9 @@ def train_test_split(
             fewer than two points.
     """
     key = check.prng_key("key", key)
-    fraction = check.real("test_fraction", test_fraction, low=0.0, high=1.0, low_open=True,
-                          high_open=True)
+    fraction = check.real(
+        "test_fraction", test_fraction, low=0.0, high=1.0, low_open=True, high_open=True
+    )
     if check.is_tracer(fraction):
         raise TypeError("test_fraction must be a static Python float, got a traced value")
     n = int(jnp.shape(data.x)[0])
@@ -524,7 +525,9 @@ def features(x: Any, names: Sequence[str] = FEATURES) -> jax.Array:
 
 
 def _infer_task(y: np.ndarray) -> Task:
-    return "classification" if np.issubdtype(y.dtype, np.integer) or y.dtype == bool else "regression"
+    return (
+        "classification" if np.issubdtype(y.dtype, np.integer) or y.dtype == bool else "regression"
+    )
 
 
 def from_arrays(x: Any, y: Any, *, task: Task | None = None) -> Dataset:
@@ -548,8 +551,11 @@ def from_arrays(x: Any, y: Any, *, task: Task | None = None) -> Dataset:
     if x.shape[0] < 1:
         raise ValueError("x must have at least one row, got 0")
     host_y = np.asarray(y)
-    kind = _infer_task(host_y) if task is None else check.choice(
-        "task", task, ("classification", "regression"))
+    kind = (
+        _infer_task(host_y)
+        if task is None
+        else check.choice("task", task, ("classification", "regression"))
+    )
     if kind == "classification":
         if np.any(host_y != np.round(host_y)) or np.any(host_y < 0):
             raise ValueError("y must hold non-negative integer class labels for classification")
@@ -574,8 +580,9 @@ def save_csv(path: str | os.PathLike[str], data: Dataset) -> None:
     x = np.asarray(data.x, dtype=np.float32)
     y = np.asarray(data.y)
     if x.ndim != 2 or y.shape != (x.shape[0],):
-        raise ValueError(f"data must have x of shape (n, d) and y of shape (n,), got "
-                         f"{x.shape} and {y.shape}")
+        raise ValueError(
+            f"data must have x of shape (n, d) and y of shape (n,), got {x.shape} and {y.shape}"
+        )
     integral = _infer_task(y) == "classification"
     header = [f"x{i + 1}" for i in range(x.shape[1])] + ["y"]
     with _io.atomic_open(path, "w") as stream:
@@ -603,7 +610,9 @@ def load_csv(path: str | os.PathLike[str], *, task: Task | None = None) -> Datas
             if number == 1 and not _is_number(row[0]):
                 continue  # header
             if rows and len(row) != len(rows[0]):
-                raise ValueError(f"{path}:{number}: expected {len(rows[0])} columns, got {len(row)}")
+                raise ValueError(
+                    f"{path}:{number}: expected {len(rows[0])} columns, got {len(row)}"
+                )
             if len(row) < 2:
                 raise ValueError(f"{path}:{number}: expected at least 2 columns (x..., y)")
             values = []

@@ -134,11 +134,10 @@ def _check_xy(x: Any, y: Any) -> tuple[jax.Array, jax.Array]:
     if not check.is_tracer(y):
         values = set(np.unique(np.asarray(y)).tolist())
         if not values <= {-1, 1}:
-            hint = (
-                "; convert 0/1 labels with dlvr_jax.data.signed(y)" if values <= {0, 1} else ""
+            hint = "; convert 0/1 labels with dlvr_jax.data.signed(y)" if values <= {0, 1} else ""
+            raise ValueError(
+                f"y must hold labels in {{-1, +1}}, got values {sorted(values)[:10]}{hint}"
             )
-            raise ValueError(f"y must hold labels in {{-1, +1}}, got values {sorted(values)[:10]}"
-                             f"{hint}")
     if not jnp.issubdtype(x.dtype, jnp.floating):
         x = x.astype(jnp.result_type(float))
     return x, y.astype(jnp.int32)
@@ -150,8 +149,9 @@ def _check_training(
     x, y = _check_xy(x, y)
     learning_rate = check.real("learning_rate", learning_rate, low=0.0, low_open=True)
     max_epochs = check.positive_int("max_epochs", max_epochs)
-    params = init(x.shape[1], dtype=x.dtype) if params is None else _check_params(
-        params, x.shape[1])
+    params = (
+        init(x.shape[1], dtype=x.dtype) if params is None else _check_params(params, x.shape[1])
+    )
     return x, y, learning_rate, max_epochs, params
 
 
@@ -196,7 +196,9 @@ def _update(
 def step(params: Params, x_i: Any, y_i: Any, *, learning_rate: float) -> Params:
     r"""One update of the PLA on the sample ``(x_i, y_i)``.
 
-    .. math:: w \leftarrow w + \eta (y_i - \hat y_i) x_i, \quad b \leftarrow b + \eta (y_i - \hat y_i)
+    .. math::
+        w \leftarrow w + \eta (y_i - \hat y_i) x_i, \quad
+        b \leftarrow b + \eta (y_i - \hat y_i)
 
     A correctly classified sample leaves the parameters unchanged.
 
@@ -343,9 +345,11 @@ def fit(
             or ``max_epochs < 1``.
     """
     x, y, learning_rate, max_epochs, params = _check_training(
-        x, y, learning_rate, max_epochs, params)
+        x, y, learning_rate, max_epochs, params
+    )
     last, epochs, updates, converged, mistakes, _ = _train(
-        x, y, params, learning_rate, max_epochs, False)
+        x, y, params, learning_rate, max_epochs, False
+    )
     return FitResult(last, epochs, updates, converged, mistakes)
 
 
@@ -378,14 +382,15 @@ def pocket(
         A :class:`PocketResult`.
     """
     x, y, learning_rate, max_epochs, params = _check_training(
-        x, y, learning_rate, max_epochs, params)
+        x, y, learning_rate, max_epochs, params
+    )
     if not isinstance(every_update, bool):
         raise TypeError(f"every_update must be a bool, got {every_update!r}")
     last, epochs, updates, converged, mistakes, best = _train(
-        x, y, params, learning_rate, max_epochs, True, every_update)
+        x, y, params, learning_rate, max_epochs, True, every_update
+    )
     n = jnp.asarray(x.shape[0], jnp.float32)
-    return PocketResult(
-        best.params, best.correct / n, last, epochs, updates, converged, mistakes)
+    return PocketResult(best.params, best.correct / n, last, epochs, updates, converged, mistakes)
 
 
 # ----------------------------------------------------------------------------

@@ -54,15 +54,30 @@ def _scatter(ax: Axes, data: Dataset) -> None:
     if x.ndim != 2 or x.shape[1] != 2:
         raise ValueError(f"data.x must have shape (n, 2) to plot, got {x.shape}")
     if np.issubdtype(y.dtype, np.floating):  # regression targets: colour by value
-        points = ax.scatter(x[:, 0], x[:, 1], c=y, cmap="coolwarm", s=18, edgecolors="k",
-                            linewidths=0.3)
+        points = ax.scatter(
+            x[:, 0], x[:, 1], c=y, cmap="coolwarm", s=18, edgecolors="k", linewidths=0.3
+        )
         ax.figure.colorbar(points, ax=ax, label="y")
         return
     positive = y > 0
-    ax.scatter(x[~positive, 0], x[~positive, 1], s=18, c=_NEGATIVE, edgecolors="k",
-               linewidths=0.3, label=f"class {int(y.min()) if (~positive).any() else 0}")
-    ax.scatter(x[positive, 0], x[positive, 1], s=18, c=_POSITIVE, edgecolors="k",
-               linewidths=0.3, label="class 1")
+    ax.scatter(
+        x[~positive, 0],
+        x[~positive, 1],
+        s=18,
+        c=_NEGATIVE,
+        edgecolors="k",
+        linewidths=0.3,
+        label=f"class {int(y.min()) if (~positive).any() else 0}",
+    )
+    ax.scatter(
+        x[positive, 0],
+        x[positive, 1],
+        s=18,
+        c=_POSITIVE,
+        edgecolors="k",
+        linewidths=0.3,
+        label="class 1",
+    )
     ax.legend(loc="upper right", fontsize="small")
 
 
@@ -126,8 +141,7 @@ def plot_decision_boundary(
     levels = np.unique(values)
     if levels.size <= 2:
         split = levels.mean() if levels.size == 2 else levels[0]
-        ax.contourf(u, v, values >= split, levels=[-0.5, 0.5, 1.5], cmap=_REGIONS,
-                    vmin=0, vmax=1)
+        ax.contourf(u, v, values >= split, levels=[-0.5, 0.5, 1.5], cmap=_REGIONS, vmin=0, vmax=1)
     else:
         shaded = ax.contourf(u, v, values, levels=20, cmap="coolwarm", alpha=0.6)
         figure.colorbar(shaded, ax=ax, label="model output")

@@ -22,7 +22,14 @@ sizes = st.sampled_from([1, 2, 7, 64])
 
 def test_registry_lists_every_generator():
     assert set(data.names()) == {
-        "linear", "circle", "xor", "gaussian", "spiral", "moons", "plane", "multi_gaussian"
+        "linear",
+        "circle",
+        "xor",
+        "gaussian",
+        "spiral",
+        "moons",
+        "plane",
+        "multi_gaussian",
     }
     assert set(CLASSIFICATION) | set(REGRESSION) == set(data.names())
     assert data.task("plane") == "regression"
@@ -95,7 +102,8 @@ def test_regression_targets(seed):
     np.testing.assert_allclose(y, (x[:, 0] + x[:, 1]) / 2, rtol=1e-6, atol=1e-7)
     _, bumps = data.multi_gaussian(jax.random.key(seed), 200)
     assert np.all(np.abs(bumps) <= 1)
-    assert np.any(bumps > 0.2) and np.any(bumps < -0.2)
+    assert np.any(bumps > 0.2)
+    assert np.any(bumps < -0.2)
 
 
 @pytest.mark.parametrize("name", ["linear", "circle", "xor"])
@@ -107,8 +115,11 @@ def test_rule_based_classes_are_balanced(name):
         assert abs(float(y.mean()) - 0.5) < 0.05, (name, seed)
 
 
-@given(seed=seeds, n=st.sampled_from([1, 2, 7, 64, 201]),
-       name=st.sampled_from(["gaussian", "spiral", "moons"]))
+@given(
+    seed=seeds,
+    n=st.sampled_from([1, 2, 7, 64, 201]),
+    name=st.sampled_from(["gaussian", "spiral", "moons"]),
+)
 def test_sampled_classes_are_exactly_balanced(seed, n, name):
     y = data.make(name, jax.random.key(seed), n).y
     assert int(y.sum()) == n // 2
@@ -150,8 +161,7 @@ def test_generators_work_under_jit_and_vmap(name):
 
 
 def test_noise_and_margin_can_be_traced():
-    mapped = jax.vmap(lambda m: data.linear(jax.random.key(0), 64, margin=m))(
-        jnp.array([0.0, 0.3]))
+    mapped = jax.vmap(lambda m: data.linear(jax.random.key(0), 64, margin=m))(jnp.array([0.0, 0.3]))
     distance = np.abs(np.asarray(mapped.x[1]).sum(axis=1)) / math.sqrt(2)
     assert distance.min() >= 0.3 - 1e-6
 
@@ -197,11 +207,16 @@ def test_features():
     x = jnp.array([[0.5, -2.0], [1.0, 3.0]])
     out = data.features(x)
     assert out.shape == (2, 7)
-    expected = np.array([[0.5, -2.0, 0.25, 4.0, -1.0, math.sin(0.5), math.sin(-2.0)],
-                         [1.0, 3.0, 1.0, 9.0, 3.0, math.sin(1.0), math.sin(3.0)]])
+    expected = np.array(
+        [
+            [0.5, -2.0, 0.25, 4.0, -1.0, math.sin(0.5), math.sin(-2.0)],
+            [1.0, 3.0, 1.0, 9.0, 3.0, math.sin(1.0), math.sin(3.0)],
+        ]
+    )
     np.testing.assert_allclose(out, expected, rtol=1e-6)
-    np.testing.assert_array_equal(data.features(x, ["x1²", "x1·x2"]),
-                                  data.features(x, ["x1^2", "x1*x2"]))
+    np.testing.assert_array_equal(
+        data.features(x, ["x1²", "x1·x2"]), data.features(x, ["x1^2", "x1*x2"])
+    )
     with pytest.raises(ValueError, match="unknown feature 'x3'"):
         data.features(x, ["x1", "x3"])
     with pytest.raises(ValueError, match=r"x must have shape \(n, 2\)"):
@@ -213,7 +228,8 @@ def test_features():
 def test_from_arrays_infers_the_task():
     x = np.array([[1.0, 2.0], [3.0, 4.0]], np.float64)
     classes = data.from_arrays(x, np.array([0, 1]))
-    assert classes.x.dtype == jnp.float32 and classes.y.dtype == jnp.int32
+    assert classes.x.dtype == jnp.float32
+    assert classes.y.dtype == jnp.int32
     targets = data.from_arrays(x, np.array([0.5, 1.5]))
     assert targets.y.dtype == jnp.float32
     forced = data.from_arrays(x, np.array([0.0, 1.0]), task="classification")

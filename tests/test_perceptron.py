@@ -38,8 +38,12 @@ def separable(seed: int, n: int, d: int, gamma: float) -> tuple[jax.Array, jax.A
 # Novikoff's theorem.
 
 
-@given(seed=seeds, d=st.sampled_from([2, 5]), gamma=st.floats(0.02, 0.5),
-       learning_rate=st.floats(1e-3, 10.0))
+@given(
+    seed=seeds,
+    d=st.sampled_from([2, 5]),
+    gamma=st.floats(0.02, 0.5),
+    learning_rate=st.floats(1e-3, 10.0),
+)
 def test_novikoff_on_random_separable_data(seed, d, gamma, learning_rate):
     x, y, w_star = separable(seed, 100, d, gamma)
     bound = float(perceptron.mistake_bound(x, y, w_star))
@@ -53,7 +57,8 @@ def test_novikoff_on_random_separable_data(seed, d, gamma, learning_rate):
     mistakes = np.asarray(result.mistakes_per_epoch)
     epochs = int(result.epochs)
     assert mistakes.sum() == int(result.updates)
-    assert mistakes[epochs - 1] == 0 and np.all(mistakes[: epochs - 1] > 0)
+    assert mistakes[epochs - 1] == 0
+    assert np.all(mistakes[: epochs - 1] > 0)
     assert np.all(mistakes[epochs:] == 0)
 
 
@@ -146,7 +151,8 @@ def test_fit_resumes_from_given_params():
     x, y = train.x, data.signed(train.y)
     done = perceptron.fit(x, y)
     again = perceptron.fit(x, y, params=done.params)
-    assert int(again.epochs) == 1 and int(again.updates) == 0
+    assert int(again.epochs) == 1
+    assert int(again.updates) == 0
     np.testing.assert_array_equal(again.params.w, done.params.w)
 
 
@@ -228,8 +234,7 @@ def test_xor_does_not_converge_and_pocket_beats_the_last_iterate(seed):
     for every_update in (False, True):
         kept = perceptron.pocket(x, y, max_epochs=100, every_update=every_update)
         assert float(kept.accuracy) >= last
-        assert float(kept.accuracy) == pytest.approx(
-            float(perceptron.accuracy(kept.params, x, y)))
+        assert float(kept.accuracy) == pytest.approx(float(perceptron.accuracy(kept.params, x, y)))
         # The pocket runs the very same PLA.
         np.testing.assert_array_equal(kept.last_params.w, result.params.w)
         assert int(kept.updates) == int(result.updates)
@@ -282,8 +287,11 @@ Y = np.array([1, 1, -1])
         ({"y": Y[:2]}, ValueError, "y must have one label per row of x: x has 3 rows, y has 2"),
         ({"y": np.array([1, 0, 1])}, ValueError, "data.signed"),
         ({"y": np.array([1, 2, -1])}, ValueError, r"y must hold labels in \{-1, \+1\}"),
-        ({"x": np.array([[0, np.nan], [1, 0], [1, 1]])}, ValueError,
-         r"x must be finite, got nan at index \[0, 1\]"),
+        (
+            {"x": np.array([[0, np.nan], [1, 0], [1, 1]])},
+            ValueError,
+            r"x must be finite, got nan at index \[0, 1\]",
+        ),
         ({"x": np.array([[0, np.inf], [1, 0], [1, 1]])}, ValueError, "x must be finite"),
         ({"learning_rate": 0.0}, ValueError, r"learning_rate must be in \(0.0, inf\], got 0.0"),
         ({"learning_rate": -1}, ValueError, "learning_rate must be in"),
