@@ -24,8 +24,8 @@ def separable(seed: int, n: int, d: int, gamma: float) -> tuple[jax.Array, jax.A
     along its normal, so every point is at least ``gamma`` from it.
     """
     k_x, k_w, k_b = jax.random.split(jax.random.key(seed), 3)
-    x = np.asarray(jax.random.uniform(k_x, (n, d), minval=-1, maxval=1), np.float64)
-    w = np.asarray(jax.random.normal(k_w, (d,)), np.float64)
+    x = np.array(jax.random.uniform(k_x, (n, d), minval=-1, maxval=1), np.float64)
+    w = np.array(jax.random.normal(k_w, (d,)), np.float64)
     w /= np.linalg.norm(w)
     b = float(jax.random.uniform(k_b, (), minval=-0.5, maxval=0.5))
     s = x @ w + b
