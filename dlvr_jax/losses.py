@@ -1,0 +1,147 @@
+r"""Losses, metrics and regularizers; every loss is a mean over the batch.
+
+The contract::
+
+    loss(outputs, targets, weights=None) -> float[]   # weighted mean over examples
+    accuracy(logits, labels, weights=None) -> float[]
+    l1_penalty(params), l2_penalty(params) -> float[] # over weight matrices only
+
+``weights`` (``float[n]``, e.g. 0/1 for padded examples) turn each mean into
+:math:`\sum_i w_i \ell_i / \sum_i w_i`. The losses over logits use Optax's
+numerically stable implementations, so they are finite for any finite logits.
+
+Examples:
+    >>> import jax.numpy as jnp
+    >>> from dlvr_jax import losses
+    >>> logits = jnp.array([[2.0, -1.0], [0.0, 3.0]])
+    >>> round(float(losses.accuracy(logits, jnp.array([0, 0]))), 2)
+    0.5
+    >>> float(losses.cross_entropy(jnp.array([[1e4, -1e4]]), jnp.array([1])))
+    20000.0
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from dlvr_jax import _validate as check
+
+__all__ = [
+    "LOSSES",
+    "accuracy",
+    "binary_cross_entropy",
+    "cross_entropy",
+    "get_loss",
+    "hinge",
+    "l1_penalty",
+    "l2_penalty",
+    "mean_squared_error",
+]
+
+
+def _mean(values: jax.Array, weights: jax.Array | None) -> jax.Array:
+    if weights is None:
+        return jnp.mean(values)
+    weights = jnp.asarray(weights, values.dtype)
+    return jnp.sum(values * weights) / jnp.maximum(jnp.sum(weights), 1)
+
+
+def cross_entropy(
+    logits: jax.Array, labels: jax.Array, weights: jax.Array | None = None
+) -> jax.Array:
+    r"""Softmax cross-entropy with integer labels: :math:`-\log \mathrm{softmax}(z)_y`."""
+    values = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+    return _mean(values, weights)
+
+
+def _binary_targets(logits: jax.Array, labels: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """One logit per example; labels in {0, 1} (or ±1, mapped to {0, 1})."""
+    logits = logits[..., 0] if logits.ndim == labels.ndim + 1 else logits
+    return logits, (jnp.asarray(labels) > 0).astype(logits.dtype)
+
+
+def binary_cross_entropy(
+    logits: jax.Array, labels: jax.Array, weights: jax.Array | None = None
+) -> jax.Array:
+    """Sigmoid cross-entropy of one logit per example (``[n]`` or ``[n, 1]``) with 0/1 labels."""
+    logits, targets = _binary_targets(logits, labels)
+    return _mean(optax.sigmoid_binary_cross_entropy(logits, targets), weights)
+
+
+def hinge(logits: jax.Array, labels: jax.Array, weights: jax.Array | None = None) -> jax.Array:
+    r"""Hinge loss :math:`\max(0, 1 - y z)` of one score per example, labels 0/1 or ±1."""
+    logits, targets = _binary_targets(logits, labels)
+    return _mean(optax.hinge_loss(logits, 2 * targets - 1), weights)
+
+
+def mean_squared_error(
+    predictions: jax.Array, targets: jax.Array, weights: jax.Array | None = None
+) -> jax.Array:
+    r"""The Playground's loss, :math:`(\hat y - y)^2` averaged (one output per example)."""
+    predictions = predictions[..., 0] if predictions.ndim == targets.ndim + 1 else predictions
+    return _mean(optax.squared_error(predictions, jnp.asarray(targets, predictions.dtype)), weights)
+
+
+def accuracy(logits: jax.Array, labels: jax.Array, weights: jax.Array | None = None) -> jax.Array:
+    """Fraction of correct predictions: argmax of the logits, or ``logit > 0`` for one logit."""
+    if logits.ndim == labels.ndim + 1 and logits.shape[-1] > 1:
+        predicted = jnp.argmax(logits, axis=-1)
+        correct = predicted == labels
+    else:
+        logits, targets = _binary_targets(logits, labels)
+        correct = (logits > 0) == (targets > 0)
+    return _mean(correct.astype(jnp.float32), weights)
+
+
+def _is_weight(path: tuple[Any, ...], leaf: jax.Array) -> bool:
+    """Weight matrices are the ``kernel`` leaves (biases and norm scales are not)."""
+    last = path[-1] if path else None
+    name = getattr(last, "key", getattr(last, "name", None))
+    return name == "kernel" or (name is None and leaf.ndim >= 2)
+
+
+def l1_penalty(params: Any) -> jax.Array:
+    r""":math:`\sum |W|` over the weight matrices (``kernel`` leaves) only."""
+    leaves = [
+        jnp.sum(jnp.abs(leaf))
+        for path, leaf in jax.tree_util.tree_leaves_with_path(params)
+        if _is_weight(path, leaf)
+    ]
+    return jnp.sum(jnp.stack(leaves)) if leaves else jnp.zeros(())
+
+
+def l2_penalty(params: Any) -> jax.Array:
+    r""":math:`\tfrac12 \sum W^2` over the weight matrices (``kernel`` leaves) only."""
+    leaves = [
+        jnp.sum(jnp.square(leaf))
+        for path, leaf in jax.tree_util.tree_leaves_with_path(params)
+        if _is_weight(path, leaf)
+    ]
+    return 0.5 * jnp.sum(jnp.stack(leaves)) if leaves else jnp.zeros(())
+
+
+LOSSES: dict[str, Callable[..., jax.Array]] = {
+    "cross_entropy": cross_entropy,
+    "binary_cross_entropy": binary_cross_entropy,
+    "mse": mean_squared_error,
+    "hinge": hinge,
+}
+"""Losses by name, as :func:`dlvr_jax.train.fit` takes them."""
+
+REGRESSION_LOSSES = ("mse",)
+"""Losses whose targets are real numbers rather than class labels."""
+
+
+def get_loss(loss: str | Callable[..., jax.Array]) -> Callable[..., jax.Array]:
+    """The loss called ``loss`` (see :data:`LOSSES`), or ``loss`` itself if callable."""
+    if callable(loss):
+        return loss
+    if not isinstance(loss, str):
+        raise TypeError(f"loss must be a name in {sorted(LOSSES)} or a callable, got {loss!r}")
+    check.choice("loss", loss, tuple(LOSSES))
+    return LOSSES[loss]
