@@ -56,11 +56,12 @@ def real(
     high: float | None = None,
     low_open: bool = False,
     high_open: bool = False,
+    allow_inf: bool = False,
 ) -> Any:
-    """Checks a real scalar against an interval; tracers pass unchanged.
+    """Checks a finite real scalar against an interval; tracers pass unchanged.
 
-    ``low_open``/``high_open`` exclude the end points. Returns the value as a
-    Python float (or the tracer itself).
+    ``low_open``/``high_open`` exclude the end points; ``allow_inf`` admits
+    ±inf. Returns the value as a Python float (or the tracer itself).
     """
     if is_tracer(value):
         if value.ndim != 0:
@@ -76,8 +77,8 @@ def real(
     lo = "(" if low_open else "["
     hi = ")" if high_open else "]"
     interval = f"{lo}{'-inf' if low is None else low}, {'inf' if high is None else high}{hi}"
-    if math.isnan(number):
-        raise ValueError(f"{name} must be a number in {interval}, got nan")
+    if math.isnan(number) or (math.isinf(number) and not allow_inf):
+        raise ValueError(f"{name} must be a finite number in {interval}, got {number}")
     if low is not None and (number < low or (low_open and number == low)):
         raise ValueError(f"{name} must be in {interval}, got {value!r}")
     if high is not None and (number > high or (high_open and number == high)):
@@ -128,11 +129,15 @@ def array(
     if len(shape) not in ranks:
         wanted = " or ".join(str(r) for r in ranks)
         raise ValueError(f"{name} must have rank {wanted}, got shape {shape}")
-    if finite and not is_tracer(value):
-        if np.issubdtype(host.dtype, np.inexact) and not np.all(np.isfinite(host)):
-            bad = np.argwhere(~np.isfinite(host))[0]
-            where = ", ".join(str(i) for i in bad)
-            raise ValueError(f"{name} must be finite, got {host[tuple(bad)]} at index [{where}]")
+    if (
+        finite
+        and not is_tracer(value)
+        and np.issubdtype(host.dtype, np.inexact)
+        and not np.all(np.isfinite(host))
+    ):
+        bad = np.argwhere(~np.isfinite(host))[0]
+        where = ", ".join(str(i) for i in bad)
+        raise ValueError(f"{name} must be finite, got {host[tuple(bad)]} at index [{where}]")
     return value if is_tracer(value) else jnp.asarray(value)
 
 

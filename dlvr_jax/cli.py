@@ -1,7 +1,13 @@
 """The ``dlvr-jax`` command line: argument parsing, printing and files; no logic of its own.
 
-Run ``dlvr-jax --help`` or ``dlvr-jax perceptron --help``. A bad argument
+Run ``dlvr-jax --help`` or ``dlvr-jax <command> --help``. A bad argument
 exits with status 2 and one line on stderr.
+
+The commands that compile training programs (``mlp``, ``compare-activations``)
+use JAX's persistent compilation cache in ``$XDG_CACHE_HOME/dlvr_jax/jax``
+(``~/.cache/dlvr_jax/jax`` by default; ``DLVR_JAX_CACHE_DIR`` overrides it), so
+a second run of the same command skips compilation. ``--no-cache`` or
+``DLVR_JAX_NO_CACHE=1`` turns it off.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ import json
 import math
 import os
 import sys
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
@@ -18,7 +25,7 @@ import jax
 import jax.numpy as jnp
 
 import dlvr_jax
-from dlvr_jax import _io, data, perceptron
+from dlvr_jax import _io, checkpoint, data, models, optim, perceptron, train
 
 
 class _Parser(argparse.ArgumentParser):
@@ -49,6 +56,35 @@ _seed = _number(int, lambda v: 0 <= v < 2**32, "an integer in [0, 2**32)")
 _positive_float = _number(float, lambda v: math.isfinite(v) and v > 0, "a number > 0")
 _non_negative = _number(float, lambda v: math.isfinite(v) and v >= 0, "a number >= 0")
 _margin = _number(float, lambda v: 0 <= v <= 1, "a number in [0, 1]")
+_fraction = _number(float, lambda v: 0 < v < 1, "a number in (0, 1)")
+
+
+def _widths(text: str) -> tuple[int, ...]:
+    """``8,8,8`` -> (8, 8, 8); an empty string or ``none`` gives no hidden layer."""
+    if text.strip().lower() in ("", "none"):
+        return ()
+    try:
+        widths = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated widths such as 8,8,8, got {text!r}"
+        ) from None
+    if any(w < 1 for w in widths):
+        raise argparse.ArgumentTypeError(f"expected widths >= 1, got {text!r}")
+    return widths
+
+
+def _names(options: Sequence[str]) -> Callable[[str], list[str]]:
+    def parse(text: str) -> list[str]:
+        chosen = [part.strip() for part in text.split(",") if part.strip()]
+        unknown = [name for name in chosen if name not in options]
+        if unknown or not chosen:
+            raise argparse.ArgumentTypeError(
+                f"expected comma-separated names from {', '.join(options)}, got {text!r}"
+            )
+        return chosen
+
+    return parse
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -67,7 +103,7 @@ def _build_parser() -> argparse.ArgumentParser:
             "2-D dataset, print the learned weights, epochs, updates and accuracy, and "
             "write perceptron.png (points and decision line) and metrics.json. When the "
             "data are not separable (e.g. --dataset xor) it says so and reports the "
-            "accuracy of Gallant's pocket algorithm."
+            "accuracy of the pocket algorithm (the most accurate weights the PLA visited)."
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
@@ -109,8 +145,103 @@ def _build_parser() -> argparse.ArgumentParser:
     pla.add_argument(
         "--json", action="store_true", help="print the metrics as JSON instead of text"
     )
-    pla.set_defaults(run=_perceptron)
+    pla.set_defaults(run=_perceptron, report=_report)
+
+    mlp = commands.add_parser(
+        "mlp",
+        help="train the chapter's MLP (circle data, 5x8 ReLU, Adam) and draw its figures",
+        description=(
+            "Train a multi-layer perceptron with Optax, all epochs compiled, and write "
+            "decision_boundary.png, loss_curve.png, gradient_heatmap.png, neuron_maps.png and "
+            "metrics.json. The defaults are the chapter's program: circle data, 1000 points, "
+            "five hidden layers of 8 ReLU units, Adam at 1e-3, 2000 full-batch epochs. "
+            "Regression datasets (plane, multi_gaussian) train one output with MSE."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    _mlp_arguments(mlp)
+    mlp.add_argument(
+        "--activation", default="relu", choices=sorted(models.activations), help="hidden activation"
+    )
+    mlp.add_argument(
+        "--checkpoint", metavar="PATH", help="save the final state and history to this msgpack file"
+    )
+    mlp.add_argument(
+        "--resume", metavar="PATH", help="continue from a checkpoint up to --epochs epochs in total"
+    )
+    mlp.set_defaults(run=_mlp, report=_report_mlp)
+
+    compare = commands.add_parser(
+        "compare-activations",
+        help="train one MLP per activation on the same data and key (Exercise 1.1)",
+        description=(
+            "Train the same MLP with each activation (same data, same key) and write their "
+            "loss curves and decision boundaries side by side (activation_comparison.png) "
+            "and metrics.json."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    _mlp_arguments(compare)
+    compare.add_argument(
+        "--activations",
+        type=_names(sorted(models.activations)),
+        default=["relu", "sigmoid", "tanh"],
+        metavar="A,B,...",
+        help="activations to compare",
+    )
+    compare.set_defaults(run=_compare, report=_report_compare)
     return parser
+
+
+def _mlp_arguments(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--dataset", default="circle", choices=data.names(), help="the dataset generator"
+    )
+    command.add_argument("--n", type=_positive_int, default=1000, help="number of points")
+    command.add_argument(
+        "--noise", type=_non_negative, default=0.0, help="the generator's noise (see dlvr_jax.data)"
+    )
+    command.add_argument(
+        "--test-fraction",
+        type=_fraction,
+        default=0.2,
+        help="share of the points held out for testing",
+    )
+    command.add_argument(
+        "--hidden",
+        type=_widths,
+        default=(8, 8, 8, 8, 8),
+        metavar="W,W,...",
+        help="hidden layer widths ('none' for a linear model)",
+    )
+    command.add_argument(
+        "--optimizer", default="adam", choices=optim.names(), help="the Optax optimizer"
+    )
+    command.add_argument(
+        "--learning-rate", type=_positive_float, default=1e-3, help="the optimizer's learning rate"
+    )
+    command.add_argument("--epochs", type=_positive_int, default=2000, help="passes over the data")
+    command.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        default=None,
+        help="examples per step (default: the whole training set)",
+    )
+    command.add_argument("--l1", type=_non_negative, default=0.0, help="L1 penalty on weights")
+    command.add_argument("--l2", type=_non_negative, default=0.0, help="L2 penalty on weights")
+    command.add_argument("--seed", type=_seed, default=0, help="PRNG seed (data, split, init)")
+    command.add_argument("--out", default=".", metavar="DIR", help="folder for the outputs")
+    command.add_argument(
+        "--json", action="store_true", help="print the metrics as JSON instead of text"
+    )
+    command.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bar (it is shown only on a terminal anyway)",
+    )
+    command.add_argument(
+        "--no-cache", action="store_true", help="do not use JAX's persistent compilation cache"
+    )
 
 
 def _params_dict(params: perceptron.Params) -> dict[str, Any]:
@@ -153,7 +284,9 @@ def _perceptron(args: argparse.Namespace) -> dict[str, Any]:
         metrics["novikoff_bound"] = bound if math.isfinite(bound) else None
     shown, label = result.params, "PLA"
     if args.pocket or not converged:
-        kept = perceptron.pocket(x, y, learning_rate=args.learning_rate, max_epochs=args.max_epochs)
+        kept = perceptron.pocket(
+            x, y, learning_rate=args.learning_rate, max_epochs=args.max_epochs, every_update=True
+        )
         metrics["pocket"] = {"accuracy": float(kept.accuracy), **_params_dict(kept.params)}
         shown, label = kept.params, "pocket"
 
@@ -173,6 +306,286 @@ def _perceptron(args: argparse.Namespace) -> dict[str, Any]:
         json.dump(metrics, stream, indent=2)  # type: ignore[arg-type]
         stream.write("\n")  # type: ignore[call-overload]
     return metrics
+
+
+def _cache_directory() -> str:
+    explicit = os.environ.get("DLVR_JAX_CACHE_DIR")
+    if explicit:
+        return explicit
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "dlvr_jax", "jax")
+
+
+def _enable_compilation_cache(args: argparse.Namespace) -> str | None:
+    """Points JAX's persistent compilation cache at the user cache folder (unless opted out)."""
+    if args.no_cache or os.environ.get("DLVR_JAX_NO_CACHE", "") not in ("", "0"):
+        return None
+    folder = _cache_directory()
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError:
+        return None  # read-only home: run without the cache
+    jax.config.update("jax_compilation_cache_dir", folder)  # type: ignore[no-untyped-call]
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)  # type: ignore[no-untyped-call]
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)  # type: ignore[no-untyped-call]
+    return folder
+
+
+class _ProgressBar:
+    """A one-line progress bar on stderr, redrawn after each compiled chunk of epochs."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.start = time.perf_counter()
+
+    def __call__(self, done: int, total: int, history: train.History) -> None:
+        width = 30
+        filled = round(width * done / total)
+        loss = float(history.train_loss[-1])
+        elapsed = time.perf_counter() - self.start
+        sys.stderr.write(
+            f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total} epochs "
+            f"loss {loss:.4f} {elapsed:.1f}s"
+        )
+        if done == total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+
+def _progress(args: argparse.Namespace, label: str, epochs: int) -> dict[str, Any]:
+    """``fit`` keywords for a progress bar, when stderr is a terminal."""
+    if args.no_progress or not sys.stderr.isatty():
+        return {}
+    return {"progress": _ProgressBar(label), "chunk_epochs": max(1, epochs // 50)}
+
+
+def _prepare(args: argparse.Namespace) -> tuple[Any, ...]:
+    """Data, split, model and optimizer for the MLP commands, all from ``--seed``."""
+    data_key, split_key, train_key = jax.random.split(jax.random.key(args.seed), 3)
+    full = data.make(args.dataset, data_key, args.n, noise=args.noise)
+    train_set, test_set = data.train_test_split(split_key, full, test_fraction=args.test_fraction)
+    regression = data.task(args.dataset) == "regression"
+    if args.batch_size is not None and args.batch_size > len(train_set.y):
+        raise ValueError(
+            f"--batch-size must be at most the training set size ({len(train_set.y)}), "
+            f"got {args.batch_size}"
+        )
+    optimizer = optim.optimizer(args.optimizer, args.learning_rate)
+    return train_key, train_set, test_set, regression, optimizer
+
+
+def _summary(state: train.TrainState, history: train.History, regression: bool) -> dict[str, Any]:
+    def last(values: Any) -> float | None:
+        if values is None or len(values) == 0:
+            return None
+        value = float(values[-1])
+        return None if math.isnan(value) else value
+
+    return {
+        "epochs": int(state.epoch),
+        "steps": int(state.step),
+        "train_loss": last(history.train_loss),
+        "test_loss": last(history.test_loss),
+        "train_accuracy": None if regression else last(history.train_accuracy),
+        "test_accuracy": None if regression else last(history.test_accuracy),
+    }
+
+
+def _mlp(args: argparse.Namespace) -> dict[str, Any]:
+    from dlvr_jax import viz  # matplotlib is loaded only when a figure is made
+
+    cache = _enable_compilation_cache(args)
+    train_key, train_set, test_set, regression, optimizer = _prepare(args)
+    model = models.MLP(
+        hidden=args.hidden, n_outputs=1 if regression else 2, activation=args.activation
+    )
+    loss = "mse" if regression else "cross_entropy"
+    history: train.History | None = None
+    state: train.TrainState | None = None
+    if args.resume:
+        like = train.create_train_state(train_key, model, optimizer, train_set.x, loss=loss)
+        state, history = checkpoint.load(args.resume, like)
+    remaining = args.epochs - (0 if state is None else int(state.epoch))
+    started = time.perf_counter()
+    if remaining > 0:
+        state, new = train.fit(
+            train_key,
+            model,
+            optimizer,
+            train_set,
+            epochs=remaining,
+            batch_size=args.batch_size,
+            loss=loss,
+            l1=args.l1,
+            l2=args.l2,
+            test=test_set,
+            state=state,
+            **_progress(args, "training", remaining),
+        )
+        history = new if history is None else train.concatenate(history, new)
+    seconds = time.perf_counter() - started
+    assert state is not None
+    assert history is not None
+
+    os.makedirs(args.out, exist_ok=True)
+    files = {
+        name: os.path.join(args.out, name)
+        for name in (
+            "decision_boundary.png",
+            "loss_curve.png",
+            "gradient_heatmap.png",
+            "neuron_maps.png",
+            "metrics.json",
+        )
+    }
+    params = state.params
+    if regression:
+
+        def surface(grid: jax.Array) -> jax.Array:
+            return train.predict(model, params, grid)
+    else:
+
+        def surface(grid: jax.Array) -> jax.Array:
+            return train.probabilities(model, params, grid)[:, 1]
+
+    figure = viz.plot_decision_boundary(
+        surface, test_set, title=f"MLP Classification and Predictions ({args.dataset})"
+    )
+    figure.set_size_inches(8, 8)
+    viz.save(figure, files["decision_boundary.png"])
+    figure = viz.plot_loss_curve(history)
+    figure.set_size_inches(8, 6)
+    viz.save(figure, files["loss_curve.png"])
+    figure = viz.plot_gradient_heatmap(history.final_grads)
+    figure.set_size_inches(8, 6)
+    viz.save(figure, files["gradient_heatmap.png"])
+    viz.save(viz.plot_neuron_maps(model, params, test_set), files["neuron_maps.png"])
+    if args.checkpoint:
+        checkpoint.save(args.checkpoint, state, history, metadata={"argv": sys.argv[1:]})
+
+    metrics: dict[str, Any] = {
+        "command": "mlp",
+        "version": dlvr_jax.__version__,
+        "dataset": args.dataset,
+        "n": args.n,
+        "noise": args.noise,
+        "seed": args.seed,
+        "hidden": list(args.hidden),
+        "activation": args.activation,
+        "optimizer": args.optimizer,
+        "learning_rate": args.learning_rate,
+        "batch_size": args.batch_size,
+        "l1": args.l1,
+        "l2": args.l2,
+        "loss": loss,
+        "parameters": models.count_params(params),
+        **_summary(state, history, regression),
+        "train_seconds": round(seconds, 3),
+        "compilation_cache": cache,
+        "checkpoint": args.checkpoint,
+        "resumed_from": args.resume,
+        "files": list(files.values()),
+    }
+    with _io.atomic_open(files["metrics.json"], "w") as stream:
+        json.dump(metrics, stream, indent=2)  # type: ignore[arg-type]
+        stream.write("\n")  # type: ignore[call-overload]
+    return metrics
+
+
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def _report_mlp(metrics: dict[str, Any]) -> str:
+    lines = [
+        f"dataset: {metrics['dataset']} (n={metrics['n']}, seed={metrics['seed']}, "
+        f"noise={metrics['noise']})",
+        f"model: MLP hidden={metrics['hidden']} activation={metrics['activation']} "
+        f"({metrics['parameters']} parameters), {metrics['optimizer']} at "
+        f"{metrics['learning_rate']:g}",
+        f"trained {metrics['epochs']} epochs ({metrics['steps']} steps) in "
+        f"{metrics['train_seconds']:.2f}s",
+        f"final loss: train {metrics['train_loss']:.4f}"
+        + ("" if metrics["test_loss"] is None else f", test {metrics['test_loss']:.4f}"),
+    ]
+    if metrics["train_accuracy"] is not None:
+        lines.append(f"train accuracy: {_percent(metrics['train_accuracy'])}")
+        lines.append(f"test accuracy: {_percent(metrics['test_accuracy'])}")
+    if metrics["checkpoint"]:
+        lines.append(f"checkpoint: {metrics['checkpoint']}")
+    lines.append("wrote " + ", ".join(metrics["files"]))
+    return "\n".join(lines)
+
+
+def _compare(args: argparse.Namespace) -> dict[str, Any]:
+    from dlvr_jax import viz
+
+    cache = _enable_compilation_cache(args)
+    train_key, train_set, test_set, regression, optimizer = _prepare(args)
+    loss = "mse" if regression else "cross_entropy"
+    histories: dict[str, train.History] = {}
+    boundaries: dict[str, Any] = {}
+    results: dict[str, Any] = {}
+    for name in args.activations:
+        model = models.MLP(hidden=args.hidden, n_outputs=1 if regression else 2, activation=name)
+        state, history = train.fit(
+            train_key,
+            model,
+            optimizer,
+            train_set,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            loss=loss,
+            l1=args.l1,
+            l2=args.l2,
+            test=test_set,
+            **_progress(args, f"{name:>10}", args.epochs),
+        )
+        histories[name] = history
+        results[name] = _summary(state, history, regression)
+
+        def surface(grid: jax.Array, model: models.MLP = model, params: Any = state.params) -> Any:
+            if regression:
+                return train.predict(model, params, grid)
+            return train.probabilities(model, params, grid)[:, 1]
+
+        boundaries[name] = (surface, test_set)
+    os.makedirs(args.out, exist_ok=True)
+    figure_path = os.path.join(args.out, "activation_comparison.png")
+    metrics_path = os.path.join(args.out, "metrics.json")
+    viz.save(viz.plot_activation_comparison(histories, boundaries=boundaries), figure_path)
+    metrics = {
+        "command": "compare-activations",
+        "version": dlvr_jax.__version__,
+        "dataset": args.dataset,
+        "n": args.n,
+        "seed": args.seed,
+        "hidden": list(args.hidden),
+        "optimizer": args.optimizer,
+        "learning_rate": args.learning_rate,
+        "epochs": args.epochs,
+        "results": results,
+        "compilation_cache": cache,
+        "files": [figure_path, metrics_path],
+    }
+    with _io.atomic_open(metrics_path, "w") as stream:
+        json.dump(metrics, stream, indent=2)  # type: ignore[arg-type]
+        stream.write("\n")  # type: ignore[call-overload]
+    return metrics
+
+
+def _report_compare(metrics: dict[str, Any]) -> str:
+    lines = [
+        f"dataset: {metrics['dataset']} (n={metrics['n']}, seed={metrics['seed']}), "
+        f"{metrics['epochs']} epochs each"
+    ]
+    for name, result in metrics["results"].items():
+        lines.append(
+            f"{name:>12}: train loss {result['train_loss']:.4f}, test accuracy "
+            f"{_percent(result['test_accuracy'])}"
+        )
+    lines.append("wrote " + ", ".join(metrics["files"]))
+    return "\n".join(lines)
 
 
 def _report(metrics: dict[str, Any]) -> str:
@@ -211,8 +624,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         metrics = args.run(args)
-    except ValueError as error:
+    except (ValueError, OSError) as error:  # bad values, unwritable --out, missing --resume
         print(f"dlvr-jax {args.command}: error: {error}", file=sys.stderr)
         return 2
-    print(json.dumps(metrics, indent=2) if args.json else _report(metrics))
+    print(json.dumps(metrics, indent=2) if args.json else args.report(metrics))
     return 0

@@ -112,7 +112,8 @@ def _balanced_labels(key: jax.Array, n: int) -> jax.Array:
 @functools.partial(jax.jit, static_argnums=1)
 def _linear(key: jax.Array, n: int, noise: Any, margin: Any) -> Dataset:
     k_points, k_noise = jax.random.split(key)
-    margin = jnp.asarray(margin, jnp.float32)
+    # A traced margin skips the host check: clip it so the redraw loop always ends.
+    margin = jnp.clip(jnp.asarray(margin, jnp.float32), 0.0, 1.0)
 
     def too_close(x: jax.Array) -> jax.Array:
         return jnp.abs(x[:, 0] + x[:, 1]) / jnp.sqrt(jnp.float32(2.0)) < margin
@@ -430,6 +431,8 @@ def train_test_split(
             fewer than two points.
     """
     key = check.prng_key("key", key)
+    if not isinstance(data, Dataset):
+        raise TypeError(f"data must be a Dataset(x, y), got {type(data).__name__}")
     fraction = check.real(
         "test_fraction", test_fraction, low=0.0, high=1.0, low_open=True, high_open=True
     )
@@ -544,13 +547,14 @@ def from_arrays(x: Any, y: Any, *, task: Task | None = None) -> Dataset:
         ValueError: for a wrong rank, mismatched lengths, non-finite values or
             negative / non-integer class labels.
     """
+    host_y = np.asarray(y) if not isinstance(y, jax.Array) else y  # before any int32 cast
     x = check.array("x", x, ndim=2)
     y = check.array("y", y, ndim=1)
     if x.shape[0] != y.shape[0]:
         raise ValueError(f"y must have one entry per row of x ({x.shape[0]}), got {y.shape[0]}")
     if x.shape[0] < 1:
         raise ValueError("x must have at least one row, got 0")
-    host_y = np.asarray(y)
+    host_y = np.asarray(host_y)
     kind = (
         _infer_task(host_y)
         if task is None
@@ -559,6 +563,8 @@ def from_arrays(x: Any, y: Any, *, task: Task | None = None) -> Dataset:
     if kind == "classification":
         if np.any(host_y != np.round(host_y)) or np.any(host_y < 0):
             raise ValueError("y must hold non-negative integer class labels for classification")
+        if host_y.size and host_y.max() > np.iinfo(np.int32).max:
+            raise ValueError(f"y must hold class labels below 2**31, got {host_y.max()}")
         return Dataset(jnp.asarray(x, jnp.float32), jnp.asarray(host_y, jnp.int32))
     return Dataset(jnp.asarray(x, jnp.float32), jnp.asarray(host_y, jnp.float32))
 

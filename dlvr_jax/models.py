@@ -204,7 +204,7 @@ def layer_names(params: Any) -> list[str]:
 def hidden_activations(model: MLP, params: Any, x: jax.Array) -> list[jax.Array]:
     """The output of every hidden layer (after the activation), input to output."""
     _, state = model.apply(params, x, mutable=["intermediates"])
-    sown = state["intermediates"]
+    sown = state.get("intermediates", {})  # nothing is sown without hidden layers
     return [sown[f"activation_{i}"][0] for i in range(len(model.hidden))]
 
 

@@ -114,12 +114,16 @@ class PocketResult(NamedTuple):
 def _check_params(params: Any, n_features: int) -> Params:
     if not isinstance(params, Params):
         raise TypeError(f"params must be a perceptron.Params(w, b), got {type(params).__name__}")
-    if jnp.shape(params.w) != (n_features,) or jnp.shape(params.b) != ():
+    w = check.array("params.w", params.w, ndim=1)
+    b = check.array("params.b", params.b, ndim=0)
+    if w.shape != (n_features,):
         raise ValueError(
             f"params must have w of shape ({n_features},) and a scalar b to match x, got "
-            f"w {jnp.shape(params.w)} and b {jnp.shape(params.b)}"
+            f"w {w.shape} and b {b.shape}"
         )
-    return params
+    if not jnp.issubdtype(w.dtype, jnp.floating):
+        w = w.astype(jnp.result_type(float))
+    return Params(w, b.astype(w.dtype))
 
 
 def _check_xy(x: Any, y: Any) -> tuple[jax.Array, jax.Array]:
@@ -149,10 +153,10 @@ def _check_training(
     x, y = _check_xy(x, y)
     learning_rate = check.real("learning_rate", learning_rate, low=0.0, low_open=True)
     max_epochs = check.positive_int("max_epochs", max_epochs)
-    params = (
-        init(x.shape[1], dtype=x.dtype) if params is None else _check_params(params, x.shape[1])
-    )
-    return x, y, learning_rate, max_epochs, params
+    if params is None:
+        return x, y, learning_rate, max_epochs, init(x.shape[1], dtype=x.dtype)
+    params = _check_params(params, x.shape[1])
+    return x.astype(params.w.dtype), y, learning_rate, max_epochs, params
 
 
 # ----------------------------------------------------------------------------
@@ -169,26 +173,51 @@ def init(n_features: int, *, dtype: Any = jnp.float32) -> Params:
     return Params(jnp.zeros((n_features,), dtype), jnp.zeros((), dtype))
 
 
+def _score(params: Params, x: jax.Array) -> jax.Array:
+    return x @ params.w + params.b
+
+
+def _predict(params: Params, x: jax.Array) -> jax.Array:
+    return jnp.where(_score(params, x) > 0, 1, -1).astype(jnp.int32)
+
+
+def _check_points(params: Any, x: Any) -> tuple[Params, jax.Array]:
+    """Checks ``x`` (one point ``[d]`` or a batch ``[n, d]``) against ``params``."""
+    x = check.array("x", x, ndim=(1, 2), finite=False)
+    if not isinstance(params, Params):
+        raise TypeError(f"params must be a perceptron.Params(w, b), got {type(params).__name__}")
+    params = _check_params(params, x.shape[-1])
+    return params, x.astype(params.w.dtype)
+
+
 def score(params: Params, x: Any) -> jax.Array:
     """The signed score ``x @ w + b`` for one point ``[d]`` or a batch ``[n, d]``."""
-    return jnp.asarray(x) @ params.w + params.b
+    params, x = _check_points(params, x)
+    return _score(params, x)
 
 
 def predict(params: Params, x: Any) -> jax.Array:
     """Labels in {-1, +1}: +1 where ``score > 0`` (so a score of exactly 0 gives -1)."""
-    return jnp.where(score(params, x) > 0, 1, -1).astype(jnp.int32)
+    params, x = _check_points(params, x)
+    return _predict(params, x)
 
 
 def accuracy(params: Params, x: Any, y: Any) -> jax.Array:
-    """The fraction of points whose ±1 label :func:`predict` gets right."""
-    return jnp.mean(predict(params, x) == jnp.asarray(y))
+    """The fraction of points whose ±1 label :func:`predict` gets right.
+
+    Raises:
+        ValueError: for labels outside ±1 (0/1 labels: use :func:`dlvr_jax.data.signed`).
+    """
+    x, y = _check_xy(x, y)
+    params, x = _check_points(params, x)
+    return jnp.mean(_predict(params, x) == y)
 
 
 def _update(
     params: Params, x_i: jax.Array, y_i: jax.Array, learning_rate: Any
 ) -> tuple[Params, jax.Array]:
     """One online update; also returns whether the point was a mistake."""
-    y_hat = predict(params, x_i)
+    y_hat = _predict(params, x_i)
     delta = jnp.asarray(learning_rate, params.w.dtype) * (y_i - y_hat).astype(params.w.dtype)
     return Params(params.w + delta * x_i, params.b + delta), y_i != y_hat
 
@@ -200,7 +229,12 @@ def step(params: Params, x_i: Any, y_i: Any, *, learning_rate: float) -> Params:
         w \leftarrow w + \eta (y_i - \hat y_i) x_i, \quad
         b \leftarrow b + \eta (y_i - \hat y_i)
 
-    A correctly classified sample leaves the parameters unchanged.
+    A correctly classified sample leaves the parameters unchanged. The result
+    keeps the dtype of ``params``.
+
+    Raises:
+        ValueError: for ``x_i`` not of shape ``[d]``, ``y_i`` not in {-1, +1} or
+            ``learning_rate <= 0``.
 
     Examples:
         >>> import jax.numpy as jnp
@@ -209,7 +243,13 @@ def step(params: Params, x_i: Any, y_i: Any, *, learning_rate: float) -> Params:
         >>> p.w.tolist(), float(p.b)
         ([1.0, 2.0], 1.0)
     """
-    return _update(params, jnp.asarray(x_i), jnp.asarray(y_i), learning_rate)[0]
+    x_i = check.array("x_i", x_i, ndim=1)
+    params, x_i = _check_points(params, x_i)
+    y_i = check.array("y_i", y_i, ndim=0)
+    if not check.is_tracer(y_i) and int(y_i) not in (-1, 1):
+        raise ValueError(f"y_i must be -1 or +1, got {y_i.item()}")
+    learning_rate = check.real("learning_rate", learning_rate, low=0.0, low_open=True)
+    return _update(params, x_i, y_i.astype(jnp.int32), learning_rate)[0]
 
 
 # ----------------------------------------------------------------------------
@@ -226,7 +266,7 @@ class _Pocket(NamedTuple):
 
 
 def _n_correct(params: Params, x: jax.Array, y: jax.Array) -> jax.Array:
-    return jnp.sum(predict(params, x) == y, dtype=jnp.int32)
+    return jnp.sum(_predict(params, x) == y, dtype=jnp.int32)
 
 
 @functools.partial(jax.jit, static_argnames=("max_epochs", "use_pocket", "every_update"))
@@ -398,15 +438,18 @@ def pocket(
 
 
 def margin(params: Params, x: Any, y: Any) -> jax.Array:
-    r"""The geometric margin of the hyperplane ``params`` on labelled data.
+    r"""The geometric margin of the hyperplane ``params`` on labelled data, in input space.
 
     .. math:: \gamma = \min_i \frac{y_i (w \cdot x_i + b)}{\lVert w \rVert}
 
-    Positive iff every point is strictly on its side; ``-inf``/``nan`` free
-    only when ``w`` is not zero.
+    Positive iff every point is strictly on its side (``w`` must not be zero).
+    This is the distance of the closest point to the line ``w · x + b = 0``;
+    the γ inside :func:`mistake_bound` differs: it folds the bias into the
+    weights and divides by :math:`\lVert (w, b) \rVert`, so it is never larger.
     """
     x, y = _check_xy(x, y)
-    return jnp.min(y * score(params, x)) / jnp.linalg.norm(params.w)
+    params, x = _check_points(params, x)
+    return jnp.min(y * _score(params, x)) / jnp.linalg.norm(params.w)
 
 
 def _as_params(w_star: Any, n_features: int) -> Params:

@@ -40,3 +40,17 @@ jax.config.update("jax_numpy_rank_promotion", "raise")
 @pytest.fixture
 def key() -> jax.Array:
     return jax.random.key(0)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Fail fast when a run that must be multi-device (tox -e multidevice) has one device.
+
+    Without this, the multidevice tests would all skip and the run would pass silently.
+    """
+    required = int(os.environ.get("DLVR_JAX_REQUIRE_DEVICES", "0") or 0)
+    if required and jax.local_device_count() < required:
+        pytest.exit(
+            f"DLVR_JAX_REQUIRE_DEVICES={required} but JAX sees {jax.local_device_count()} "
+            "device(s); set XLA_FLAGS=--xla_force_host_platform_device_count=8",
+            returncode=1,
+        )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -163,3 +164,159 @@ def test_python_dash_m_runs_the_same_cli(tmp_path):
 def test_console_script_is_installed():
     done = subprocess.run(["dlvr-jax", "--version"], capture_output=True, text=True, check=True)
     assert done.stdout.startswith("dlvr-jax ")
+
+
+# ---------------------------------------------------------------------------
+# dlvr-jax mlp and compare-activations.
+
+MLP_FILES = (
+    "decision_boundary.png",
+    "loss_curve.png",
+    "gradient_heatmap.png",
+    "neuron_maps.png",
+    "metrics.json",
+)
+
+
+@pytest.fixture(autouse=True)
+def _no_user_cache(monkeypatch):
+    """Keep in-process CLI runs from writing to the user's compilation cache."""
+    monkeypatch.setenv("DLVR_JAX_NO_CACHE", "1")
+
+
+def test_mlp_defaults_are_the_chapter_program(tmp_path, capsys):
+    status, out, err = run(capsys, "mlp", "--out", str(tmp_path))
+    assert status == 0, err
+    for name in MLP_FILES:
+        assert (tmp_path / name).stat().st_size > 0, name
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["dataset"] == "circle"
+    assert metrics["n"] == 1000
+    assert metrics["hidden"] == [8, 8, 8, 8, 8]
+    assert metrics["activation"] == "relu"
+    assert metrics["optimizer"] == "adam"
+    assert metrics["learning_rate"] == 1e-3
+    assert metrics["epochs"] == 2000
+    assert metrics["steps"] == 2000
+    assert metrics["parameters"] == 330
+    assert metrics["test_accuracy"] >= 0.97
+    assert "test accuracy:" in out
+    assert "train accuracy:" in out
+    assert image.imread(tmp_path / "decision_boundary.png").shape[:2] == (800, 800)
+    assert image.imread(tmp_path / "loss_curve.png").shape[:2] == (600, 800)
+
+
+SMALL = ("--n", "200", "--epochs", "40", "--hidden", "8,8")
+
+
+def test_mlp_checkpoint_and_resume_equal_one_run(tmp_path, capsys):
+    whole, first, rest = tmp_path / "whole", tmp_path / "first", tmp_path / "rest"
+    ckpt = str(tmp_path / "state.msgpack")
+    assert run(capsys, "mlp", *SMALL, "--batch-size", "50", "--out", str(whole), "--json")[0] == 0
+    argv = ["mlp", "--n", "200", "--hidden", "8,8", "--batch-size", "50"]
+    assert run(capsys, *argv, "--epochs", "15", "--checkpoint", ckpt, "--out", str(first))[0] == 0
+    assert run(capsys, *argv, "--epochs", "40", "--resume", ckpt, "--out", str(rest))[0] == 0
+    a = json.loads((whole / "metrics.json").read_text())
+    b = json.loads((rest / "metrics.json").read_text())
+    for field in ("epochs", "steps", "train_loss", "test_loss", "train_accuracy", "test_accuracy"):
+        assert a[field] == b[field], field
+
+
+def test_mlp_regression_dataset(tmp_path, capsys):
+    status, out, err = run(capsys, "mlp", "--dataset", "plane", *SMALL, "--out", str(tmp_path))
+    assert status == 0, err
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["loss"] == "mse"
+    assert metrics["train_accuracy"] is None
+    assert "train accuracy" not in out
+
+
+def test_compare_activations(tmp_path, capsys):
+    status, out, err = run(
+        capsys, "compare-activations", *SMALL, "--activations", "relu,tanh", "--out", str(tmp_path)
+    )
+    assert status == 0, err
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert list(metrics["results"]) == ["relu", "tanh"]
+    assert (tmp_path / "activation_comparison.png").stat().st_size > 0
+    assert "relu: train loss" in out
+    assert "tanh: train loss" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["mlp", "--hidden", "8,x"], "argument --hidden: expected comma-separated widths"),
+        (["mlp", "--hidden", "8,0"], "argument --hidden: expected widths >= 1"),
+        (["mlp", "--activation", "relu6"], "argument --activation: invalid choice: 'relu6'"),
+        (["mlp", "--optimizer", "lbfgs"], "argument --optimizer: invalid choice: 'lbfgs'"),
+        (["mlp", "--test-fraction", "1"], "argument --test-fraction: expected a number in (0, 1)"),
+        (["mlp", "--epochs", "0"], "argument --epochs: expected an integer >= 1"),
+        (
+            ["compare-activations", "--activations", "relu,nope"],
+            "argument --activations: expected comma-separated names",
+        ),
+    ],
+)
+def test_mlp_bad_arguments_exit_2_with_one_line(capsys, argv, message):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(argv)
+    assert exit_info.value.code == 2
+    _, err = capsys.readouterr()
+    assert err.count("\n") == 1, err
+    assert message in err
+
+
+def test_mlp_batch_size_larger_than_the_training_set(capsys, tmp_path):
+    status, _, err = run(capsys, "mlp", "--n", "100", "--batch-size", "500", "--out", str(tmp_path))
+    assert status == 2
+    assert err.startswith("dlvr-jax mlp: error: --batch-size must be at most the training set")
+
+
+def test_second_cli_run_hits_the_persistent_compilation_cache(tmp_path):
+    cache = tmp_path / "cache"
+    environment = dict(os.environ, DLVR_JAX_CACHE_DIR=str(cache), DLVR_JAX_NO_CACHE="")
+    command = [sys.executable, "-m", "dlvr_jax", "mlp", *SMALL, "--json", "--no-progress"]
+    first = subprocess.run(
+        [*command, "--out", str(tmp_path / "a")],
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert json.loads(first.stdout)["compilation_cache"] == str(cache)
+    entries = sorted(p.name for p in cache.iterdir())
+    assert entries, "the first run stored nothing in the cache"
+    subprocess.run(
+        [*command, "--out", str(tmp_path / "b")],
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert sorted(p.name for p in cache.iterdir()) == entries  # all hits: nothing new
+    opted_out = subprocess.run(
+        [*command, "--no-cache", "--out", str(tmp_path / "c")],
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert json.loads(opted_out.stdout)["compilation_cache"] is None
+
+
+def test_an_unwritable_out_folder_exits_2_with_one_line(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    status, _, err = run(capsys, "perceptron", "--n", "20", "--out", str(blocker))
+    assert status == 2
+    assert err.startswith("dlvr-jax perceptron: error:")
+    assert err.count("\n") == 1
+
+
+def test_resume_from_a_missing_checkpoint_exits_2(tmp_path, capsys):
+    status, _, err = run(
+        capsys, "mlp", *SMALL, "--resume", str(tmp_path / "missing.msgpack"), "--out", str(tmp_path)
+    )
+    assert status == 2
+    assert "no checkpoint at" in err

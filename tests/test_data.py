@@ -324,7 +324,11 @@ def no_tracing(monkeypatch):
         (lambda k: data.moons(k, True), TypeError, "n must be an int"),
         (lambda k: data.linear(k, "10"), TypeError, "n must be an int"),
         (lambda k: data.linear(k, 10, noise=-0.1), ValueError, r"noise must be in \[0.0, inf\]"),
-        (lambda k: data.linear(k, 10, noise=float("nan")), ValueError, "noise must be a number"),
+        (
+            lambda k: data.linear(k, 10, noise=float("nan")),
+            ValueError,
+            "noise must be a finite number",
+        ),
         (lambda k: data.linear(k, 10, margin=1.5), ValueError, r"margin must be in \[0.0, 1.0\]"),
         (lambda k: data.gaussian(k, 10, std=0), ValueError, r"std must be in \(0.0, inf\]"),
         (lambda k: data.spiral(k, 10, turns=-1), ValueError, "turns must be in"),
@@ -350,3 +354,75 @@ def test_unknown_name_lists_the_known_ones():
         data.make("ring", jax.random.key(0), 10)
     for name in data.names():
         assert name in str(info.value)
+
+
+# ---------------------------------------------------------------------------
+# The shapes of the sampled sets.
+
+
+def test_gaussian_blobs_sit_at_their_centres():
+    x, y = data.gaussian(jax.random.key(0), 4000, std=0.25)
+    x, y = np.asarray(x), np.asarray(y)
+    np.testing.assert_allclose(x[y == 1].mean(axis=0), [0.5, 0.5], atol=0.03)
+    np.testing.assert_allclose(x[y == 0].mean(axis=0), [-0.5, -0.5], atol=0.03)
+    np.testing.assert_allclose(x[y == 1].std(axis=0), [0.25, 0.25], atol=0.02)
+
+
+def test_moons_follow_make_moons_equations():
+    x, y = data.moons(jax.random.key(0), 500)
+    x, y = np.asarray(x, np.float64) + np.array([0.5, 0.25]), np.asarray(y)
+    upper, lower = x[y == 0], x[y == 1]
+    np.testing.assert_allclose(np.hypot(upper[:, 0], upper[:, 1]), 1.0, atol=1e-5)
+    assert np.all(upper[:, 1] >= -1e-6)
+    np.testing.assert_allclose(np.hypot(1 - lower[:, 0], 0.5 - lower[:, 1]), 1.0, atol=1e-5)
+    assert np.all(lower[:, 1] <= 0.5 + 1e-6)
+
+
+def test_spiral_angle_grows_with_radius():
+    turns = 1.75
+    x, y = data.spiral(jax.random.key(0), 500, turns=turns)
+    x, y = np.asarray(x, np.float64), np.asarray(y)
+    radius = np.hypot(x[:, 0], x[:, 1])
+    angle = np.arctan2(x[:, 0], x[:, 1])  # x = t sin(a), y = t cos(a)
+    expected = 2 * np.pi * turns * radius + np.pi * y
+    difference = np.angle(np.exp(1j * (angle - expected)))
+    keep = radius > 1e-3
+    np.testing.assert_allclose(difference[keep], 0.0, atol=1e-3)
+
+
+@pytest.mark.parametrize("name", ["gaussian", "spiral", "moons"])
+def test_balanced_labels_are_shuffled(name):
+    y = np.asarray(data.make(name, jax.random.key(0), 200).y)
+    assert not np.array_equal(y, np.arange(200) % 2)
+    assert not np.array_equal(y, np.sort(y))
+
+
+def test_a_traced_margin_above_one_is_clipped_and_terminates():
+    mapped = jax.jit(lambda m: data.linear(jax.random.key(0), 8, margin=m))(jnp.float32(2.0))
+    distance = np.abs(np.asarray(mapped.x).sum(axis=1)) / math.sqrt(2)
+    assert distance.min() >= 1.0 - 1e-6
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        (
+            lambda k: data.linear(k, 10, noise=float("inf")),
+            ValueError,
+            "noise must be a finite number",
+        ),
+        (
+            lambda k: data.train_test_split(k, (np.ones((4, 2)), np.zeros(4)), test_fraction=0.5),
+            TypeError,
+            "data must be a Dataset",
+        ),
+        (
+            lambda k: data.from_arrays(np.ones((1, 2)), np.array([2**40])),
+            ValueError,
+            "below 2\\*\\*31",
+        ),
+    ],
+)
+def test_more_bad_input(key, call, error, message):
+    with pytest.raises(error, match=message):
+        call(key)

@@ -47,8 +47,12 @@ def separable(seed: int, n: int, d: int, gamma: float) -> tuple[jax.Array, jax.A
 def test_novikoff_on_random_separable_data(seed, d, gamma, learning_rate):
     x, y, w_star = separable(seed, 100, d, gamma)
     bound = float(perceptron.mistake_bound(x, y, w_star))
-    assert math.isfinite(bound)
-    # The bound follows from the construction: R^2 <= d + 1 + (push), gamma_folded >= ...
+    # (R / gamma)^2 computed independently, in float64, with the bias folded in.
+    folded = np.hstack([np.asarray(x, np.float64), np.ones((len(y), 1))])
+    radius = np.linalg.norm(folded, axis=1).max()
+    gamma_folded = (np.asarray(y) * (folded @ w_star)).min() / np.linalg.norm(w_star)
+    assert gamma_folded > 0
+    assert bound == pytest.approx((radius / gamma_folded) ** 2, rel=1e-4)
     result = perceptron.fit(x, y, learning_rate=learning_rate, max_epochs=1000)
     assert bool(result.converged)
     assert float(perceptron.accuracy(result.params, x, y)) == 1.0
@@ -240,6 +244,70 @@ def test_xor_does_not_converge_and_pocket_beats_the_last_iterate(seed):
         assert int(kept.updates) == int(result.updates)
 
 
+def gallant_pocket(x, y, learning_rate, max_epochs, every_update=False):
+    """Gallant's pocket algorithm with ratchet, transcribed literally in plain Python.
+
+    After every sample: if the current weights have a longer run of consecutive
+    correct classifications than the pocket's best run, and (ratchet) classify
+    more training points correctly, they go into the pocket. With
+    ``every_update`` the run test is dropped. The last iterate competes at the end.
+    """
+    x = np.asarray(x, np.float32)
+    y = np.asarray(y)
+    w, b = np.zeros(x.shape[1], np.float32), np.float32(0)
+    eta = np.float32(learning_rate)
+
+    def correct(w, b):
+        return int(np.sum(np.where(x @ w + b > 0, 1, -1) == y))
+
+    pocket, pocket_correct, pocket_run = (w.copy(), b), correct(w, b), 0
+    run, holding = 0, True  # holding: the current weights are the pocket's
+    for _ in range(max_epochs):
+        mistakes = 0
+        for xi, yi in zip(x, y, strict=True):
+            prediction = 1 if xi @ w + b > 0 else -1
+            if prediction != yi:
+                delta = eta * np.float32(yi - prediction)
+                w, b = w + delta * xi, b + delta
+                mistakes += 1
+                run, holding = 0, False
+            else:
+                run += 1
+                if holding:
+                    pocket_run = max(pocket_run, run)
+            if not holding and (run > pocket_run or every_update):
+                now = correct(w, b)
+                if now > pocket_correct:
+                    pocket, pocket_correct, pocket_run, holding = (w.copy(), b), now, run, True
+        if mistakes == 0:
+            break
+    if correct(w, b) > pocket_correct:
+        pocket, pocket_correct = (w.copy(), b), correct(w, b)
+    return pocket, pocket_correct / len(y)
+
+
+@given(seed=seeds, every_update=st.booleans())
+def test_pocket_matches_a_plain_python_transcription_of_gallant(seed, every_update):
+    train = data.xor(jax.random.key(seed), 48)
+    x, y = train.x, data.signed(train.y)
+    (w, b), accuracy = gallant_pocket(x, y, 0.1, 12, every_update)
+    kept = perceptron.pocket(x, y, learning_rate=0.1, max_epochs=12, every_update=every_update)
+    np.testing.assert_allclose(kept.params.w, w, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(kept.params.b, b, rtol=1e-5, atol=1e-6)
+    assert float(kept.accuracy) == pytest.approx(accuracy)
+
+
+def test_gallant_pocket_beats_the_last_iterate_on_the_readme_xor():
+    train = data.xor(jax.random.key(0), 200)
+    x, y = train.x, data.signed(train.y)
+    last = perceptron.fit(x, y)
+    kept = perceptron.pocket(x, y)
+    better = perceptron.pocket(x, y, every_update=True)
+    assert float(kept.accuracy) > float(perceptron.accuracy(last.params, x, y)) + 0.05
+    assert float(better.accuracy) >= float(kept.accuracy)
+    assert float(better.accuracy) >= 0.7  # the best line for XOR gets about 3/4 right
+
+
 def test_pocket_every_update_keeps_the_best_iterate():
     train = data.xor(jax.random.key(0), 60)
     x, y = np.asarray(train.x), np.asarray(data.signed(train.y))
@@ -319,3 +387,69 @@ def test_init_rejects_bad_sizes():
 def test_mistake_bound_rejects_a_wrong_sized_w_star():
     with pytest.raises(ValueError, match="w_star must be Params or a vector of length 2"):
         perceptron.mistake_bound(X, Y, jnp.ones(5))
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        (
+            lambda: perceptron.step(perceptron.init(2), X[0], 0, learning_rate=0.1),
+            ValueError,
+            "y_i must be -1 or \\+1, got 0",
+        ),
+        (
+            lambda: perceptron.step(perceptron.init(2), X[0], 1, learning_rate=-1),
+            ValueError,
+            "learning_rate must be in",
+        ),
+        (
+            lambda: perceptron.step(perceptron.init(3), X[0], 1, learning_rate=0.1),
+            ValueError,
+            r"params must have w of shape \(2,\)",
+        ),
+        (
+            lambda: perceptron.accuracy(perceptron.init(2), X, np.array([1, 0, 1])),
+            ValueError,
+            "data.signed",
+        ),
+        (
+            lambda: perceptron.predict(perceptron.init(2), np.ones((3, 5))),
+            ValueError,
+            r"params must have w of shape \(5,\)",
+        ),
+        (lambda: perceptron.predict((1.0, 2.0), X), TypeError, "params must be a perceptron"),
+        (lambda: perceptron.margin((1.0, 2.0), X, Y), TypeError, "params must be a perceptron"),
+        (
+            lambda: perceptron.fit(
+                X, Y, params=perceptron.Params(jnp.array([np.nan, 0.0]), jnp.array(0.0))
+            ),
+            ValueError,
+            "params.w must be finite",
+        ),
+        (
+            lambda: perceptron.fit(X, Y, learning_rate=float("inf")),
+            ValueError,
+            "learning_rate must be a finite number",
+        ),
+    ],
+)
+def test_every_public_function_checks_its_input(call, error, message):
+    with pytest.raises(error, match=message):
+        call()
+
+
+def test_float64_inputs_and_params_keep_their_dtype():
+    with jax.enable_x64(True):
+        x = jnp.asarray(X, jnp.float64)
+        result = perceptron.fit(x, Y, params=perceptron.init(2))  # float32 params, float64 x
+        assert result.params.w.dtype == jnp.float32
+        wide = perceptron.fit(x, Y)
+        assert wide.params.w.dtype == jnp.float64
+        assert bool(wide.converged)
+        stepped = perceptron.step(perceptron.init(2), x[0], -1, learning_rate=0.1)
+        assert stepped.w.dtype == jnp.float32
+
+
+def test_params_given_as_lists_are_converted():
+    params = perceptron.Params([1.0, 1.0], 0.0)
+    np.testing.assert_array_equal(perceptron.predict(params, X), [1, 1, -1])
