@@ -320,3 +320,23 @@ def test_resume_from_a_missing_checkpoint_exits_2(tmp_path, capsys):
     )
     assert status == 2
     assert "no checkpoint at" in err
+
+
+def test_progress_bar_draws_on_a_terminal(monkeypatch, capsys):
+    import argparse
+
+    from dlvr_jax import train
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    options = cli._progress(argparse.Namespace(no_progress=False), "training", 200)
+    assert options["chunk_epochs"] == 4
+    bar = options["progress"]
+    history = train.History(np.array([0.5, 0.25]), np.array([0.5, 0.75]), None, None, {}, None)
+    bar(100, 200, history)
+    bar(200, 200, history)
+    err = capsys.readouterr().err
+    assert "\rtraining [###############...............] 100/200 epochs loss 0.2500" in err
+    assert err.endswith("\n")
+    assert cli._progress(argparse.Namespace(no_progress=True), "training", 200) == {}
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
+    assert cli._progress(argparse.Namespace(no_progress=False), "training", 200) == {}
