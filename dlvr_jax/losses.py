@@ -105,24 +105,24 @@ def _is_weight(path: tuple[Any, ...], leaf: jax.Array) -> bool:
     return name == "kernel" or (name is None and leaf.ndim >= 2)
 
 
-def l1_penalty(params: Any) -> jax.Array:
-    r""":math:`\sum |W|` over the weight matrices (``kernel`` leaves) only."""
+def _sum_over_weights(params: Any, term: Callable[[jax.Array], jax.Array]) -> jax.Array:
+    """``sum(term(W))`` over the weight matrices of ``params``."""
     leaves = [
-        jnp.sum(jnp.abs(leaf))
+        jnp.sum(term(leaf))
         for path, leaf in jax.tree_util.tree_leaves_with_path(params)
         if _is_weight(path, leaf)
     ]
     return jnp.sum(jnp.stack(leaves)) if leaves else jnp.zeros(())
 
 
+def l1_penalty(params: Any) -> jax.Array:
+    r""":math:`\sum |W|` over the weight matrices (``kernel`` leaves) only."""
+    return _sum_over_weights(params, jnp.abs)
+
+
 def l2_penalty(params: Any) -> jax.Array:
     r""":math:`\tfrac12 \sum W^2` over the weight matrices (``kernel`` leaves) only."""
-    leaves = [
-        jnp.sum(jnp.square(leaf))
-        for path, leaf in jax.tree_util.tree_leaves_with_path(params)
-        if _is_weight(path, leaf)
-    ]
-    return 0.5 * jnp.sum(jnp.stack(leaves)) if leaves else jnp.zeros(())
+    return 0.5 * _sum_over_weights(params, jnp.square)
 
 
 LOSSES: dict[str, Callable[..., jax.Array]] = {

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import assert_bit_identical
 
 from dlvr_jax import checkpoint, data, models, optim, train
 
@@ -13,21 +13,6 @@ MODEL = models.MLP(hidden=(8, 8), dropout=0.1)
 OPTIMIZER = optim.optimizer("adam", 1e-2)
 DATA = data.circle(jax.random.key(0), 200)
 TEST = data.circle(jax.random.key(1), 50)
-
-
-def leaves(tree):
-    return [
-        jax.random.key_data(leaf) if jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key) else leaf
-        for leaf in jax.tree.leaves(tree)
-    ]
-
-
-def assert_bit_identical(a, b):
-    first, second = leaves(a), leaves(b)
-    assert len(first) == len(second)
-    for x, y in zip(first, second, strict=True):
-        assert np.asarray(x).dtype == np.asarray(y).dtype
-        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
 def fresh_like():

@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import assert_bit_identical
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -14,21 +15,6 @@ from dlvr_jax import data, losses, models, optim, train
 
 ADAM = optim.optimizer("adam", 1e-3)
 FAST = optim.optimizer("adam", 1e-2)
-
-
-def leaves(tree):
-    """Leaves with PRNG keys replaced by their raw bits, for exact comparison."""
-    return [
-        jax.random.key_data(leaf) if jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key) else leaf
-        for leaf in jax.tree.leaves(tree)
-    ]
-
-
-def assert_bit_identical(a, b):
-    first, second = leaves(a), leaves(b)
-    assert len(first) == len(second)
-    for x, y in zip(first, second, strict=True):
-        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
 @pytest.fixture(scope="module")
