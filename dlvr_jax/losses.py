@@ -8,7 +8,9 @@ The contract::
 
 ``weights`` (``float[n]``, e.g. 0/1 for padded examples) turn each mean into
 :math:`\sum_i w_i \ell_i / \sum_i w_i`. The losses over logits use Optax's
-numerically stable implementations, so they are finite for any finite logits.
+numerically stable implementations, so they are finite whenever each
+example's loss is representable (e.g. logits of ±1e4, or even ±3e38 when the
+label's logit is the largest).
 
 Examples:
     >>> import jax.numpy as jnp
@@ -45,10 +47,16 @@ __all__ = [
 
 
 def _mean(values: jax.Array, weights: jax.Array | None) -> jax.Array:
+    r""":math:`\sum_i w_i \ell_i / \sum_i w_i` (plain mean without weights; 0 if all w are 0).
+
+    Each term is scaled before the sum, so the mean of losses near the float
+    maximum does not overflow.
+    """
     if weights is None:
-        return jnp.mean(values)
+        return jnp.sum(values / values.size) if values.size else jnp.zeros((), values.dtype)
     weights = jnp.asarray(weights, values.dtype)
-    return jnp.sum(values * weights) / jnp.maximum(jnp.sum(weights), 1)
+    total = jnp.sum(weights)
+    return jnp.sum(values * (weights / jnp.where(total > 0, total, 1)))
 
 
 def cross_entropy(
