@@ -87,6 +87,45 @@ def _names(options: Sequence[str]) -> Callable[[str], list[str]]:
     return parse
 
 
+def _floats(text: str) -> list[float]:
+    """``1e-3,1e-2`` -> [0.001, 0.01]: comma-separated numbers > 0."""
+    try:
+        values = [float(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated numbers > 0 such as 1e-3,1e-2, got {text!r}"
+        ) from None
+    if not all(math.isfinite(v) and v > 0 for v in values):
+        raise argparse.ArgumentTypeError(f"expected numbers > 0, got {text!r}")
+    return values
+
+
+def _ints(text: str) -> list[int]:
+    """``1,10,100`` -> [1, 10, 100]: comma-separated integers >= 1."""
+    try:
+        values = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers >= 1 such as 1,10,100, got {text!r}"
+        ) from None
+    if any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"expected integers >= 1, got {text!r}")
+    return values
+
+
+def _point(text: str) -> list[float]:
+    """``-1.2,1`` -> [-1.2, 1.0]: a starting point, comma-separated finite numbers."""
+    try:
+        values = [float(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated coordinates such as -1.2,1, got {text!r}"
+        ) from None
+    if not all(math.isfinite(v) for v in values):
+        raise argparse.ArgumentTypeError(f"expected finite coordinates, got {text!r}")
+    return values
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="dlvr-jax",
@@ -190,7 +229,90 @@ def _build_parser() -> argparse.ArgumentParser:
         help="activations to compare",
     )
     compare.set_defaults(run=_compare, report=_report_compare)
+    _optimize_arguments(commands)
     return parser
+
+
+_METHODS = ("gd", *optim.names())
+
+
+def _optimize_arguments(commands: Any) -> None:
+    descent = commands.add_parser(
+        "optimize",
+        help="gradient descent and Optax optimizers on a toy function; paths and convergence",
+        description=(
+            "Exercise 1.3. On a toy function (--function rosenbrock, beale, ...) run each "
+            "of --optimizers from --start and write optimization_paths.png (contour map), "
+            "optimization_surface.png (3-D surface; two-variable functions), convergence.png "
+            "(f - f* against the step) and metrics.json. With --function least_squares, fit "
+            "the coefficients of x^2 + 4x + 4 from --n noisy samples by mini-batch gradient "
+            "descent over every --learning-rate x --batch-sizes pair and write convergence.png "
+            "(one panel per batch size) and metrics.json. 'gd' is x <- x - lr grad f(x); the "
+            "other names are Optax optimizers (on a deterministic function 'sgd' is the same "
+            "as 'gd': there is nothing to sample)."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    descent.add_argument(
+        "--function",
+        default="rosenbrock",
+        choices=[*optim.OBJECTIVES, "least_squares"],
+        help="the objective",
+    )
+    descent.add_argument(
+        "--optimizers",
+        type=_names(_METHODS),
+        default=["gd", "momentum", "rmsprop", "adam"],
+        metavar="A,B,...",
+        help=f"methods to compare, from {', '.join(_METHODS)} (toy functions)",
+    )
+    descent.add_argument(
+        "--learning-rate",
+        type=_floats,
+        default=None,
+        metavar="LR[,LR...]",
+        help="toy functions: one step size for all or one per optimizer (default 1e-3); "
+        "least_squares: the step sizes of the grid (default 0.01,0.05,0.2)",
+    )
+    descent.add_argument(
+        "--steps", type=_positive_int, default=2000, help="most updates per run (toy functions)"
+    )
+    descent.add_argument(
+        "--tol",
+        type=_non_negative,
+        default=1e-6,
+        help="stop when the gradient norm or the step is below this (toy functions)",
+    )
+    descent.add_argument(
+        "--start",
+        type=_point,
+        default=None,
+        metavar="X[,Y]",
+        help="the starting point (default: the function's suggested start); write "
+        "--start=-1.2,1 when the first coordinate is negative",
+    )
+    descent.add_argument(
+        "--batch-sizes",
+        type=_ints,
+        default=[1, 10, 100],
+        metavar="B,B,...",
+        help="mini-batch sizes (least_squares; at most --n)",
+    )
+    descent.add_argument(
+        "--epochs", type=_positive_int, default=30, help="passes over the data (least_squares)"
+    )
+    descent.add_argument(
+        "--n", type=_positive_int, default=100, help="number of samples (least_squares)"
+    )
+    descent.add_argument(
+        "--noise", type=_non_negative, default=0.5, help="noise std of the samples (least_squares)"
+    )
+    descent.add_argument("--seed", type=_seed, default=0, help="PRNG seed (least_squares)")
+    descent.add_argument("--out", default=".", metavar="DIR", help="folder for the outputs")
+    descent.add_argument(
+        "--json", action="store_true", help="print the metrics as JSON instead of text"
+    )
+    descent.set_defaults(run=_optimize, report=_report_optimize)
 
 
 def _mlp_arguments(command: argparse.ArgumentParser) -> None:
@@ -584,6 +706,177 @@ def _report_compare(metrics: dict[str, Any]) -> str:
             f"{name:>12}: train loss {result['train_loss']:.4f}, test accuracy "
             f"{_percent(result['test_accuracy'])}"
         )
+    lines.append("wrote " + ", ".join(metrics["files"]))
+    return "\n".join(lines)
+
+
+def _path_summary(path: optim.Path) -> dict[str, Any]:
+    steps = int(path.steps)
+    final = [float(v) for v in jnp.ravel(path.xs[steps])]
+    return {
+        "steps": steps,
+        "converged": bool(path.converged),
+        "diverged": bool(path.diverged),
+        "final_x": final,
+        "final_value": float(path.values[steps]),
+        "final_grad_norm": float(path.grad_norms[steps]),
+    }
+
+
+def _write_metrics(path: str, metrics: dict[str, Any]) -> None:
+    with _io.atomic_open(path, "w") as stream:
+        json.dump(metrics, stream, indent=2)  # type: ignore[arg-type]
+        stream.write("\n")  # type: ignore[call-overload]
+
+
+def _optimize(args: argparse.Namespace) -> dict[str, Any]:
+    from dlvr_jax import viz
+
+    if args.function == "least_squares":
+        return _optimize_least_squares(args, viz)
+    toy = optim.objective(args.function)
+    start = toy.start if args.start is None else tuple(args.start)
+    if len(start) != len(toy.start):
+        raise ValueError(
+            f"--start must have {len(toy.start)} coordinate(s) for {args.function}, "
+            f"got {','.join(f'{v:g}' for v in start)}"
+        )
+    rates = args.learning_rate or [1e-3]
+    if len(rates) not in (1, len(args.optimizers)):
+        raise ValueError(
+            f"--learning-rate must give one value or one per optimizer ({len(args.optimizers)}), "
+            f"got {len(rates)}"
+        )
+    learning_rates = dict(zip(args.optimizers, rates * len(args.optimizers), strict=False))
+    x0 = jnp.asarray(start[0] if len(start) == 1 else start, jnp.float32)
+    started = time.perf_counter()
+    paths = optim.compare(
+        toy.f,
+        x0,
+        optimizers=tuple(args.optimizers),
+        learning_rate=learning_rates,
+        max_steps=args.steps,
+        tol=args.tol,
+    )
+    seconds = time.perf_counter() - started
+    os.makedirs(args.out, exist_ok=True)
+    files = [os.path.join(args.out, "optimization_paths.png")]
+    title = f"{args.function}: optimization paths"
+    viz.save(
+        viz.plot_optimization_paths(
+            toy.f, paths, extent=toy.extent, minima=toy.minima, title=title
+        ),
+        files[-1],
+    )
+    if len(start) == 2:
+        files.append(os.path.join(args.out, "optimization_surface.png"))
+        figure = viz.plot_optimization_paths(
+            toy.f, paths, extent=toy.extent, minima=toy.minima, kind="surface", title=title
+        )
+        viz.save(figure, files[-1])
+    if math.isfinite(toy.f_star):
+        files.append(os.path.join(args.out, "convergence.png"))
+        figure = viz.plot_convergence(
+            paths, toy.f_star, title=f"{args.function}: f - f* against the step"
+        )
+        viz.save(figure, files[-1])
+    files.append(os.path.join(args.out, "metrics.json"))
+    metrics: dict[str, Any] = {
+        "command": "optimize",
+        "version": dlvr_jax.__version__,
+        "function": args.function,
+        "start": list(start),
+        "minima": [list(m) for m in toy.minima],
+        "f_star": toy.f_star if math.isfinite(toy.f_star) else None,
+        "max_steps": args.steps,
+        "tol": args.tol,
+        "learning_rates": learning_rates,
+        "results": {name: _path_summary(path) for name, path in paths.items()},
+        "seconds": round(seconds, 3),
+        "files": files,
+    }
+    _write_metrics(files[-1], metrics)
+    return metrics
+
+
+def _optimize_least_squares(args: argparse.Namespace, viz: Any) -> dict[str, Any]:
+    if max(args.batch_sizes) > args.n:
+        raise ValueError(
+            f"--batch-sizes must be at most --n ({args.n}), got {max(args.batch_sizes)}"
+        )
+    rates = args.learning_rate or [0.01, 0.05, 0.2]
+    data_key, shuffle_key = jax.random.split(jax.random.key(args.seed))
+    problem = optim.quadratic_samples(data_key, args.n, noise=args.noise)
+    w_star, f_star = optim.least_squares_solution(problem)
+    started = time.perf_counter()
+    grid = optim.convergence_grid(
+        shuffle_key,
+        problem,
+        jnp.zeros(3, jnp.float32),
+        learning_rates=rates,
+        batch_sizes=args.batch_sizes,
+        epochs=args.epochs,
+    )
+    seconds = time.perf_counter() - started
+    os.makedirs(args.out, exist_ok=True)
+    files = [os.path.join(args.out, name) for name in ("convergence.png", "metrics.json")]
+    title = (
+        f"Mini-batch gradient descent on least squares (x^2 + 4x + 4, n={args.n}): "
+        "f - f* against the step"
+    )
+    viz.save(viz.plot_convergence(grid, float(f_star), title=title), files[0])
+    metrics: dict[str, Any] = {
+        "command": "optimize",
+        "version": dlvr_jax.__version__,
+        "function": "least_squares",
+        "n": args.n,
+        "noise": args.noise,
+        "seed": args.seed,
+        "epochs": args.epochs,
+        "true_coefficients": [1.0, 4.0, 4.0],
+        "least_squares_coefficients": [float(v) for v in w_star],
+        "f_star": float(f_star),
+        "results": [
+            {"learning_rate": rate, "batch_size": batch, **_path_summary(path)}
+            for (rate, batch), path in grid.items()
+        ],
+        "seconds": round(seconds, 3),
+        "files": files,
+    }
+    _write_metrics(files[1], metrics)
+    return metrics
+
+
+def _report_optimize(metrics: dict[str, Any]) -> str:
+    if metrics["function"] == "least_squares":
+        lines = [
+            f"least squares: x^2 + 4x + 4 from {metrics['n']} samples (noise "
+            f"{metrics['noise']:g}); exact fit "
+            f"[{', '.join(f'{v:.4f}' for v in metrics['least_squares_coefficients'])}], "
+            f"f* = {metrics['f_star']:.6g}"
+        ]
+        for run in metrics["results"]:
+            status = (
+                "diverged"
+                if run["diverged"]
+                else f"f - f* = {run['final_value'] - metrics['f_star']:.3g}"
+            )
+            lines.append(
+                f"  lr {run['learning_rate']:<8g} batch {run['batch_size']:<5d} "
+                f"{run['steps']:>6d} steps  {status}  w = "
+                f"[{', '.join(f'{v:.4f}' for v in run['final_x'])}]"
+            )
+    else:
+        lines = [f"{metrics['function']} from {metrics['start']}, minima {metrics['minima']}"]
+        for name, run in metrics["results"].items():
+            status = (
+                "converged" if run["converged"] else "diverged" if run["diverged"] else "max steps"
+            )
+            lines.append(
+                f"  {name:>9} (lr {metrics['learning_rates'][name]:g}): {run['steps']:>6d} steps, "
+                f"{status}, f = {run['final_value']:.4g} at "
+                f"[{', '.join(f'{v:.5g}' for v in run['final_x'])}]"
+            )
     lines.append("wrote " + ", ".join(metrics["files"]))
     return "\n".join(lines)
 

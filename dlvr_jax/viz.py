@@ -15,6 +15,8 @@ The figures, and what they take:
 - :func:`plot_gradient_heatmap`: a gradient pytree shaped like the params (layers × units).
 - :func:`plot_neuron_maps`: a :class:`~dlvr_jax.models.MLP` and its params (every unit's output
   over the plane, the TensorFlow Playground's picture).
+- :func:`plot_optimization_paths`, :func:`plot_convergence`: :class:`~dlvr_jax.optim.Path`
+  runs over a toy objective (contour or 3-D surface) and ``f - f*`` against the step.
 
 Examples:
     >>> import jax
@@ -44,6 +46,7 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from dlvr_jax import _io, models
 from dlvr_jax.data import Dataset
+from dlvr_jax.optim import Path
 from dlvr_jax.perceptron import Params
 
 if TYPE_CHECKING:
@@ -51,12 +54,15 @@ if TYPE_CHECKING:
 
 __all__ = [
     "plot_activation_comparison",
+    "plot_convergence",
     "plot_dataset",
     "plot_decision_boundary",
     "plot_gradient_heatmap",
     "plot_loss_curve",
+    "plot_matmul_scaling",
     "plot_mistakes",
     "plot_neuron_maps",
+    "plot_optimization_paths",
     "save",
 ]
 
@@ -851,6 +857,374 @@ def plot_activation_comparison(
         bar = figure.colorbar(probability_shading, ax=probability_axes, label=_PROBABILITY)
         bar.set_ticks([0.0, 0.25, 0.5, 0.75, 1.0])
     figure.suptitle(title)
+    return figure
+
+
+def _descent_paths(paths: Any) -> dict[str, tuple[np.ndarray, np.ndarray, int, bool, bool]]:
+    """``{name: Path}`` -> ``{name: (xs, values, steps, converged, diverged)}``, visited part."""
+    if not isinstance(paths, Mapping) or not paths:
+        raise TypeError(
+            f"paths must be a non-empty mapping name -> optim.Path, got {type(paths).__name__}"
+        )
+    out = {}
+    for name, path in paths.items():
+        if not isinstance(path, Path):
+            raise TypeError(f"paths[{name!r}] must be an optim.Path, got {type(path).__name__}")
+        xs = np.asarray(path.xs, dtype=np.float64)
+        values = np.asarray(path.values, dtype=np.float64)
+        if xs.ndim not in (1, 2) or values.ndim != 1 or xs.shape[0] != values.shape[0]:
+            raise ValueError(
+                f"paths[{name!r}] must be a single path (xs [T] or [T, d], values [T]), "
+                f"got xs {xs.shape} and values {values.shape}; index a vmapped Path first"
+            )
+        steps = int(path.steps)
+        out[str(name)] = (
+            xs[: steps + 1].reshape(steps + 1, -1),
+            values[: steps + 1],
+            steps,
+            bool(path.converged),
+            bool(path.diverged),
+        )
+    return out
+
+
+def _descent_label(name: str, run: tuple[np.ndarray, np.ndarray, int, bool, bool]) -> str:
+    _, values, steps, converged, diverged = run
+    status = ", converged" if converged else ", diverged" if diverged else ""
+    return f"{name}: {steps} steps{status}, f = {values[-1]:.3g}"
+
+
+def plot_optimization_paths(
+    f: Callable[[jax.Array], Any],
+    paths: Mapping[str, Path],
+    *,
+    extent: tuple[float, float, float, float],
+    kind: str = "contour",
+    minima: Any = (),
+    resolution: int | None = None,
+    levels: int = 30,
+    ax: Axes | None = None,
+    title: str = "Optimization paths",
+) -> Figure:
+    """Optimization paths drawn over the objective: a 2-D contour map or a 3-D surface.
+
+    For a function of two variables, ``kind="contour"`` draws contour lines
+    at log-spaced heights above the lowest value in the window (so the flat
+    valleys near a minimum show) and each path as a line from a circle (start)
+    to its end: a star when it converged, a cross when it diverged, a square
+    otherwise. ``kind="surface"`` draws the surface with mplot3d and each path
+    at the height of its values. For a function of one variable the curve is
+    drawn with each path's iterates on it. ``f`` is evaluated on the whole grid
+    in one jitted ``vmap`` call; paths that leave the window are clipped.
+
+    Args:
+        f: the objective, e.g. ``optim.rosenbrock``.
+        paths: ``{name: optim.Path}``, e.g. from :func:`dlvr_jax.optim.compare`.
+        extent: the window ``(x0, x1, y0, y1)``; for one variable, the ``x``
+            range and the ``f`` range.
+        kind: ``"contour"`` or ``"surface"`` (two variables only).
+        minima: points to mark, e.g. ``optim.OBJECTIVES[name].minima``.
+        resolution: grid points per axis (default 200 for contours, 60 for surfaces).
+        levels: number of contour levels, ``>= 2``.
+        ax: draw into this axes (a ``projection="3d"`` one for surfaces).
+        title: the axes title.
+
+    Raises:
+        TypeError: ``f`` not callable, ``paths`` not a mapping of paths, bad ``extent``.
+        ValueError: unknown ``kind``, paths of mixed or unsupported dimension,
+            a surface for one variable, bad ``resolution`` or ``levels``.
+    """
+    if not callable(f):
+        raise TypeError(f"f must be a callable x -> scalar, got {type(f).__name__}")
+    if kind not in ("contour", "surface"):
+        raise ValueError(f"unknown kind {kind!r}; expected one of ['contour', 'surface']")
+    drawn = _descent_paths(paths)
+    dims = {xs.shape[1] for xs, *_ in drawn.values()}
+    if len(dims) != 1 or not dims <= {1, 2}:
+        raise ValueError(f"paths must all be of one or all of two variables, got {sorted(dims)}")
+    dim = dims.pop()
+    if resolution is None:
+        resolution = 60 if kind == "surface" else 200
+    if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 2:
+        raise ValueError(f"resolution must be an int >= 2, got {resolution!r}")
+    if isinstance(levels, bool) or not isinstance(levels, int) or levels < 2:
+        raise ValueError(f"levels must be an int >= 2, got {levels!r}")
+    x0, x1, y0, y1 = _extent(None, extent, 0.0)
+    marks = np.asarray(minima, dtype=np.float64).reshape(-1, dim)
+    colours = mpl.rcParams["axes.prop_cycle"].by_key()["color"]
+    ends = {True: "*", False: "s"}
+    if dim == 1:
+        if kind == "surface":
+            raise ValueError("kind='surface' needs a function of two variables; use 'contour'")
+        figure, ax = _axes(ax, (7.0, 5.0))
+        u = np.linspace(x0, x1, resolution)
+        curve = np.asarray(jax.jit(jax.vmap(f))(jnp.asarray(u[:, None], jnp.float32)))
+        ax.plot(u, curve, color="0.3", linewidth=1.0, label="f")
+        for index, (name, run) in enumerate(drawn.items()):
+            xs, values, steps, converged, diverged = run
+            colour = colours[index % len(colours)]
+            ax.plot(
+                xs[:, 0],
+                values,
+                "-o",
+                color=colour,
+                markersize=3,
+                linewidth=0.8,
+                label=_descent_label(name, run),
+            )
+        for point in marks:
+            ax.axvline(point[0], color="0.5", linestyle=":", linewidth=0.8)
+        ax.set_xlim(x0, x1)
+        ax.set_ylim(y0, y1)
+        ax.set_xlabel("$x$")
+        ax.set_ylabel("$f(x)$")
+        ax.legend(fontsize="small")
+        ax.set_title(title)
+        return figure
+    u, v = np.meshgrid(np.linspace(x0, x1, resolution), np.linspace(y0, y1, resolution))
+    grid = jnp.asarray(np.stack([u.ravel(), v.ravel()], axis=1), jnp.float32)
+    z = np.asarray(jax.jit(jax.vmap(f))(grid), dtype=np.float64).reshape(u.shape)
+    if kind == "surface":
+        ax3: Any  # an mplot3d Axes3D (untyped)
+        if ax is None:
+            figure = Figure(figsize=(8.0, 6.5), layout="constrained")
+            ax3 = figure.add_subplot(projection="3d")
+        else:
+            if not hasattr(ax, "zaxis"):
+                raise TypeError("kind='surface' needs a 3-D axes (projection='3d')")
+            figure, ax3 = _axes(ax)
+        ax3.plot_surface(u, v, z, cmap="viridis", alpha=0.55, linewidth=0, antialiased=True)
+        for index, (name, run) in enumerate(drawn.items()):
+            xs, values, steps, converged, diverged = run
+            colour = colours[index % len(colours)]
+            ax3.plot(
+                xs[:, 0],
+                xs[:, 1],
+                values,
+                color=colour,
+                linewidth=2.0,
+                label=_descent_label(name, run),
+            )
+            ax3.scatter(xs[:1, 0], xs[:1, 1], values[:1], color=colour, marker="o", s=30)
+            ax3.scatter(
+                xs[-1:, 0],
+                xs[-1:, 1],
+                values[-1:],
+                color=colour,
+                s=60,
+                marker="x" if diverged else ends[converged],
+            )
+        if marks.size:
+            heights = np.asarray(jax.vmap(f)(jnp.asarray(marks, jnp.float32)))
+            ax3.scatter(
+                marks[:, 0],
+                marks[:, 1],
+                heights,
+                marker="*",
+                s=120,
+                color="red",
+                edgecolors="k",
+                label="minimum",
+            )
+        ax3.set_xlim(x0, x1)
+        ax3.set_ylim(y0, y1)
+        ax3.set_xlabel("$x$")
+        ax3.set_ylabel("$y$")
+        ax3.set_zlabel("$f(x, y)$")
+        ax3.legend(fontsize="small", loc="upper left")
+        ax3.set_title(title)
+        return figure
+    figure, ax = _axes(ax, (7.0, 6.0))
+    offset = min(float(z.min()), 0.0)  # shift only a function that goes negative
+    height = z - offset
+    top = float(height.max()) if np.isfinite(height.max()) and height.max() > 0 else 1.0
+    positive = height[height > 0]
+    low = max(float(positive.min()) if positive.size else top * 1e-6, top * 1e-6)
+    contours = ax.contour(
+        u,
+        v,
+        np.maximum(height, low),
+        levels=np.geomspace(low, top, levels),
+        norm=LogNorm(vmin=low, vmax=top),
+        cmap="viridis",
+        linewidths=0.8,
+    )
+    label = "f" if offset == 0 else f"f − ({offset:.3g})"
+    bar = figure.colorbar(contours, ax=ax, label=f"{label} (log-spaced levels)")
+    ticks = [float(t) for t in np.geomspace(low, top, 6)]
+    bar.set_ticks(ticks, labels=[f"{t:.2g}" for t in ticks])
+    bar.minorticks_off()
+    for index, (name, run) in enumerate(drawn.items()):
+        xs, _, steps, converged, diverged = run
+        colour = colours[index % len(colours)]
+        ax.plot(
+            xs[:, 0],
+            xs[:, 1],
+            "-",
+            color=colour,
+            linewidth=1.6,
+            marker="." if steps <= 200 else None,
+            markersize=4,
+            label=_descent_label(name, run),
+        )
+        ax.plot(xs[0, 0], xs[0, 1], "o", color=colour, markeredgecolor="k", markersize=7)
+        ax.plot(
+            xs[-1, 0],
+            xs[-1, 1],
+            "x" if diverged else ends[converged],
+            color=colour,
+            markeredgecolor="k",
+            markersize=10,
+        )
+    if marks.size:
+        ax.plot(
+            marks[:, 0],
+            marks[:, 1],
+            "*",
+            color="red",
+            markeredgecolor="k",
+            markersize=14,
+            linestyle="none",
+            label="minimum",
+        )
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(y0, y1)
+    ax.set_xlabel("$x$")
+    ax.set_ylabel("$y$")
+    ax.legend(fontsize="small")
+    ax.set_title(title)
+    return figure
+
+
+def plot_convergence(
+    paths: Mapping[Any, Path],
+    f_star: float,
+    *,
+    floor: float = 1e-12,
+    log_steps: bool = False,
+    title: str = "Convergence: f − f* against the step",
+) -> Figure:
+    """The gap ``f(x_k) − f*`` on a log scale against the step, for many runs.
+
+    With keys ``(learning_rate, batch_size)`` (as :func:`dlvr_jax.optim.convergence_grid`
+    returns) there is one panel per batch size and one colour per learning rate,
+    the same in every panel; with any other keys (e.g. optimizer names), one
+    panel with one line per run. A diverged run ends in a cross.
+
+    Args:
+        paths: ``{(learning_rate, batch_size): Path}`` or ``{name: Path}``.
+        f_star: the minimum value, finite (e.g. ``optim.least_squares_solution(problem)[1]``).
+        floor: gaps below this (rounding) are drawn at it, ``> 0``.
+        log_steps: a logarithmic step axis.
+        title: the figure title.
+
+    Raises:
+        TypeError: ``paths`` is not a mapping of paths.
+        ValueError: a non-finite ``f_star`` or ``floor <= 0``.
+    """
+    f_star_value: Any = f_star
+    if isinstance(f_star_value, bool) or not isinstance(
+        f_star_value, numbers.Real | np.ndarray | jax.Array
+    ):
+        raise TypeError(f"f_star must be a real number, got {f_star!r}")
+    f_star = float(f_star_value)
+    if not math.isfinite(f_star):
+        raise ValueError(f"f_star must be finite (an objective with a minimum), got {f_star}")
+    floor_value: Any = floor
+    if isinstance(floor_value, bool) or not isinstance(floor_value, numbers.Real) or floor <= 0:
+        raise ValueError(f"floor must be a number > 0, got {floor!r}")
+    if not isinstance(paths, Mapping) or not paths:
+        raise TypeError(
+            f"paths must be a non-empty mapping -> optim.Path, got {type(paths).__name__}"
+        )
+    grid = all(isinstance(k, tuple) and len(k) == 2 for k in paths)
+    drawn = _descent_paths({str(k): v for k, v in paths.items()})
+    runs = list(zip(paths, drawn.values(), strict=True))
+    if grid:
+        batches = sorted({k[1] for k in paths})
+        rates = sorted({k[0] for k in paths})
+    else:
+        batches, rates = [None], [str(k) for k in paths]
+    figure = Figure(figsize=(max(6.0, 4.5 * len(batches)), 4.8), layout="constrained")
+    axes = figure.subplots(1, len(batches), sharey=True, squeeze=False)[0]
+    colours = mpl.rcParams["axes.prop_cycle"].by_key()["color"]
+    for key, (_, values, steps, _, diverged) in runs:
+        column = batches.index(key[1]) if grid else 0
+        index = rates.index(key[0] if grid else str(key))
+        colour = colours[index % len(colours)]
+        ax = axes[column]
+        gap = np.maximum(values - f_star, floor)
+        name = f"η = {key[0]:g}" if grid else str(key)
+        ax.plot(
+            np.arange(steps + 1),
+            gap,
+            color=colour,
+            label=name + (" (diverged)" if diverged else ""),
+        )
+        if diverged:
+            ax.plot(steps, gap[-1], "x", color=colour, markersize=9)
+    for column, ax in enumerate(axes):
+        ax.set_yscale("log")
+        if log_steps:
+            ax.set_xscale("symlog", linthresh=1.0)
+        ax.set_xlabel("step (parameter update)")
+        if grid:
+            ax.set_title(f"batch size {batches[column]}")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize="small")
+    axes[0].set_ylabel("f − f*")
+    figure.suptitle(title)
+    return figure
+
+
+# ----------------------------------------------------------------------------
+# Tensor figures: matmul scaling.
+
+_MATMUL_STYLES = {
+    "matmul_blocked": ("#d62728", "o"),
+    "jnp.matmul": ("#1f4fd1", "s"),
+    "numpy": ("#2ca02c", "^"),
+    "matmul_naive": ("#7f7f7f", "x"),
+}
+
+
+def plot_matmul_scaling(
+    results: Mapping[str, Any],
+    *,
+    ax: Axes | None = None,
+    title: str | None = None,
+) -> Figure:
+    """GFLOP/s against n (log-log), one line per method, from the matmul benchmark.
+
+    ``results`` is what ``python -m benchmarks matmul`` writes to
+    ``results.json``: a mapping with a ``"square"`` list of rows
+    ``{"method", "n", "gflops", ...}`` (and optionally ``"platform"``).
+    """
+    if not isinstance(results, Mapping) or not isinstance(results.get("square"), list):
+        raise TypeError(
+            "results must be a mapping with a 'square' list of rows, as written by "
+            f"`python -m benchmarks matmul`, got {type(results).__name__}"
+        )
+    curves: dict[str, list[tuple[int, float]]] = {}
+    for row in results["square"]:
+        if not isinstance(row, Mapping) or not {"method", "n", "gflops"} <= set(row):
+            raise ValueError(f"each row needs 'method', 'n' and 'gflops', got {row!r}")
+        curves.setdefault(str(row["method"]), []).append((int(row["n"]), float(row["gflops"])))
+    if not curves:
+        raise ValueError("results['square'] is empty: nothing to plot")
+    figure, ax = _axes(ax, (6.5, 4.5))
+    for method, points in curves.items():
+        n, gflops = zip(*sorted(points), strict=True)
+        color, marker = _MATMUL_STYLES.get(method, (None, "."))
+        ax.plot(n, gflops, marker=marker, color=color, label=method)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("n (float32 [n, n] @ [n, n])")
+    ax.set_ylabel("GFLOP/s (2n³ / time)")
+    platform = results.get("platform", "")
+    ax.set_title(title or f"Matrix multiplication on {platform or 'the default device'}")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize="small")
     return figure
 
 
