@@ -13,8 +13,9 @@ batches of them through ``batched_matmul``'s ``vmap``.
 
 How it measures:
 
-- **Time**: each repeat times ``number`` back-to-back calls (enough for ~20 ms)
-  and waits for the result (``block_until_ready``); the methods take turns
+- **Time**: each repeat makes one untimed call, then times ``number``
+  back-to-back calls (enough for ~0.1 s) and waits for the result
+  (``block_until_ready``); the methods take turns
   within each repeat (with a 0.2 s pause between them: NumPy's BLAS threads
   keep spinning after a call and would slow whichever method comes next), so a
   busy machine slows them alike. The table shows the
@@ -59,7 +60,7 @@ QUICK_BATCHED = ((16, 64), (4, 128))
 NAIVE_MAX = 2**24
 BLOCK = tensor.DEFAULT_BLOCK
 PANEL = tensor.DEFAULT_PANEL
-TARGET_SECONDS = 0.02  # per timed repeat
+TARGET_SECONDS = 0.1  # per timed repeat
 # OpenBLAS threads spin for a while after a NumPy call and slow the next method: let them sleep.
 PAUSE_SECONDS = 0.2
 
@@ -120,6 +121,7 @@ def _time(runners: dict[str, Runner], repeats: int) -> dict[str, float]:
     samples: dict[str, list[float]] = {name: [] for name in runners}
     for _ in range(repeats):
         for name, run in runners.items():
+            _wait(run())  # untimed: wakes the thread pool and the caches after the pause
             start = time.perf_counter()
             for _ in range(numbers[name]):
                 result = run()

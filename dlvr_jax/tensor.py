@@ -35,8 +35,10 @@ over the CPU cores. Wide matrices are cut into column panels of at most
 peak), float32, medians of 7 runs side by side with* ``jnp.matmul`` *(which
 itself swung between 87 and 173 GFLOP/s as other jobs loaded the machine):*
 
-- ``block = 8`` is the sweet spot: 85–111 GFLOP/s at n = 1024, 0.54–0.69 of
-  ``jnp.matmul`` in the same run. ``block = 4`` reads and writes the
+- ``block = 8`` is the sweet spot: 85–118 GFLOP/s at n = 1024, 0.54–0.69 of
+  ``jnp.matmul`` in the same run (a full ``python -m benchmarks matmul`` on a
+  quiet machine: 109.4 against 172.3 GFLOP/s, 0.63; n = 512: 0.67;
+  n = 2048: 0.68). ``block = 4`` reads and writes the
   accumulator twice as often (0.38–0.63); ``block = 16`` and more stops being
   unrolled and vectorised by XLA (0.27); unrolling the scan broke the fusion
   (0.02).
