@@ -87,43 +87,28 @@ def _names(options: Sequence[str]) -> Callable[[str], list[str]]:
     return parse
 
 
-def _floats(text: str) -> list[float]:
-    """``1e-3,1e-2`` -> [0.001, 0.01]: comma-separated numbers > 0."""
-    try:
-        values = [float(part) for part in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated numbers > 0 such as 1e-3,1e-2, got {text!r}"
-        ) from None
-    if not all(math.isfinite(v) and v > 0 for v in values):
-        raise argparse.ArgumentTypeError(f"expected numbers > 0, got {text!r}")
-    return values
+def _list_of(
+    kind: Callable[[str], Any], test: Callable[[Any], bool], what: str, example: str
+) -> Callable[[str], list[Any]]:
+    """A parser of comma-separated values such as ``1e-3,1e-2``, each passing ``test``."""
+
+    def parse(text: str) -> list[Any]:
+        try:
+            values = [kind(part) for part in text.split(",")]
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected comma-separated {what} such as {example}, got {text!r}"
+            ) from None
+        if not all(test(v) for v in values):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return values
+
+    return parse
 
 
-def _ints(text: str) -> list[int]:
-    """``1,10,100`` -> [1, 10, 100]: comma-separated integers >= 1."""
-    try:
-        values = [int(part) for part in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated integers >= 1 such as 1,10,100, got {text!r}"
-        ) from None
-    if any(v < 1 for v in values):
-        raise argparse.ArgumentTypeError(f"expected integers >= 1, got {text!r}")
-    return values
-
-
-def _point(text: str) -> list[float]:
-    """``-1.2,1`` -> [-1.2, 1.0]: a starting point, comma-separated finite numbers."""
-    try:
-        values = [float(part) for part in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated coordinates such as -1.2,1, got {text!r}"
-        ) from None
-    if not all(math.isfinite(v) for v in values):
-        raise argparse.ArgumentTypeError(f"expected finite coordinates, got {text!r}")
-    return values
+_floats = _list_of(float, lambda v: math.isfinite(v) and v > 0, "numbers > 0", "1e-3,1e-2")
+_ints = _list_of(int, lambda v: v >= 1, "integers >= 1", "1,10,100")
+_point = _list_of(float, math.isfinite, "finite coordinates", "-1.2,1")
 
 
 def _build_parser() -> argparse.ArgumentParser:

@@ -463,7 +463,7 @@ def test_optimize_least_squares_writes_the_grid(tmp_path, capsys):
         (["--function", "nope"], "invalid choice"),
         (["--optimizers", "gd,lbfgs"], "expected comma-separated names"),
         (["--learning-rate", "0"], "expected numbers > 0"),
-        (["--start", "a,b"], "expected comma-separated coordinates"),
+        (["--start", "a,b"], "expected comma-separated finite coordinates"),
         (["--steps", "0"], "an integer >= 1"),
     ],
 )
