@@ -28,7 +28,6 @@ Examples:
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 import warnings
 from collections.abc import Callable
@@ -64,6 +63,10 @@ __all__ = [
 ]
 
 ON_NAN = ("raise", "stop")
+
+# Typed handles on JAX functions that mypy sees as untyped.
+_psum: Callable[..., Any] = lax.psum
+_constrain: Callable[..., Any] = lax.with_sharding_constraint
 
 
 class TrainingDiverged(FloatingPointError):
@@ -215,31 +218,53 @@ def _layer_norms(grads: Any) -> dict[str, jax.Array]:
     }
 
 
-def train_step(state: TrainState, batch: Batch) -> tuple[TrainState, StepMetrics]:
+def train_step(
+    state: TrainState, batch: Batch, *, axis_name: str | None = None
+) -> tuple[TrainState, StepMetrics]:
     r"""One optimizer step on ``batch``: a pure function of ``(state, batch)``.
 
     The objective is the batch loss plus :math:`l_1 \sum|W| + l_2 \tfrac12 \sum W^2`
     over the weight matrices. Dropout, if the model has it, uses a key derived
     from ``state.key`` and ``state.step``. The returned metrics are those of the
     parameters *before* the update (the loss the step differentiated).
+
+    Data parallelism: inside ``jax.pmap(..., axis_name=axis_name)``, pass the
+    same ``axis_name`` and give each device its shard of the global batch. Each
+    device weighs its loss by its share of the global batch's weight and the
+    gradients are summed with ``lax.psum``, so every device applies the update
+    of the whole global batch (shards may differ in size, or hold only padding)
+    and the replicated states stay equal. The metrics are the global batch's.
     """
     dropout_key = jax.random.fold_in(jax.random.fold_in(state.key, 1), state.step)
     regression = _is_regression(state.loss_fn)
+    share: Any = 1.0
+    if axis_name is not None:
+        dropout_key = jax.random.fold_in(dropout_key, lax.axis_index(axis_name))
+        count = jnp.float32(batch.x.shape[0]) if batch.weights is None else jnp.sum(batch.weights)
+        share = count / _psum(count, axis_name)
+        devices = _psum(jnp.float32(1), axis_name)
 
     def objective(params: Any) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
         outputs = state.apply_fn(params, batch.x, train=True, rngs={"dropout": dropout_key})
         data_loss = state.loss_fn(outputs, batch.y, batch.weights)
         penalty = state.l1 * losses.l1_penalty(params) + state.l2 * losses.l2_penalty(params)
-        return data_loss + penalty, (data_loss, outputs)
+        if axis_name is None:
+            return data_loss + penalty, (data_loss, outputs)
+        # Summed over the devices this is the global batch's objective.
+        return data_loss * share + penalty / devices, (data_loss, outputs)
 
     (_, (data_loss, outputs)), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
+    accuracy = _metric(outputs, batch.y, batch.weights, regression)
+    if axis_name is not None:
+        grads = _psum(grads, axis_name)
+        data_loss = _psum(data_loss * share, axis_name)
+        accuracy = _psum(accuracy * share, axis_name)
     updates, opt_state = state.tx.update(grads, state.opt_state, state.params)
     new_state = state.replace(
         step=state.step + 1,
         params=optax.apply_updates(state.params, updates),
         opt_state=opt_state,
     )
-    accuracy = _metric(outputs, batch.y, batch.weights, regression)
     return new_state, StepMetrics(data_loss, accuracy, grads)
 
 
@@ -287,21 +312,61 @@ def minibatches(
     return index, mask.reshape(n_batches, -1)
 
 
+class _Sharding(NamedTuple):
+    """How :func:`_run` splits each global minibatch across devices (static, hashable).
+
+    Attributes:
+        shards: the number of devices; each global minibatch is padded with
+            zero-weight rows to a multiple of it.
+        axis_name: the ``pmap`` axis, or None under ``jit`` with shardings.
+        batch_sharding: under ``jit``, the ``NamedSharding`` that splits a batch's rows.
+    """
+
+    shards: int
+    axis_name: str | None = None
+    batch_sharding: Any = None
+
+
 def _epoch(
-    state: TrainState, data: Dataset, test: Dataset | None, batch_size: int
+    state: TrainState,
+    data: Dataset,
+    test: Dataset | None,
+    batch_size: int,
+    sharding: _Sharding | None = None,
 ) -> tuple[TrainState, _EpochRecord, Any]:
     """One pass over ``data`` in shuffled minibatches (the last one padded and masked)."""
     n = data.x.shape[0]
+    if batch_size == n and sharding is None:  # full batch: no shuffle, no padding, no gather
+        state, metrics = train_step(state, Batch(data.x, data.y))
+        state, record = _finish_epoch(
+            state, test, n, metrics.loss * n, metrics.accuracy * n, _layer_norms(metrics.grads)
+        )
+        return state, record, metrics.grads
     index, mask = minibatches(state.key, state.epoch, n, batch_size)
     pad = index.size - n
+    if sharding is not None:
+        extra = -batch_size % sharding.shards
+        if extra:
+            index = jnp.pad(index, ((0, 0), (0, extra)))
+            mask = jnp.pad(mask, ((0, 0), (0, extra)))
+        pad += extra
 
     def one_batch(carry: tuple[TrainState, Any], batch: tuple[jax.Array, jax.Array]) -> Any:
         state, _ = carry
         rows, weights = batch
-        state, metrics = train_step(
-            state, Batch(data.x[rows], data.y[rows], weights if pad else None)
-        )
         count = jnp.sum(weights)
+        axis_name = None
+        if sharding is not None and sharding.axis_name is not None:
+            axis_name = sharding.axis_name
+            device = lax.axis_index(axis_name)
+            rows = rows.reshape(sharding.shards, -1)[device]
+            weights = weights.reshape(sharding.shards, -1)[device]
+        x, y = data.x[rows], data.y[rows]
+        if sharding is not None and sharding.batch_sharding is not None:
+            x, y, weights = _constrain((x, y, weights), sharding.batch_sharding)
+        state, metrics = train_step(
+            state, Batch(x, y, weights if pad else None), axis_name=axis_name
+        )
         return (state, metrics.grads), (
             metrics.loss * count,
             metrics.accuracy * count,
@@ -312,6 +377,21 @@ def _epoch(
     (state, last_grads), (loss_sums, accuracy_sums, norms) = lax.scan(
         one_batch, (state, zero_grads), (index, mask)
     )
+    mean_norms = {name: jnp.mean(value) for name, value in norms.items()}
+    state, record = _finish_epoch(
+        state, test, n, jnp.sum(loss_sums), jnp.sum(accuracy_sums), mean_norms
+    )
+    return state, record, last_grads
+
+
+def _finish_epoch(
+    state: TrainState,
+    test: Dataset | None,
+    n: int,
+    loss_sum: jax.Array,
+    accuracy_sum: jax.Array,
+    grad_norms: dict[str, jax.Array],
+) -> tuple[TrainState, _EpochRecord]:
     test_loss: jax.Array | None
     test_accuracy: jax.Array | None
     if test is not None:
@@ -319,57 +399,44 @@ def _epoch(
         test_loss, test_accuracy = tested.loss, tested.accuracy
     else:
         test_loss = test_accuracy = None
-    record = _EpochRecord(
-        jnp.sum(loss_sums) / n,
-        jnp.sum(accuracy_sums) / n,
-        test_loss,
-        test_accuracy,
-        {name: jnp.mean(value) for name, value in norms.items()},
-    )
-    return state.replace(epoch=state.epoch + 1), record, last_grads
+    record = _EpochRecord(loss_sum / n, accuracy_sum / n, test_loss, test_accuracy, grad_norms)
+    return state.replace(epoch=state.epoch + 1), record
 
 
-def _select(keep_old: jax.Array, new: Any, old: Any) -> Any:
-    return jax.tree.map(lambda n, o: jnp.where(keep_old, o, n), new, old)
-
-
-@functools.partial(jax.jit, static_argnames=("epochs", "batch_size"))
-def _run(
-    state: TrainState, data: Dataset, test: Dataset | None, epochs: int, batch_size: int
+def _run_epochs(
+    state: TrainState,
+    data: Dataset,
+    test: Dataset | None,
+    epochs: int,
+    batch_size: int,
+    sharding: _Sharding | None = None,
 ) -> tuple[TrainState, _EpochRecord, Any, jax.Array]:
-    """``epochs`` epochs in one ``lax.scan``; an epoch that produces NaN/inf is undone.
+    """``epochs`` epochs in one ``lax.scan``, noting the first that produces NaN/inf.
 
     Returns the state, the per-epoch records, the last gradients and the
-    0-based index of the first bad epoch of this run (-1 if none). The state
-    is the one from before the bad epoch; later epochs are skipped and their
-    records are NaN.
+    0-based index of the first bad epoch of this run (-1 if none). Epochs after
+    a bad one still run (on non-finite values); :func:`fit` discards them and
+    recovers the state from before the bad epoch by running the chunk again for
+    fewer epochs, which is bit-identical and keeps the hot loop free of
+    branches and per-epoch copies of the state. This is the core that
+    :mod:`dlvr_jax.parallel` maps (``vmap``, ``pmap``) and shards.
     """
 
-    def run(state: TrainState) -> tuple[TrainState, _EpochRecord, Any]:
-        return _epoch(state, data, test, batch_size)
-
-    def skip(state: TrainState) -> tuple[TrainState, _EpochRecord, Any]:
-        _, record_shape, grads_shape = jax.eval_shape(run, state)
-        record = jax.tree.map(lambda s: jnp.full(s.shape, jnp.nan, s.dtype), record_shape)
-        return state, record, jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), grads_shape)
-
     def one_epoch(carry: Any, index: jax.Array) -> Any:
-        state, grads, first_bad = carry
-        new_state, record, new_grads = lax.cond(first_bad >= 0, skip, run, state)
-        finite = jnp.isfinite(record.train_loss) & _all_finite(new_state.params)
+        state, _, first_bad = carry
+        state, record, grads = _epoch(state, data, test, batch_size, sharding)
+        finite = jnp.isfinite(record.train_loss) & _all_finite(state.params)
         first_bad = jnp.where((first_bad < 0) & ~finite, index, first_bad)
-        stopped = first_bad >= 0
-        return (
-            _select(stopped, new_state, state),
-            _select(stopped, new_grads, grads),
-            first_bad,
-        ), record
+        return (state, grads, first_bad), record
 
     zero_grads = jax.tree.map(jnp.zeros_like, state.params)
     (state, grads, first_bad), records = lax.scan(
         one_epoch, (state, zero_grads, jnp.int32(-1)), jnp.arange(epochs, dtype=jnp.int32)
     )
     return state, records, grads, first_bad
+
+
+_run = jax.jit(_run_epochs, static_argnames=("epochs", "batch_size", "sharding"))
 
 
 # ----------------------------------------------------------------------------
@@ -582,26 +649,63 @@ def fit(
             l1=jnp.asarray(l1, jnp.float32),
             l2=jnp.asarray(l2, jnp.float32),
         )
+    return _loop(
+        state,
+        lambda state, length: _run(state, data, test, length, batch_size),
+        epochs=epochs,
+        chunk=chunk,
+        on_nan=on_nan,
+        progress=progress,
+    )
+
+
+Chunk = Callable[[Any, int], tuple[Any, _EpochRecord, Any, jax.Array]]
+
+
+def _loop(
+    state: Any,
+    run_chunk: Chunk,
+    *,
+    epochs: int,
+    chunk: int,
+    on_nan: str,
+    progress: Progress | None,
+) -> tuple[Any, History]:
+    """The host loop of :func:`fit` around a compiled ``run_chunk(state, epochs)``.
+
+    ``run_chunk`` returns what :func:`_run_epochs` does; the state may be in any
+    form (e.g. replicated across devices), the rest must be host-readable.
+    """
     history: History | None = None
     done = 0
     while done < epochs:
         length = min(chunk, epochs - done)
-        state, records, grads, first_bad = _run(state, data, test, length, batch_size)
-        part = _history(records, grads)
-        history = part if history is None else concatenate(history, part)
+        start = state
+        state, records, grads, first_bad = run_chunk(start, length)
         bad = int(first_bad)
         if bad >= 0:
+            # Run the good epochs of this chunk again: the state before the bad one.
+            if bad > 0:
+                state, records, grads, _ = run_chunk(start, bad)
+            else:
+                state = start
+                grads = jax.tree.map(lambda g: jnp.zeros(g.shape, g.dtype), grads)
+                if history is not None:
+                    grads = history.final_grads
+            part = _truncate(_history(records, grads), bad)
+            history = part if history is None else concatenate(history, part)
             epoch = done + bad + 1
-            history = _truncate(history, done + bad)
             if on_nan == "raise":
                 raise TrainingDiverged(epoch, state, history)
             warnings.warn(
                 f"training stopped at epoch {epoch}: loss or parameters became "
                 "NaN/inf; returning the state from before that epoch",
                 RuntimeWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
             return state, history
+        part = _history(records, grads)
+        history = part if history is None else concatenate(history, part)
         done += length
         if progress is not None:
             progress(done, epochs, history)

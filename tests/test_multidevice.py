@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dlvr_jax import data, perceptron
+from dlvr_jax import data, models, optim, parallel, perceptron, train
 
 pytestmark = [
     pytest.mark.multidevice,
@@ -46,3 +46,75 @@ def test_pmap_fit_equals_fitting_each_dataset_on_one_device():
         assert int(mapped.updates[i]) == int(alone.updates)
         assert int(mapped.epochs[i]) == int(alone.epochs)
         np.testing.assert_allclose(mapped.params.w[i], alone.params.w, rtol=1e-6, atol=1e-6)
+
+
+# ----------------------------------------------------------------------------
+# Data parallelism: pmap and jit + NamedSharding equal one device.
+
+XOR = data.xor(jax.random.key(0), 120)
+TEST = data.xor(jax.random.key(9), 40)
+
+
+def _assert_close(a, b):
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=2e-5, atol=2e-5)
+
+
+# Full batch, a batch the device count divides, and batches it does not divide
+# (padded with zero-weight rows), with the last batch of the epoch padded too.
+@pytest.mark.parametrize("batch_size", [None, 40, 24, 7])
+@pytest.mark.parametrize("fit", [parallel.fit_pmap, parallel.fit_sharded])
+def test_data_parallel_training_equals_one_device(fit, batch_size):
+    model = models.MLP(hidden=(8, 8))
+    optimizer = optim.optimizer("adam", 1e-2)
+    kwargs = {"epochs": 6, "batch_size": batch_size, "l2": 1e-3, "test": TEST}
+    state, history = train.fit(jax.random.key(2), model, optimizer, XOR, **kwargs)
+    state_d, history_d = fit(jax.random.key(2), model, optimizer, XOR, **kwargs)
+    _assert_close(state.params, state_d.params)
+    _assert_close(state.opt_state, state_d.opt_state)
+    _assert_close(history, history_d)
+    assert int(state_d.step) == int(state.step)
+
+
+def test_pmap_runs_on_every_device_and_sums_their_gradients():
+    devices = jax.local_devices()
+    model = models.MLP(hidden=(4,))
+    optimizer = optim.optimizer("sgd", 0.1)
+    # On a subset of the devices, the same result.
+    state_all, _ = parallel.fit_pmap(jax.random.key(1), model, optimizer, XOR, epochs=3)
+    state_two, _ = parallel.fit_pmap(
+        jax.random.key(1), model, optimizer, XOR, epochs=3, devices=devices[:2]
+    )
+    _assert_close(state_all.params, state_two.params)
+    # Training on one shard only (what a missing psum would do) differs.
+    shard = data.Dataset(XOR.x[: 120 // len(devices)], XOR.y[: 120 // len(devices)])
+    state_shard, _ = train.fit(jax.random.key(1), model, optimizer, shard, epochs=3)
+    assert not np.allclose(
+        np.asarray(jax.tree.leaves(state_all.params)[0]),
+        np.asarray(jax.tree.leaves(state_shard.params)[0]),
+    )
+
+
+def test_the_sharded_program_is_partitioned_across_the_mesh():
+    devices = jax.devices()
+    mesh = jax.sharding.Mesh(np.asarray(devices), (parallel.AXIS,))
+    state, _ = parallel.fit_sharded(
+        jax.random.key(0), models.MLP(hidden=(4,)), optim.optimizer("adam", 1e-2), XOR,
+        epochs=1, batch_size=40, mesh=mesh,
+    )  # fmt: skip
+    leaf = jax.tree.leaves(state.params)[0]
+    assert len(leaf.sharding.device_set) == len(devices)
+    assert leaf.sharding.is_fully_replicated
+    # The compiled program splits each batch's rows: XLA inserted the all-reduce.
+    replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+    sharding = train._Sharding(
+        len(devices),
+        batch_sharding=jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("batch")),
+    )
+    text = (
+        parallel._sharded_run(replicated)
+        .lower(state, XOR, None, epochs=1, batch_size=40, sharding=sharding)
+        .compile()
+        .as_text()
+    )
+    assert "all-reduce" in text

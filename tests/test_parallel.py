@@ -1,0 +1,272 @@
+"""Tests for dlvr_jax.parallel on one device: sweeps, one-device pmap/sharding, initialize.
+
+The multi-device equivalences are in ``test_multidevice.py`` and the
+2-process run in ``test_distributed.py``.
+"""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+import pytest
+from helpers import leaves
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dlvr_jax import data, models, optim, parallel, train
+
+XOR = data.xor(jax.random.key(0), 120)
+TEST = data.xor(jax.random.key(9), 60)
+MODEL = models.MLP(hidden=(6,))
+
+
+def _close(a, b, *, atol=2e-5):
+    for x, y in zip(leaves(a), leaves(b), strict=True):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=2e-5, atol=atol)
+
+
+def _alone(seed, result, k, **kwargs):
+    return train.fit(
+        jax.random.key(seed),
+        MODEL,
+        optim.optimizer("adam", float(result.learning_rate[k])),
+        XOR,
+        l1=float(result.l1[k]),
+        l2=float(result.l2[k]),
+        **kwargs,
+    )
+
+
+@settings(max_examples=3)
+@given(
+    seeds=st.lists(st.integers(0, 2**32 - 1), min_size=2, max_size=2, unique=True),
+    rates=st.lists(st.floats(1e-3, 5e-2), min_size=2, max_size=2),
+    l2=st.sampled_from([0.0, 1e-3]),
+)
+def test_every_model_of_a_sweep_equals_fit_alone(seeds, rates, l2):
+    kwargs = {"epochs": 8, "batch_size": 50, "test": TEST}
+    result = parallel.sweep(seeds, MODEL, XOR, learning_rates=rates, l2=l2, **kwargs)
+    assert result.size == 4
+    np.testing.assert_array_equal(result.diverged_epoch, 0)
+    for k in range(result.size):
+        seed = seeds[int(result.seed_index[k])]
+        state, history = _alone(seed, result, k, **kwargs)
+        model_state, model_history = result.select(k)
+        _close(state.params, model_state.params)
+        _close(history, model_history)
+        assert int(model_state.step) == int(state.step) == 8 * 3
+
+
+def test_the_grid_is_ordered_learning_rate_l1_l2_then_seed():
+    result = parallel.sweep(
+        [5, 6], MODEL, XOR, learning_rates=[1e-3, 2e-3], l1=[0.0, 1e-4], l2=1e-3, epochs=1
+    )
+    assert result.size == 8
+    np.testing.assert_allclose(result.learning_rate, [1e-3] * 4 + [2e-3] * 4)
+    np.testing.assert_allclose(result.l1, [0, 0, 1e-4, 1e-4] * 2)
+    np.testing.assert_allclose(result.l2, 1e-3)
+    np.testing.assert_array_equal(result.seed_index, [0, 1] * 4)
+    assert result.seeds == (5, 6)
+    assert result.history.train_loss.shape == (8, 1)
+    # Different seeds, different initial parameters.
+    first = jax.tree.leaves(result.state.params)[0]
+    assert not np.allclose(first[0], first[1])
+
+
+def test_a_sweep_takes_keys_and_equals_fit_with_those_keys():
+    keys = jax.random.split(jax.random.key(3), 2)
+    result = parallel.sweep(keys, MODEL, XOR, learning_rates=1e-2, epochs=4)
+    for k in range(2):
+        state, _ = train.fit(keys[k], MODEL, optim.optimizer("adam", 1e-2), XOR, epochs=4)
+        _close(state.params, result.select(k)[0].params)
+
+
+def test_a_diverging_model_is_reported_and_leaves_the_others_alone():
+    result = parallel.sweep([0], MODEL, XOR, optimizer="sgd", learning_rates=[0.1, 1e30], epochs=6)
+    assert result.diverged_epoch[0] == 0
+    assert 1 <= result.diverged_epoch[1] <= 6
+    bad = int(result.diverged_epoch[1])
+    assert np.all(np.isnan(np.asarray(result.history.train_loss[1, bad - 1 :])))
+    assert np.all(np.isfinite(np.asarray(result.history.train_loss[0])))
+    state, _ = train.fit(jax.random.key(0), MODEL, optim.optimizer("sgd", 0.1), XOR, epochs=6)
+    _close(state.params, result.select(0)[0].params)
+
+
+def test_sweep_table_compiles_once_per_shape_and_gathers_one_table():
+    lines = []
+    rows = parallel.sweep_table(
+        [0, 1],
+        {"narrow": models.MLP(hidden=(4,)), "wide": models.MLP(hidden=(12,))},
+        XOR,
+        learning_rates=[1e-2, 1e-1],
+        batch_sizes=[40, None],
+        epochs=3,
+        test=TEST,
+        progress=lines.append,
+    )
+    assert len(rows) == 2 * 2 * 2 * 2
+    assert len(lines) == 4
+    assert {(r["model"], r["batch_size"]) for r in rows} == {
+        (m, b) for m in ("narrow", "wide") for b in (40, 120)
+    }
+    assert {r["seed"] for r in rows} == {0, 1}
+    for row in rows:
+        assert 0.0 <= row["test_accuracy"] <= 1.0
+        assert row["diverged_epoch"] == 0
+    # Each row is the model trained alone with that configuration.
+    row = next(r for r in rows if r["model"] == "wide" and r["batch_size"] == 40)
+    _, history = train.fit(
+        jax.random.key(row["seed"]),
+        models.MLP(hidden=(12,)),
+        optim.optimizer("adam", row["learning_rate"]),
+        XOR,
+        epochs=3,
+        batch_size=40,
+        test=TEST,
+    )
+    assert row["test_loss"] == pytest.approx(float(history.test_loss[-1]), rel=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"learning_rates": []}, ValueError, "learning_rates must not be empty"),
+        ({"learning_rates": [1e-2, 0.0]}, ValueError, "learning_rates"),
+        ({"learning_rates": [-1.0]}, ValueError, "learning_rates"),
+        ({"learning_rates": "fast"}, TypeError, "learning_rates"),
+        ({"learning_rates": [float("nan")]}, ValueError, "learning_rates"),
+        ({"l2": [-0.1]}, ValueError, "l2"),
+        ({"optimizer": optim.optimizer("adam", 1e-3)}, TypeError, "optimizer name"),
+        ({"optimizer": "adamm"}, ValueError, "optimizer"),
+        ({"epochs": 0}, ValueError, "epochs"),
+        ({"batch_size": 1000}, ValueError, "batch_size"),
+    ],
+)
+def test_sweep_rejects_bad_arguments_before_tracing(monkeypatch, kwargs, error, match):
+    def traced(*args, **kw):
+        raise AssertionError("traced before the arguments were checked")
+
+    monkeypatch.setattr(parallel, "_sweep_run", traced)
+    arguments = {"learning_rates": [1e-2], "epochs": 2, **kwargs}
+    with pytest.raises(error, match=match):
+        parallel.sweep([0], MODEL, XOR, **arguments)
+
+
+@pytest.mark.parametrize(
+    ("seeds", "error"),
+    [([], ValueError), ([-1], ValueError), ([1.5], ValueError), ("0", TypeError)],
+)
+def test_sweep_rejects_bad_seeds(seeds, error):
+    with pytest.raises(error, match="seeds"):
+        parallel.sweep(seeds, MODEL, XOR, learning_rates=[1e-2], epochs=1)
+
+
+def test_select_rejects_an_index_out_of_range():
+    result = parallel.sweep([0], MODEL, XOR, learning_rates=[1e-2], epochs=1)
+    with pytest.raises(ValueError, match=r"k must be an integer in \[0, 0\]"):
+        result.select(1)
+
+
+@pytest.mark.parametrize("fit", [parallel.fit_pmap, parallel.fit_sharded])
+def test_one_device_data_parallel_training_equals_fit(fit):
+    kwargs = {"epochs": 5, "batch_size": 32, "test": TEST, "l2": 1e-3}
+    optimizer = optim.optimizer("adam", 1e-2)
+    state, history = train.fit(jax.random.key(4), MODEL, optimizer, XOR, **kwargs)
+    state_p, history_p = fit(jax.random.key(4), MODEL, optimizer, XOR, **kwargs)
+    _close(state.params, state_p.params)
+    _close(history, history_p)
+
+
+@pytest.mark.parametrize("fit", [parallel.fit_pmap, parallel.fit_sharded])
+def test_data_parallel_training_reports_the_diverged_epoch_like_fit(fit):
+    optimizer = optim.optimizer("sgd", 1e30)
+    with pytest.raises(train.TrainingDiverged) as alone:
+        train.fit(jax.random.key(0), MODEL, optimizer, XOR, epochs=4)
+    with pytest.raises(train.TrainingDiverged, match=f"epoch {alone.value.epoch}") as caught:
+        fit(jax.random.key(0), MODEL, optimizer, XOR, epochs=4)
+    assert int(caught.value.state.epoch) == alone.value.epoch - 1
+    _close(caught.value.state.params, alone.value.state.params)
+
+
+def test_data_parallel_training_checks_its_arguments():
+    optimizer = optim.optimizer("adam", 1e-2)
+    with pytest.raises(ValueError, match="devices must not be empty"):
+        parallel.fit_pmap(jax.random.key(0), MODEL, optimizer, XOR, epochs=1, devices=[])
+    mesh = jax.sharding.Mesh(np.asarray(jax.devices()[:1]), ("model",))
+    with pytest.raises(ValueError, match="axis named 'batch'"):
+        parallel.fit_sharded(jax.random.key(0), MODEL, optimizer, XOR, epochs=1, mesh=mesh)
+    with pytest.raises(ValueError, match="batch_size"):
+        parallel.fit_pmap(jax.random.key(0), MODEL, optimizer, XOR, epochs=1, batch_size=0)
+
+
+# ----------------------------------------------------------------------------
+# initialize: everything is checked before JAX's distributed runtime is touched.
+
+
+@pytest.fixture
+def no_cluster(monkeypatch):
+    for name in (
+        parallel.ENV_COORDINATOR,
+        parallel.ENV_NUM_PROCESSES,
+        parallel.ENV_PROCESS_ID,
+        "SLURM_JOB_ID",
+        "OMPI_COMM_WORLD_SIZE",
+        "TPU_WORKER_HOSTNAMES",
+        "CLOUD_TPU_TASK_ID",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    calls = []
+    monkeypatch.setattr(jax.distributed, "initialize", lambda **kw: calls.append(kw))
+    return calls
+
+
+def test_initialize_without_a_coordinator_says_what_is_missing(no_cluster):
+    with pytest.raises(ValueError, match="initialize needs the coordinator"):
+        parallel.initialize()
+    with pytest.raises(ValueError, match="coordinator_address is missing"):
+        parallel.initialize(num_processes=2, process_id=0)
+    assert no_cluster == []
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"coordinator_address": "localhost", "num_processes": 2, "process_id": 0}, "host:port"),
+        ({"coordinator_address": "h:99999", "num_processes": 2, "process_id": 0}, "port"),
+        ({"coordinator_address": "h:1234", "process_id": 0}, "num_processes is missing"),
+        ({"coordinator_address": "h:1234", "num_processes": 2}, "process_id is missing"),
+        ({"coordinator_address": "h:1234", "num_processes": 0, "process_id": 0}, "num_processes"),
+        ({"coordinator_address": "h:1234", "num_processes": 2, "process_id": 2}, r"\[0, 1\]"),
+    ],
+)
+def test_initialize_rejects_bad_arguments(no_cluster, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        parallel.initialize(**kwargs)
+    assert no_cluster == []
+
+
+def test_initialize_reads_the_environment_and_arguments_win(no_cluster, monkeypatch):
+    monkeypatch.setenv(parallel.ENV_COORDINATOR, "10.0.0.1:1234")
+    monkeypatch.setenv(parallel.ENV_NUM_PROCESSES, "4")
+    monkeypatch.setenv(parallel.ENV_PROCESS_ID, "3")
+    parallel.initialize()
+    parallel.initialize(process_id=1, local_device_ids=[0])
+    assert no_cluster[0]["coordinator_address"] == "10.0.0.1:1234"
+    assert (no_cluster[0]["num_processes"], no_cluster[0]["process_id"]) == (4, 3)
+    assert no_cluster[1]["process_id"] == 1
+    assert no_cluster[1]["local_device_ids"] == [0]
+    monkeypatch.setenv(parallel.ENV_PROCESS_ID, "three")
+    with pytest.raises(ValueError, match="DLVR_JAX_PROCESS_ID must be an integer"):
+        parallel.initialize()
+
+
+def test_initialize_defers_to_jax_cluster_detection_under_slurm(no_cluster, monkeypatch):
+    monkeypatch.setenv("SLURM_JOB_ID", "42")
+    parallel.initialize()
+    assert no_cluster == [{"initialization_timeout": 300}]
+
+
+def test_the_learning_rate_really_lives_in_the_optimizer_state():
+    result = parallel.sweep([0], MODEL, XOR, learning_rates=[1e-3, 1e-1], epochs=1)
+    rates = result.state.opt_state.hyperparams["learning_rate"]
+    np.testing.assert_allclose(np.asarray(rates), [1e-3, 1e-1], rtol=1e-6)
