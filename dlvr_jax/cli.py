@@ -13,6 +13,7 @@ a second run of the same command skips compilation. ``--no-cache`` or
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import math
 import os
@@ -23,6 +24,7 @@ from typing import Any, NoReturn
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 import dlvr_jax
 from dlvr_jax import _io, checkpoint, data, models, optim, perceptron, train
@@ -104,6 +106,29 @@ def _list_of(
         return values
 
     return parse
+
+
+def _learning_rates(text: str) -> list[float]:
+    """``1e-4:1e-1:16`` (16 log-spaced values, ends included) or ``1e-3,1e-2``."""
+    if ":" in text:
+        parts = text.split(":")
+        try:
+            if len(parts) != 3:
+                raise ValueError
+            low, high, count = float(parts[0]), float(parts[1]), int(parts[2])
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected LOW:HIGH:COUNT such as 1e-4:1e-1:16, got {text!r}"
+            ) from None
+        if not (0 < low <= high and math.isfinite(high) and count >= 1):
+            raise argparse.ArgumentTypeError(
+                f"expected 0 < LOW <= HIGH and COUNT >= 1 in LOW:HIGH:COUNT, got {text!r}"
+            )
+        if count == 1:
+            return [low]
+        ratio = (high / low) ** (1 / (count - 1))
+        return [low * ratio**i for i in range(count - 1)] + [high]
+    return _floats(text)
 
 
 _floats = _list_of(float, lambda v: math.isfinite(v) and v > 0, "numbers > 0", "1e-3,1e-2")
@@ -215,7 +240,206 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     compare.set_defaults(run=_compare, report=_report_compare)
     _optimize_arguments(commands)
+    _sweep_arguments(commands)
+    bench = commands.add_parser(
+        "bench",
+        help="run the benchmark suite against PyTorch and scikit-learn (from a checkout)",
+        description=(
+            "Run benchmarks/ (python -m benchmarks) from the repository checkout: the same "
+            "arguments, e.g. 'dlvr-jax bench --quick'. The peers come from the bench extra."
+        ),
+        add_help=False,
+    )
+    bench.add_argument("arguments", nargs=argparse.REMAINDER, help="passed to benchmarks")
+    bench.set_defaults(run=None)
     return parser
+
+
+def _sweep_arguments(commands: Any) -> None:
+    sweep = commands.add_parser(
+        "sweep",
+        help="train many MLPs in one vmap per shape: learning rate x batch size x seed",
+        description=(
+            "Train one MLP per (learning rate, seed) in one compiled vmap for each batch size "
+            "(Exercise 1.1's sensitivity study) and write sweep_heatmap.png (final test "
+            "accuracy and loss: mean and spread over seeds), sweep.csv and sweep.json. "
+            "A batch size above the training set size means full batch."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    sweep.add_argument(
+        "--learning-rates",
+        type=_learning_rates,
+        default=_learning_rates("1e-4:1e-1:16"),
+        metavar="LOW:HIGH:COUNT|A,B,...",
+        help="log-spaced range (ends included) or a list",
+    )
+    sweep.add_argument(
+        "--batch-sizes",
+        type=_ints,
+        default=[32, 128, 1000],
+        metavar="B,B,...",
+        help="batch sizes (one compiled program each)",
+    )
+    sweep.add_argument(
+        "--seeds", type=_positive_int, default=8, help="replicates per configuration (seeds 0..S-1)"
+    )
+    sweep.add_argument("--epochs", type=_positive_int, default=100, help="passes over the data")
+    sweep.add_argument(
+        "--dataset", default="circle", choices=data.names(), help="the dataset generator"
+    )
+    sweep.add_argument("--n", type=_positive_int, default=1000, help="number of points")
+    sweep.add_argument("--noise", type=_non_negative, default=0.0, help="the generator's noise")
+    sweep.add_argument(
+        "--test-fraction", type=_fraction, default=0.2, help="share of the points held out"
+    )
+    sweep.add_argument(
+        "--hidden", type=_widths, default=(8, 8, 8, 8, 8), metavar="W,W,...", help="hidden widths"
+    )
+    sweep.add_argument(
+        "--activation", default="relu", choices=sorted(models.activations), help="activation"
+    )
+    sweep.add_argument(
+        "--optimizer", default="adam", choices=optim.names(), help="the Optax optimizer"
+    )
+    sweep.add_argument("--l2", type=_non_negative, default=0.0, help="L2 penalty on weights")
+    sweep.add_argument("--data-seed", type=_seed, default=0, help="PRNG seed of data and split")
+    sweep.add_argument("--out", default=".", metavar="DIR", help="folder for the outputs")
+    sweep.add_argument("--json", action="store_true", help="print the summary as JSON")
+    sweep.add_argument(
+        "--no-cache", action="store_true", help="do not use JAX's persistent compilation cache"
+    )
+    sweep.set_defaults(run=_sweep, report=_report_sweep)
+
+
+_SWEEP_COLUMNS = (
+    "model",
+    "batch_size",
+    "learning_rate",
+    "l1",
+    "l2",
+    "seed",
+    "epochs",
+    "train_loss",
+    "train_accuracy",
+    "test_loss",
+    "test_accuracy",
+    "diverged_epoch",
+    "compile_seconds",
+    "run_seconds",
+)
+
+
+def _sweep(args: argparse.Namespace) -> dict[str, Any]:
+    from dlvr_jax import parallel, viz
+
+    if data.task(args.dataset) != "classification":
+        raise ValueError(f"sweep trains classifiers; --dataset {args.dataset} is a regression set")
+    cache = _enable_compilation_cache(args)
+    data_key, split_key = jax.random.split(jax.random.key(args.data_seed))
+    full = data.make(args.dataset, data_key, args.n, noise=args.noise)
+    train_set, test_set = data.train_test_split(split_key, full, test_fraction=args.test_fraction)
+    n_train = len(train_set.y)
+    batch_sizes = sorted({min(b, n_train) for b in args.batch_sizes})
+    model = models.MLP(hidden=args.hidden, activation=args.activation)
+    started = time.perf_counter()
+    rows = parallel.sweep_table(
+        list(range(args.seeds)),
+        {"mlp": model},
+        train_set,
+        learning_rates=args.learning_rates,
+        batch_sizes=[None if b == n_train else b for b in batch_sizes],
+        epochs=args.epochs,
+        optimizer=args.optimizer,
+        l2=args.l2,
+        test=test_set,
+        progress=None if args.json else lambda line: print(line, file=sys.stderr),
+    )
+    seconds = time.perf_counter() - started
+    os.makedirs(args.out, exist_ok=True)
+    figure_path = os.path.join(args.out, "sweep_heatmap.png")
+    csv_path = os.path.join(args.out, "sweep.csv")
+    json_path = os.path.join(args.out, "sweep.json")
+    viz.save(
+        viz.plot_sweep_heatmap(
+            rows,
+            title=f"{args.dataset}: final test accuracy and loss after {args.epochs} epochs "
+            f"({args.optimizer}, {args.seeds} seeds)",
+        ),
+        figure_path,
+    )
+    with _io.atomic_open(csv_path, "w") as stream:
+        stream.write(",".join(_SWEEP_COLUMNS) + "\n")  # type: ignore[call-overload]
+        for row in rows:
+            cells = ["" if row[c] is None else str(row[c]) for c in _SWEEP_COLUMNS]
+            stream.write(",".join(cells) + "\n")  # type: ignore[call-overload]
+    xs, ys, mean, std, _ = viz.sweep_summary(rows, "test_accuracy")
+    best = np.unravel_index(np.nanargmax(mean), mean.shape) if np.isfinite(mean).any() else None
+    compiled = {r["batch_size"]: r["compile_seconds"] for r in rows}
+    ran = {r["batch_size"]: r["run_seconds"] for r in rows}
+    metrics: dict[str, Any] = {
+        "command": "sweep",
+        "version": dlvr_jax.__version__,
+        "dataset": args.dataset,
+        "n_train": n_train,
+        "epochs": args.epochs,
+        "optimizer": args.optimizer,
+        "learning_rates": args.learning_rates,
+        "batch_sizes": batch_sizes,
+        "seeds": args.seeds,
+        "models": len(rows),
+        "diverged": sum(1 for r in rows if r["diverged_epoch"]),
+        "best": None
+        if best is None
+        else {
+            "learning_rate": xs[best[1]],
+            "batch_size": ys[best[0]],
+            "test_accuracy_mean": float(mean[best]),
+            "test_accuracy_std": float(std[best]),
+        },
+        "compile_seconds": sum(compiled.values()),
+        "run_seconds": sum(ran.values()),
+        "seconds": seconds,
+        "compilation_cache": cache,
+        "files": [figure_path, csv_path, json_path],
+    }
+    _write_metrics(json_path, {**metrics, "rows": rows})
+    return metrics
+
+
+def _report_sweep(metrics: dict[str, Any]) -> str:
+    lines = [
+        f"{metrics['models']} models ({len(metrics['learning_rates'])} learning rates x "
+        f"batch sizes {metrics['batch_sizes']} x {metrics['seeds']} seeds), "
+        f"{metrics['epochs']} epochs each, in {metrics['seconds']:.1f} s "
+        f"({metrics['run_seconds']:.1f} s training, {metrics['compile_seconds']:.1f} s compiling)",
+        f"diverged: {metrics['diverged']}",
+    ]
+    best = metrics["best"]
+    if best is not None:
+        lines.append(
+            f"best mean test accuracy: {100 * best['test_accuracy_mean']:.1f}% "
+            f"(± {100 * best['test_accuracy_std']:.1f}) at learning rate "
+            f"{best['learning_rate']:.3g}, batch size {best['batch_size']}"
+        )
+    lines.append("wrote " + ", ".join(metrics["files"]))
+    return "\n".join(lines)
+
+
+def _bench(arguments: list[str]) -> int:
+    """``dlvr-jax bench ARGS`` = ``python -m benchmarks ARGS``, from a checkout."""
+    if os.getcwd() not in sys.path:
+        sys.path.append(os.getcwd())
+    try:
+        suite = importlib.import_module("benchmarks.__main__")
+    except ImportError:
+        print(
+            "dlvr-jax bench: error: the benchmarks/ folder of the dlvr_jax repository was "
+            "not found; run this command from the repository checkout",
+            file=sys.stderr,
+        )
+        return 2
+    return int(suite.main(arguments))
 
 
 _METHODS = ("gd", *optim.names())
@@ -899,7 +1123,10 @@ def _report(metrics: dict[str, Any]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``dlvr-jax`` and ``python -m dlvr_jax``; returns the exit status."""
     parser = _build_parser()
-    args = parser.parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["bench"]:
+        return _bench(arguments[1:])
+    args = parser.parse_args(arguments)
     try:
         metrics = args.run(args)
     except (ValueError, OSError) as error:  # bad values, unwritable --out, missing --resume

@@ -63,7 +63,9 @@ __all__ = [
     "plot_mistakes",
     "plot_neuron_maps",
     "plot_optimization_paths",
+    "plot_sweep_heatmap",
     "save",
+    "sweep_summary",
 ]
 
 # The chapter's colours: class +1 (or 1) red, class -1 (or 0) blue.
@@ -1186,6 +1188,100 @@ _MATMUL_STYLES = {
     "numpy": ("#2ca02c", "^"),
     "matmul_naive": ("#7f7f7f", "x"),
 }
+
+
+def sweep_summary(
+    rows: Any, metric: str, *, x: str = "learning_rate", y: str = "batch_size"
+) -> tuple[list[Any], list[Any], np.ndarray, np.ndarray, np.ndarray]:
+    """Mean, spread (standard deviation) and count over seeds of ``metric`` on a grid.
+
+    The grid is ``x`` (columns) × ``y`` (rows), by default learning rate × batch size.
+
+    ``rows`` is the table of :func:`dlvr_jax.parallel.sweep_table`. Diverged
+    runs (a None metric) are left out of the mean and counted apart.
+
+    Returns:
+        ``(x_values, y_values, mean[y, x], std[y, x], finite_count[y, x])``.
+    """
+    if not isinstance(rows, list) or not rows or not all(isinstance(r, Mapping) for r in rows):
+        raise TypeError("rows must be a non-empty list of dicts (parallel.sweep_table)")
+    for name in (metric, x, y):
+        if name not in rows[0]:
+            raise ValueError(f"{name!r} is not a column of the table; columns: {sorted(rows[0])}")
+    xs = sorted({r[x] for r in rows})
+    ys = sorted({r[y] for r in rows})
+    mean = np.full((len(ys), len(xs)), np.nan)
+    std = np.full((len(ys), len(xs)), np.nan)
+    count = np.zeros((len(ys), len(xs)), np.int64)
+    for i, y_value in enumerate(ys):
+        for j, x_value in enumerate(xs):
+            values = [
+                float(r[metric])
+                for r in rows
+                if r[x] == x_value and r[y] == y_value and r[metric] is not None
+            ]
+            values = [v for v in values if math.isfinite(v)]
+            count[i, j] = len(values)
+            if values:
+                mean[i, j] = float(np.mean(values))
+                std[i, j] = float(np.std(values))
+    return xs, ys, mean, std, count
+
+
+def plot_sweep_heatmap(
+    rows: Any,
+    *,
+    metrics: tuple[str, ...] = ("test_accuracy", "test_loss"),
+    title: str = "Sensitivity: learning rate × batch size",
+) -> Figure:
+    """Heatmaps of final metrics over learning rate × batch size: mean (top) and spread (bottom).
+
+    Each cell is the mean over seeds of the metric at the end of training; the
+    row below shows the standard deviation over the seeds. Cells where every
+    seed diverged are grey and marked ``div``.
+
+    Args:
+        rows: the table of :func:`dlvr_jax.parallel.sweep_table`.
+        metrics: the columns to show (each a panel pair).
+        title: the figure title.
+    """
+    if not isinstance(metrics, tuple) or not metrics:
+        raise TypeError(f"metrics must be a non-empty tuple of column names, got {metrics!r}")
+    summaries = [sweep_summary(rows, metric) for metric in metrics]
+    xs, ys = summaries[0][0], summaries[0][1]
+    figure = Figure(
+        figsize=(max(6.0, 0.55 * len(xs) + 2.5) * len(metrics), 2.0 + 1.3 * len(ys) * 2),
+        layout="constrained",
+    )
+    axes = figure.subplots(2, len(metrics), squeeze=False)
+    for column, (metric, (_, _, mean, std, count)) in enumerate(
+        zip(metrics, summaries, strict=True)
+    ):
+        for row, (values, label) in enumerate(((mean, "mean"), (std, "std over seeds"))):
+            ax = axes[row, column]
+            reverse = "loss" in metric and row == 0
+            cmap = mpl.colormaps["viridis_r" if reverse else "viridis"].with_extremes(bad="0.8")
+            image = ax.imshow(
+                np.ma.masked_invalid(values), aspect="auto", cmap=cmap, origin="lower"
+            )
+            figure.colorbar(image, ax=ax, shrink=0.85)
+            for i in range(len(ys)):
+                for j in range(len(xs)):
+                    if count[i, j] == 0:
+                        text, colour = "div", "black"
+                    else:
+                        text = f"{values[i, j]:.2f}"
+                        red, green, blue, _ = image.cmap(image.norm(values[i, j]))
+                        bright = 0.299 * red + 0.587 * green + 0.114 * blue > 0.5
+                        colour = "black" if bright else "white"
+                    ax.text(j, i, text, ha="center", va="center", fontsize=7, color=colour)
+            ax.set_xticks(range(len(xs)), [f"{v:.0e}" for v in xs], rotation=60, fontsize=7)
+            ax.set_yticks(range(len(ys)), [str(v) for v in ys])
+            ax.set_xlabel("learning rate")
+            ax.set_ylabel("batch size")
+            ax.set_title(f"{metric.replace('_', ' ')}: {label}")
+    figure.suptitle(title)
+    return figure
 
 
 def plot_matmul_scaling(

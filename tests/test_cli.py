@@ -109,6 +109,15 @@ def test_json_output_is_the_metrics_file(tmp_path, capsys):
             "argument --activations: expected comma-separated names",
         ),
         (["fly"], "argument COMMAND: invalid choice: 'fly'"),
+        (["sweep", "--learning-rates", "1e-4:1e-1"], "expected LOW:HIGH:COUNT"),
+        (["sweep", "--learning-rates", "1e-1:1e-4:4"], "expected 0 < LOW <= HIGH"),
+        (
+            ["sweep", "--learning-rates", "0,1e-2"],
+            "argument --learning-rates: expected numbers > 0",
+        ),
+        (["sweep", "--learning-rates", ""], "argument --learning-rates: expected comma-separated"),
+        (["sweep", "--batch-sizes", "32,0"], "argument --batch-sizes: expected integers >= 1"),
+        (["sweep", "--seeds", "0"], "argument --seeds: expected an integer >= 1"),
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(capsys, argv, message):
@@ -326,3 +335,69 @@ def test_progress_bar_draws_on_a_terminal(monkeypatch, capsys):
     assert cli._progress(argparse.Namespace(no_progress=True), "training", 200) == {}
     monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
     assert cli._progress(argparse.Namespace(no_progress=False), "training", 200) == {}
+
+
+def test_sweep_writes_the_heatmap_and_the_table(tmp_path, capsys):
+    status, out, err = run(
+        capsys,
+        "sweep",
+        "--learning-rates",
+        "1e-3:1e-1:3",
+        "--batch-sizes",
+        "50,1000",
+        "--seeds",
+        "2",
+        "--epochs",
+        "4",
+        "--n",
+        "200",
+        "--out",
+        str(tmp_path),
+    )
+    assert status == 0, err
+    assert "12 models (3 learning rates x batch sizes [50, 160] x 2 seeds)" in out
+    assert "batch size 50: 6 models" in err  # one compiled program per batch size
+    lines = (tmp_path / "sweep.csv").read_text().splitlines()
+    assert lines[0].startswith("model,batch_size,learning_rate,l1,l2,seed,")
+    assert len(lines) == 1 + 12
+    table = json.loads((tmp_path / "sweep.json").read_text())
+    rows = table["rows"]
+    assert {r["batch_size"] for r in rows} == {50, 160}
+    assert sorted({round(r["learning_rate"], 6) for r in rows}) == [1e-3, 1e-2, 1e-1]
+    assert {r["seed"] for r in rows} == {0, 1}
+    assert all(0 <= r["test_accuracy"] <= 1 for r in rows)
+    best = table["best"]
+    means = [
+        np.mean(
+            [
+                r["test_accuracy"]
+                for r in rows
+                if r["learning_rate"] == best["learning_rate"]
+                and r["batch_size"] == best["batch_size"]
+            ]
+        )
+    ]
+    assert best["test_accuracy_mean"] == pytest.approx(means[0])
+    assert best["test_accuracy_mean"] == pytest.approx(max(
+        np.mean([r["test_accuracy"] for r in rows if (r["learning_rate"], r["batch_size"]) == k])
+        for k in {(r["learning_rate"], r["batch_size"]) for r in rows}
+    ))  # fmt: skip
+    picture = image.imread(tmp_path / "sweep_heatmap.png")
+    assert picture[..., :3].std() > 0.05
+
+
+def test_sweep_rejects_a_regression_dataset(tmp_path, capsys):
+    status, _, err = run(capsys, "sweep", "--dataset", "plane", "--out", str(tmp_path))
+    assert status == 2
+    assert "regression" in err
+
+
+def test_bench_outside_a_checkout_exits_2(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", os.getcwd())])
+    monkeypatch.delitem(sys.modules, "benchmarks", raising=False)
+    monkeypatch.delitem(sys.modules, "benchmarks.__main__", raising=False)
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if os.path.abspath(p) != repo])
+    assert cli.main(["bench", "--quick"]) == 2
+    assert "run this command from the repository checkout" in capsys.readouterr().err

@@ -472,3 +472,54 @@ def test_a_classifier_predicting_one_class_everywhere_gets_that_class_colour(lab
     # One filled region: the lower level (0, blue) or the upper one (1, red).
     filled = [i for i, paths in enumerate(contour.get_paths()) if len(paths.vertices)]
     assert filled == ([1] if red else [0])
+
+
+def _sweep_rows():
+    rows = []
+    for batch in (32, 128):
+        for rate in (1e-3, 1e-2):
+            for seed in (0, 1, 2):
+                diverged = batch == 128 and rate == 1e-2
+                rows.append(
+                    {
+                        "learning_rate": rate,
+                        "batch_size": batch,
+                        "seed": seed,
+                        "test_accuracy": None if diverged else 0.5 + 0.1 * seed + rate,
+                        "test_loss": None if diverged else 1.0 - 0.1 * seed,
+                    }
+                )
+    return rows
+
+
+def test_sweep_summary_is_the_mean_and_spread_over_seeds():
+    xs, ys, mean, std, count = viz.sweep_summary(_sweep_rows(), "test_accuracy")
+    assert xs == [1e-3, 1e-2]
+    assert ys == [32, 128]
+    np.testing.assert_allclose(mean[0], [0.6 + 1e-3, 0.6 + 1e-2])
+    np.testing.assert_allclose(std[0, 0], np.std([0.5, 0.6, 0.7]))
+    np.testing.assert_array_equal(count, [[3, 3], [3, 0]])
+    assert np.isnan(mean[1, 1])
+
+
+def test_sweep_heatmap_draws_mean_and_spread_panels():
+    figure = viz.plot_sweep_heatmap(_sweep_rows())
+    axes = [ax for ax in figure.axes if ax.get_title()]
+    titles = sorted(ax.get_title() for ax in axes)
+    assert titles == [
+        "test accuracy: mean",
+        "test accuracy: std over seeds",
+        "test loss: mean",
+        "test loss: std over seeds",
+    ]
+    texts = [t.get_text() for t in axes[0].texts]
+    assert "div" in texts
+    assert "0.60" in texts
+
+
+@pytest.mark.parametrize(
+    ("rows", "error"), [([], TypeError), ([{"learning_rate": 1, "batch_size": 2}], ValueError)]
+)
+def test_sweep_summary_rejects_bad_tables(rows, error):
+    with pytest.raises(error):
+        viz.sweep_summary(rows, "test_accuracy")
