@@ -54,7 +54,7 @@ from jax import lax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from dlvr_jax import _validate as check
-from dlvr_jax import optim, train
+from dlvr_jax import _xla, optim, train
 from dlvr_jax.data import Dataset
 
 __all__ = [
@@ -196,8 +196,7 @@ def _with_learning_rate(opt_state: Any, learning_rate: jax.Array) -> Any:
     return opt_state._replace(hyperparams=hyperparams)
 
 
-@functools.partial(jax.jit, static_argnames=("epochs", "batch_size", "group"))
-def _sweep_run(
+def _sweep_body(
     states: train.TrainState,
     data: Dataset,
     test: Dataset | None,
@@ -218,6 +217,15 @@ def _sweep_run(
     if group >= jax.tree.leaves(states)[0].shape[0]:
         return jax.vmap(one)(states)
     return lax.map(one, states, batch_size=group)
+
+
+@functools.cache
+def _jitted_sweep(platform: str) -> Any:
+    return jax.jit(
+        _sweep_body,
+        static_argnames=("epochs", "batch_size", "group"),
+        compiler_options=dict(_xla.cpu_options(platform)) or None,
+    )
 
 
 def _check_optimizer_name(optimizer: Any) -> str:
@@ -312,9 +320,11 @@ def sweep(
         keys[jnp.asarray(seed_index)], jnp.asarray(rate), jnp.asarray(l1_k), jnp.asarray(l2_k)
     )
     start = time.perf_counter()
-    compiled = _sweep_run.lower(
-        states, data, test, epochs=epochs, batch_size=batch_size, group=group
-    ).compile()
+    compiled = (
+        _jitted_sweep(jax.default_backend())
+        .lower(states, data, test, epochs=epochs, batch_size=batch_size, group=group)
+        .compile()
+    )
     compile_seconds = time.perf_counter() - start
     start = time.perf_counter()
     states, records, grads, first_bad = _block(compiled(states, data, test))
@@ -567,10 +577,12 @@ def _put(tree: Any, sharding: NamedSharding) -> Any:
 
 @functools.lru_cache(maxsize=16)
 def _sharded_run(replicated: NamedSharding) -> Any:
+    platform = replicated.mesh.devices.flat[0].platform
     return jax.jit(
         train._run_epochs,
         static_argnames=("epochs", "batch_size", "sharding"),
         out_shardings=replicated,
+        compiler_options=dict(_xla.cpu_options(platform)) or None,
     )
 
 

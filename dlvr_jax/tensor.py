@@ -94,6 +94,7 @@ import numpy as np
 from jax import lax
 
 from dlvr_jax import _validate as check
+from dlvr_jax import _xla
 
 __all__ = [
     "METHODS",
@@ -115,9 +116,6 @@ DEFAULT_BLOCK = 8
 DEFAULT_PANEL = 512
 # The naive loop runs at ~0.5 GFLOP/s: 512³ multiply-adds take about half a second.
 NAIVE_MAX_MULTIPLY_ADDS = 512**3
-
-# XLA flags that keep the CPU compiler from handing the fused loop to a library.
-_FROM_SCRATCH_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": ""}
 
 
 # ---------------------------------------------------------------------------
@@ -232,21 +230,6 @@ def _peer(a: jax.Array, b: jax.Array) -> jax.Array:
 
 
 @functools.cache
-def _compiler_options(platform: str) -> tuple[tuple[str, str], ...]:
-    """The options that keep XLA's CPU compiler from replacing our loop by a library call.
-
-    Empty on other platforms and on a jaxlib that does not know the flag.
-    """
-    if platform != "cpu":
-        return ()
-    try:
-        jax.jit(jnp.negative, compiler_options=_FROM_SCRATCH_OPTIONS).lower(jnp.zeros(1)).compile()
-    except Exception:  # an older jaxlib without YNNPACK: nothing to switch off
-        return ()
-    return tuple(_FROM_SCRATCH_OPTIONS.items())
-
-
-@functools.cache
 def _jitted(method: str, batched: bool, platform: str, top_level: bool) -> Callable[..., jax.Array]:
     kernels: dict[str, Callable[..., jax.Array]] = {
         "blocked": _blocked,
@@ -258,7 +241,7 @@ def _jitted(method: str, batched: bool, platform: str, top_level: bool) -> Calla
     if batched:
         fun = _vmapped(fun, statics)
     # jax.jit refuses compiler options on a jit nested in another trace.
-    options = dict(_compiler_options(platform)) if method != "jnp" and top_level else {}
+    options = dict(_xla.cpu_options(platform)) if method != "jnp" and top_level else {}
     return jax.jit(fun, static_argnames=statics, compiler_options=options or None)
 
 

@@ -28,6 +28,7 @@ Examples:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import warnings
 from collections.abc import Callable
@@ -42,7 +43,7 @@ from flax import struct
 from jax import lax
 
 from dlvr_jax import _validate as check
-from dlvr_jax import losses
+from dlvr_jax import _xla, losses
 from dlvr_jax.data import Dataset
 
 __all__ = [
@@ -436,7 +437,21 @@ def _run_epochs(
     return state, records, grads, first_bad
 
 
-_run = jax.jit(_run_epochs, static_argnames=("epochs", "batch_size", "sharding"))
+@functools.cache
+def _jitted_run(platform: str) -> Callable[..., Any]:
+    return jax.jit(
+        _run_epochs,
+        static_argnames=("epochs", "batch_size", "sharding"),
+        compiler_options=dict(_xla.cpu_options(platform)) or None,
+    )
+
+
+def _run(
+    state: TrainState, data: Dataset, test: Dataset | None, epochs: int, batch_size: int
+) -> tuple[TrainState, _EpochRecord, Any, jax.Array]:
+    """:func:`_run_epochs`, compiled (with the CPU options of :mod:`dlvr_jax._xla`)."""
+    run = _jitted_run(jax.default_backend())
+    return cast(Any, run(state, data, test, epochs=epochs, batch_size=batch_size))
 
 
 # ----------------------------------------------------------------------------

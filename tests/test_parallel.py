@@ -146,7 +146,7 @@ def test_sweep_rejects_bad_arguments_before_tracing(monkeypatch, kwargs, error, 
     def traced(*args, **kw):
         raise AssertionError("traced before the arguments were checked")
 
-    monkeypatch.setattr(parallel, "_sweep_run", traced)
+    monkeypatch.setattr(parallel, "_jitted_sweep", traced)
     arguments = {"learning_rates": [1e-2], "epochs": 2, **kwargs}
     with pytest.raises(error, match=match):
         parallel.sweep([0], MODEL, XOR, **arguments)
