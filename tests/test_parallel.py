@@ -270,3 +270,13 @@ def test_the_learning_rate_really_lives_in_the_optimizer_state():
     result = parallel.sweep([0], MODEL, XOR, learning_rates=[1e-3, 1e-1], epochs=1)
     rates = result.state.opt_state.hyperparams["learning_rate"]
     np.testing.assert_allclose(np.asarray(rates), [1e-3, 1e-1], rtol=1e-6)
+
+
+def test_the_vmap_group_size_does_not_change_the_models():
+    kwargs = {"learning_rates": [1e-2, 3e-2], "epochs": 3, "batch_size": 50}
+    together = parallel.sweep([0, 1, 2], MODEL, XOR, group=64, **kwargs)
+    in_groups = parallel.sweep([0, 1, 2], MODEL, XOR, group=4, **kwargs)  # 4 + 2 models
+    _close(together.state.params, in_groups.state.params)
+    _close(together.history, in_groups.history)
+    with pytest.raises(ValueError, match="group"):
+        parallel.sweep([0], MODEL, XOR, group=0, **kwargs)
