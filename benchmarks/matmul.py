@@ -90,7 +90,8 @@ def _jax_method(
     """The compiled kernel as a runner, its compile time and its output + temp bytes."""
     static = {"block": BLOCK, "panel": PANEL} if method == "blocked" else {}
     start = time.perf_counter()
-    compiled = tensor.kernel(method, batched=batched).lower(a, b, **static).compile()
+    kernel: Any = tensor.kernel(method, batched=batched)
+    compiled = kernel.lower(a, b, **static).compile()
     compile_seconds = time.perf_counter() - start
     memory = compiled.memory_analysis()
     peak = int(memory.output_size_in_bytes + memory.temp_size_in_bytes) if memory else -1
@@ -109,7 +110,12 @@ def _wait(result: Any) -> Any:
     return result.block_until_ready() if isinstance(result, jax.Array) else result
 
 
-def _time(runners: dict[str, Runner], repeats: int) -> dict[str, float]:
+def _time(
+    runners: dict[str, Runner],
+    repeats: int,
+    target_seconds: float = TARGET_SECONDS,
+    pause_seconds: float = PAUSE_SECONDS,
+) -> dict[str, float]:
     """Median seconds per call of each runner, the runners taking turns in each repeat."""
     numbers = {}
     for name, run in runners.items():
@@ -117,7 +123,7 @@ def _time(runners: dict[str, Runner], repeats: int) -> dict[str, float]:
         start = time.perf_counter()
         _wait(run())
         once = time.perf_counter() - start
-        numbers[name] = max(1, min(1000, math.ceil(TARGET_SECONDS / max(once, 1e-7))))
+        numbers[name] = max(1, min(1000, math.ceil(target_seconds / max(once, 1e-7))))
     samples: dict[str, list[float]] = {name: [] for name in runners}
     for _ in range(repeats):
         for name, run in runners.items():
@@ -127,11 +133,18 @@ def _time(runners: dict[str, Runner], repeats: int) -> dict[str, float]:
                 result = run()
             _wait(result)
             samples[name].append((time.perf_counter() - start) / numbers[name])
-            time.sleep(PAUSE_SECONDS)
+            time.sleep(pause_seconds)
     return {name: statistics.median(times) for name, times in samples.items()}
 
 
-def measure(batch: int | None, n: int, repeats: int, key: jax.Array) -> list[dict[str, Any]]:
+def measure(
+    batch: int | None,
+    n: int,
+    repeats: int,
+    key: jax.Array,
+    target_seconds: float = TARGET_SECONDS,
+    pause_seconds: float = PAUSE_SECONDS,
+) -> list[dict[str, Any]]:
     """One row per method for ``[batch,] n × n`` float32 operands."""
     shape = (n, n) if batch is None else (batch, n, n)
     key_a, key_b = jax.random.split(key)
@@ -146,7 +159,8 @@ def measure(batch: int | None, n: int, repeats: int, key: jax.Array) -> list[dic
     }
     if (batch or 1) * n**3 <= NAIVE_MAX:
         methods["matmul_naive"] = _jax_method("naive", a, b, batched)
-    seconds = _time({name: run for name, (run, _, _) in methods.items()}, repeats)
+    runners = {name: run for name, (run, _, _) in methods.items()}
+    seconds = _time(runners, repeats, target_seconds, pause_seconds)
     expected = np.matmul(a_host.astype(np.float64), b_host.astype(np.float64))
     scale = float(np.max(np.abs(expected)))
     flops = 2.0 * (batch or 1) * n**3
@@ -208,7 +222,13 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run(sizes: Sequence[int], batches: Sequence[tuple[int, int]], repeats: int) -> dict[str, Any]:
+def run(
+    sizes: Sequence[int],
+    batches: Sequence[tuple[int, int]],
+    repeats: int,
+    target_seconds: float = TARGET_SECONDS,
+    pause_seconds: float = PAUSE_SECONDS,
+) -> dict[str, Any]:
     device = jax.devices()[0]
     key = jax.random.key(0)
     results: dict[str, Any] = {
@@ -224,13 +244,64 @@ def run(sizes: Sequence[int], batches: Sequence[tuple[int, int]], repeats: int) 
         "square": [],
         "batched": [],
     }
+    timing = (target_seconds, pause_seconds)
     for n in sizes:
-        results["square"] += measure(None, n, repeats, jax.random.fold_in(key, n))
+        results["square"] += measure(None, n, repeats, jax.random.fold_in(key, n), *timing)
         print(f"n = {n} done", file=sys.stderr, flush=True)
     for batch, n in batches:
-        results["batched"] += measure(batch, n, repeats, jax.random.fold_in(key, batch * n))
+        folded = jax.random.fold_in(key, batch * n)
+        results["batched"] += measure(batch, n, repeats, folded, *timing)
         print(f"batch {batch} x n = {n} done", file=sys.stderr, flush=True)
     return results
+
+
+# ----------------------------------------------------------------------------
+# As workload D of the suite (python -m benchmarks D).
+
+KEY = "D"
+TITLE = "matrix multiplication throughput (float32)"
+SUITE_QUICK_SIZES = (64, 128)
+SUITE_QUICK_BATCHED = ((16, 64),)
+SUITE_QUICK_TIMING = (0.02, 0.05)  # target seconds per timed repeat, pause between methods
+
+
+def workload(config: Any) -> Any:
+    """The suite's workload D: the rows of :func:`run` as :class:`benchmarks._harness.Row`."""
+    from benchmarks import _harness as h
+
+    if config.quick:
+        results = run(SUITE_QUICK_SIZES, SUITE_QUICK_BATCHED, config.repeats, *SUITE_QUICK_TIMING)
+    else:
+        results = run(SIZES, BATCHED, config.repeats)
+    rows = []
+    for row in results["square"] + results["batched"]:
+        shape = f"{row['n']}×{row['n']}"
+        case = shape if row["batch"] is None else f"{row['batch']} × {shape}"
+        rows.append(
+            h.Row(
+                KEY,
+                case,
+                row["method"],
+                compile_seconds=row["compile_seconds"],
+                compile_source=None if row["compile_seconds"] is None else "lower().compile()",
+                run_seconds=row["seconds"],
+                throughput=row["gflops"],
+                unit="GFLOP/s",
+                speedup=row["ratio_to_jnp"],
+                reference="jnp.matmul",
+                details={
+                    "peak MiB": row["peak_bytes"] / 2**20,
+                    "rel. error": row["max_relative_error"],
+                },
+            )
+        )
+    notes = [
+        "× ref: run time of jnp.matmul (XLA's dot) / run time of the method. Each repeat "
+        "times back-to-back calls for ~0.1 s; peak memory is XLA's output + temp bytes "
+        "(tracemalloc's peak for NumPy). Full tables and the scaling figure: "
+        "python -m benchmarks matmul.",
+    ]
+    return h.Workload(KEY, TITLE, rows, [], notes)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
