@@ -36,6 +36,7 @@ Examples:
 
 from __future__ import annotations
 
+import collections
 import functools
 import itertools
 import math
@@ -43,7 +44,7 @@ import os
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import flax.linen as nn
 import jax
@@ -109,7 +110,8 @@ class Sweep(NamedTuple):
         diverged_epoch: ``int[K]``, the 1-based epoch at which model k's loss or
             parameters became NaN/inf, 0 if it never did. A diverged model's
             state is not finite; the others are unaffected.
-        compile_seconds: time spent compiling (0 when the program was cached).
+        compile_seconds: time spent tracing and compiling (0 when the program was
+            cached by an earlier sweep of the same shapes).
         run_seconds: time spent training, compilation excluded.
     """
 
@@ -228,6 +230,65 @@ def _jitted_sweep(platform: str) -> Any:
     )
 
 
+@functools.partial(jax.jit, static_argnames=("model", "tx", "loss_fn"))
+def _init_states(
+    keys: jax.Array,
+    rates: jax.Array,
+    l1: jax.Array,
+    l2: jax.Array,
+    x: jax.Array,
+    *,
+    model: nn.Module,
+    tx: optax.GradientTransformation,
+    loss_fn: Callable[..., jax.Array],
+) -> train.TrainState:
+    """One :func:`~dlvr_jax.train.create_train_state` per model, as ``train.fit`` makes it."""
+
+    def init(key: jax.Array, rate: jax.Array, l1: jax.Array, l2: jax.Array) -> Any:
+        state = train.create_train_state(key, model, tx, x, loss=loss_fn)
+        return state.replace(opt_state=_with_learning_rate(state.opt_state, rate), l1=l1, l2=l2)
+
+    return cast(train.TrainState, jax.vmap(init)(keys, rates, l1, l2))
+
+
+_COMPILED: collections.OrderedDict[Any, Any] = collections.OrderedDict()
+
+
+def _compiled_sweep(
+    states: train.TrainState,
+    data: Dataset,
+    test: Dataset | None,
+    epochs: int,
+    batch_size: int,
+    group: int,
+) -> tuple[Any, float]:
+    """The compiled sweep program and the seconds spent tracing and compiling it (0 if cached)."""
+    platform = jax.default_backend()
+    leaves, structure = jax.tree.flatten((states, data, test))
+    signature = (
+        platform,
+        structure,
+        tuple((leaf.shape, str(leaf.dtype)) for leaf in leaves),
+        epochs,
+        batch_size,
+        group,
+    )
+    if signature in _COMPILED:
+        _COMPILED.move_to_end(signature)
+        return _COMPILED[signature], 0.0
+    start = time.perf_counter()
+    compiled = (
+        _jitted_sweep(platform)
+        .lower(states, data, test, epochs=epochs, batch_size=batch_size, group=group)
+        .compile()
+    )
+    seconds = time.perf_counter() - start
+    _COMPILED[signature] = compiled
+    if len(_COMPILED) > 16:
+        _COMPILED.popitem(last=False)
+    return compiled, seconds
+
+
 def _check_optimizer_name(optimizer: Any) -> str:
     if not isinstance(optimizer, str):
         raise TypeError(
@@ -310,22 +371,17 @@ def sweep(
     l2_k = np.array([l2s[g[2]] for g in grid], np.float32)
     seed_index = np.array([g[3] for g in grid], np.int32)
 
-    def init(key: jax.Array, learning_rate: jax.Array, l1: jax.Array, l2: jax.Array) -> Any:
-        state = train.create_train_state(key, model, tx, data.x, loss=loss_fn)
-        return state.replace(
-            opt_state=_with_learning_rate(state.opt_state, learning_rate), l1=l1, l2=l2
-        )
-
-    states = jax.jit(jax.vmap(init))(
-        keys[jnp.asarray(seed_index)], jnp.asarray(rate), jnp.asarray(l1_k), jnp.asarray(l2_k)
+    states = _init_states(
+        keys[jnp.asarray(seed_index)],
+        jnp.asarray(rate),
+        jnp.asarray(l1_k),
+        jnp.asarray(l2_k),
+        data.x[:1],
+        model=model,
+        tx=tx,
+        loss_fn=loss_fn,
     )
-    start = time.perf_counter()
-    compiled = (
-        _jitted_sweep(jax.default_backend())
-        .lower(states, data, test, epochs=epochs, batch_size=batch_size, group=group)
-        .compile()
-    )
-    compile_seconds = time.perf_counter() - start
+    compiled, compile_seconds = _compiled_sweep(states, data, test, epochs, batch_size, group)
     start = time.perf_counter()
     states, records, grads, first_bad = _block(compiled(states, data, test))
     run_seconds = time.perf_counter() - start

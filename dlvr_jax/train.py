@@ -50,6 +50,7 @@ __all__ = [
     "Batch",
     "Evaluation",
     "History",
+    "ModuleApply",
     "StepMetrics",
     "TrainState",
     "TrainingDiverged",
@@ -95,7 +96,7 @@ class TrainState:
         key: the base PRNG key of training (shuffling and dropout derive from it).
         l1: weight of the L1 penalty on the weight matrices.
         l2: weight of the L2 penalty on the weight matrices.
-        apply_fn: ``model.apply`` (static).
+        apply_fn: ``model.apply`` as a :class:`ModuleApply` (static).
         tx: the Optax optimizer (static).
         loss_fn: the loss ``(outputs, targets, weights) -> float[]`` (static).
     """
@@ -114,6 +115,32 @@ class TrainState:
     def replace(self, **updates: Any) -> TrainState:
         """A copy with ``updates`` applied (the state itself is immutable)."""
         return dataclasses.replace(self, **updates)
+
+
+class ModuleApply:
+    """``module.apply`` that compares equal for equal modules (the static ``TrainState.apply_fn``).
+
+    A bound method compares by the identity of its module, so two equal
+    ``MLP()`` objects would give two compiled programs; this wrapper compares
+    (and hashes) by the module's fields, so ``fit`` compiles once per architecture.
+    """
+
+    __slots__ = ("module",)
+
+    def __init__(self, module: nn.Module) -> None:
+        self.module = module
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.module.apply(*args, **kwargs)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ModuleApply) and self.module == other.module
+
+    def __hash__(self) -> int:
+        return hash((ModuleApply, self.module))
+
+    def __repr__(self) -> str:
+        return f"ModuleApply({self.module!r})"
 
 
 class Batch(NamedTuple):
@@ -204,7 +231,7 @@ def create_train_state(
         key=train_key,
         l1=jnp.asarray(l1, jnp.float32),
         l2=jnp.asarray(l2, jnp.float32),
-        apply_fn=model.apply,
+        apply_fn=ModuleApply(model),
         tx=optimizer,
         loss_fn=losses.get_loss(loss),
     )
@@ -658,7 +685,7 @@ def fit(
         if not isinstance(state, TrainState):
             raise TypeError(f"state must be a TrainState, got {type(state).__name__}")
         state = state.replace(
-            apply_fn=model.apply,
+            apply_fn=ModuleApply(model),
             tx=optimizer,
             loss_fn=loss_fn,
             l1=jnp.asarray(l1, jnp.float32),
