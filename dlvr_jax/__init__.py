@@ -12,4 +12,6 @@ from dlvr_jax import data, perceptron
 
 __version__ = "0.1.0"
 
+# The other modules (models, losses, optim, train, parallel, checkpoint,
+# tensor, viz, cli) are imported by name: ``from dlvr_jax import train``.
 __all__ = ["__version__", "data", "perceptron"]

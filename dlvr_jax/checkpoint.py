@@ -32,7 +32,9 @@ from dlvr_jax.train import History, TrainState
 __all__ = ["FORMAT", "FORMAT_VERSION", "CheckpointError", "load", "save"]
 
 FORMAT = "dlvr_jax.checkpoint"
+"""The ``format`` field written into every checkpoint; :func:`load` refuses other files."""
 FORMAT_VERSION = 1
+"""The version of the checkpoint layout; :func:`load` reads only this version."""
 
 
 class CheckpointError(ValueError):

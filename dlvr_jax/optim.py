@@ -286,6 +286,7 @@ OBJECTIVES: dict[str, Objective] = {
     ),
     "saddle": Objective(saddle, (), -math.inf, (1.5, 0.01), (-2.0, 2.0, -2.0, 2.0)),
 }
+"""The toy objectives by name, each with its minima, minimum value, a start and a plot window."""
 
 
 def objective(name: str) -> Objective:

@@ -30,8 +30,8 @@ Examples:
     ...                         learning_rates=[1e-2, 3e-2], epochs=50)
     >>> result.history.train_loss.shape   # 2 seeds x 2 learning rates, 50 epochs
     (4, 50)
-    >>> [float(v) for v in result.learning_rate]
-    [0.01, 0.01, 0.03, 0.03]
+    >>> [f"{rate:g}" for rate in result.learning_rate]
+    ['0.01', '0.01', '0.03', '0.03']
 """
 
 from __future__ import annotations
@@ -82,8 +82,11 @@ GROUP = 32
 """Models per ``vmap`` group in :func:`sweep` on CPU (measured: see ``benchmarks``)."""
 
 ENV_COORDINATOR = "DLVR_JAX_COORDINATOR_ADDRESS"
+"""Environment variable :func:`initialize` reads: ``host:port`` of process 0's coordinator."""
 ENV_NUM_PROCESSES = "DLVR_JAX_NUM_PROCESSES"
+"""Environment variable :func:`initialize` reads: the number of processes."""
 ENV_PROCESS_ID = "DLVR_JAX_PROCESS_ID"
+"""Environment variable :func:`initialize` reads: this process's index, from 0."""
 
 
 # ----------------------------------------------------------------------------

@@ -37,7 +37,7 @@ def _alone(seed, result, k, **kwargs):
     )
 
 
-@settings(max_examples=3)
+@settings(max_examples=2)
 @given(
     seeds=st.lists(st.integers(0, 2**32 - 1), min_size=2, max_size=2, unique=True),
     rates=st.lists(st.floats(1e-3, 5e-2), min_size=2, max_size=2),
