@@ -257,11 +257,11 @@ def _many_case(config: h.Config, linear_model: Any, why: str | None) -> tuple[li
     }
     rows: list[h.Row] = []
     if config.quick:
-        for name, why in (
+        for name, because in (
             ("dlvr_jax fit_batched (lanes)", "compiles one program per power-of-two batch size"),
             ("dlvr_jax jit(vmap(fit))", "the same program as fit_batched (auto) on a CPU"),
         ):
-            rows.append(h.skipped(KEY, case, name, f"skipped under --quick: {why}"))
+            rows.append(h.skipped(KEY, case, name, f"skipped under --quick: {because}"))
     else:
         runners["dlvr_jax fit_batched (lanes)"] = lambda: perceptron.fit_batched(
             x, y, method="lanes", **options
