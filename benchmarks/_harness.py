@@ -146,6 +146,35 @@ def median(samples: Sequence[float]) -> float:
     return float(statistics.median(samples))
 
 
+def timed(
+    workload: str,
+    case: str,
+    method: str,
+    *,
+    first: float,
+    times: list[float],
+    compiled: bool,
+    throughput: float,
+    unit: str,
+    details: dict[str, Any],
+) -> Row:
+    """A measured row: the median run; for a compiled method, compile time = first call − median."""
+    run = median(times)
+    return Row(
+        workload,
+        case,
+        method,
+        first_call_seconds=first,
+        compile_seconds=max(first - run, 0.0) if compiled else None,
+        compile_source="first call − median run" if compiled else None,
+        run_seconds=run,
+        samples=times,
+        throughput=throughput,
+        unit=unit,
+        details=details,
+    )
+
+
 def skipped(workload: str, case: str, method: str, reason: str, status: str = "skipped") -> Row:
     return Row(workload, case, method, status=status, reason=reason)
 

@@ -218,15 +218,13 @@ def run(config: h.Config) -> h.Workload:
         accuracy, loss = evaluate[name]()
         is_jax = name == jax_name
         rows.append(
-            h.Row(
+            h.timed(
                 KEY,
                 case,
                 name,
-                first_call_seconds=firsts[name],
-                compile_seconds=max(firsts[name] - median, 0.0) if is_jax else None,
-                compile_source="first call − median run" if is_jax else None,
-                run_seconds=median,
-                samples=times,
+                first=firsts[name],
+                times=times,
+                compiled=is_jax,
                 throughput=steps / median,
                 unit="steps/s",
                 details={"train accuracy": accuracy, "final train loss": loss},

@@ -217,15 +217,13 @@ def _single_case(
         if is_jax:
             details["updates"] = int(result.updates)
         rows.append(
-            h.Row(
+            h.timed(
                 KEY,
                 case,
                 name,
-                first_call_seconds=firsts[name],
-                compile_seconds=max(firsts[name] - median, 0.0) if is_jax else None,
-                compile_source="first call − median run" if is_jax else None,
-                run_seconds=median,
-                samples=times,
+                first=firsts[name],
+                times=times,
+                compiled=is_jax,
                 throughput=median / (epochs_run[name] * n) * 1e9,
                 unit="ns/sample update",
                 details=details,
@@ -325,15 +323,13 @@ def _many_case(config: h.Config, linear_model: Any, why: str | None) -> tuple[li
         else:
             details["total epochs"] = int(sequential_epochs.sum())
         rows.append(
-            h.Row(
+            h.timed(
                 KEY,
                 case,
                 name,
-                first_call_seconds=firsts[name],
-                compile_seconds=max(firsts[name] - median, 0.0) if is_jax else None,
-                compile_source="first call − median run" if is_jax else None,
-                run_seconds=median,
-                samples=times,
+                first=firsts[name],
+                times=times,
+                compiled=is_jax,
                 throughput=count / median,
                 unit="datasets/s",
                 details=details,
