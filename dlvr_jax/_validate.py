@@ -3,7 +3,9 @@
 Every check runs on the host before anything is traced and raises a
 ``TypeError`` (wrong kind of thing) or ``ValueError`` (right kind, bad value)
 whose message names the argument, shows the value received and says what is
-expected. Values that are tracers (the function is being called under ``jit``
+expected. Internal to the package: its names have no underscore so that the other
+modules may use them (``check.show`` formats any value for a message).
+Values that are tracers (the function is being called under ``jit``
 or ``vmap`` by the user) cannot be inspected: their shapes and dtypes are still
 checked, their values are not.
 """
@@ -24,8 +26,8 @@ def is_tracer(value: Any) -> bool:
     return isinstance(value, jax.core.Tracer)
 
 
-def _show(value: Any) -> str:
-    """A short representation of ``value`` for an error message."""
+def show(value: Any) -> str:
+    """A short representation of ``value`` for an error message (the package's one formatter)."""
     if isinstance(value, (jax.Array, np.ndarray)) and not is_tracer(value) and value.size > 8:
         return f"array of shape {value.shape} and dtype {value.dtype}"
     if is_tracer(value):
@@ -34,15 +36,20 @@ def _show(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+def is_int(value: Any) -> bool:
+    """True for a Python or NumPy integer that is not a bool (a value, not text)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+
+
 def positive_int(name: str, value: Any, *, minimum: int = 1) -> int:
     """Checks that ``value`` is a static Python integer ``>= minimum``."""
     if is_tracer(value):
         raise TypeError(
-            f"{name} must be a static Python int, got a {_show(value)}; "
+            f"{name} must be a static Python int, got a {show(value)}; "
             f"mark it static under jit (e.g. static_argnames=({name!r},))"
         )
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int >= {minimum}, got {_show(value)}")
+        raise TypeError(f"{name} must be an int >= {minimum}, got {show(value)}")
     if value < minimum:
         raise ValueError(f"{name} must be an int >= {minimum}, got {value}")
     return int(value)
@@ -65,14 +72,14 @@ def real(
     """
     if is_tracer(value):
         if value.ndim != 0:
-            raise TypeError(f"{name} must be a scalar, got a {_show(value)}")
+            raise TypeError(f"{name} must be a scalar, got a {show(value)}")
         return value
     if isinstance(value, (jax.Array, np.ndarray)):
         if value.ndim != 0:
-            raise TypeError(f"{name} must be a scalar, got {_show(value)}")
+            raise TypeError(f"{name} must be a scalar, got {show(value)}")
         value = value.item()
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {_show(value)}")
+        raise TypeError(f"{name} must be a real number, got {show(value)}")
     number = float(value)
     lo = "(" if low_open else "["
     hi = ")" if high_open else "]"
@@ -95,10 +102,10 @@ def prng_key(name: str, key: Any) -> jax.Array:
         elif key.dtype == np.uint32 and key.shape == (2,):
             return jnp.asarray(key)
         raise TypeError(
-            f"{name} must be a single PRNG key such as jax.random.key(0), got {_show(key)}; "
+            f"{name} must be a single PRNG key such as jax.random.key(0), got {show(key)}; "
             "to map over several keys use jax.vmap"
         )
-    raise TypeError(f"{name} must be a PRNG key such as jax.random.key(0), got {_show(key)}")
+    raise TypeError(f"{name} must be a PRNG key such as jax.random.key(0), got {show(key)}")
 
 
 def array(
@@ -117,7 +124,7 @@ def array(
         try:
             host = np.asarray(value)
         except Exception as error:  # e.g. a ragged list
-            raise TypeError(f"{name} must be an array, got {_show(value)}: {error}") from None
+            raise TypeError(f"{name} must be an array, got {show(value)}: {error}") from None
         if host.dtype == object or not (
             np.issubdtype(host.dtype, np.number) or host.dtype == np.bool_
         ):
@@ -144,7 +151,7 @@ def array(
 def choice(name: str, value: Any, options: tuple[str, ...]) -> str:
     """Checks that ``value`` is one of the strings in ``options``."""
     if not isinstance(value, str):
-        raise TypeError(f"{name} must be a string, one of {list(options)}, got {_show(value)}")
+        raise TypeError(f"{name} must be a string, one of {list(options)}, got {show(value)}")
     if value not in options:
         raise ValueError(f"unknown {name} {value!r}; expected one of {list(options)}")
     return value

@@ -45,7 +45,9 @@ from dlvr_jax import _validate as check
 
 __all__ = [
     "FEATURES",
+    "REMAINDERS",
     "Dataset",
+    "batch_order",
     "circle",
     "features",
     "from_arrays",
@@ -417,6 +419,63 @@ def make(name: str, key: Any, n: int, **kwargs: Any) -> Dataset:
 # ----------------------------------------------------------------------------
 # Utilities.
 
+REMAINDERS = ("pad", "drop")
+"""What :func:`batch_order` does with the examples left over when ``batch_size`` does not divide ``n``."""
+
+
+def batch_order(
+    key: jax.Array, epoch: Any, n: int, batch_size: int, *, remainder: str = "pad"
+) -> tuple[jax.Array, jax.Array]:
+    """One epoch's minibatches: ``(index, mask)``, both ``[n_batches, batch_size]``.
+
+    The one definition of an epoch's order, shared by the trainer and the
+    descent toolkit. The examples are permuted by
+    ``jax.random.permutation(jax.random.fold_in(key, epoch), n)`` and cut into
+    rows of ``batch_size``: row ``b`` of ``index`` lists the examples of batch
+    ``b``. With ``batch_size == n`` there is a single batch and no shuffle
+    (``index`` is ``0..n-1``). The ``n % batch_size`` examples left over are:
+
+    - ``remainder="pad"``: kept in a last, padded batch, ``ceil(n / batch_size)``
+      batches; ``mask`` is 1 for real entries and 0 for the padding (index 0),
+      so every example appears exactly once per epoch;
+    - ``remainder="drop"``: dropped, ``n // batch_size`` full batches; ``mask``
+      is all ones.
+
+    It is a pure function of ``(key, epoch)``: the same pair gives the same
+    order, and consecutive epochs are ordered differently. ``n``,
+    ``batch_size`` and ``remainder`` are static; ``epoch`` may be traced.
+
+    Raises:
+        ValueError, TypeError: for ``batch_size`` outside ``[1, n]`` or an unknown remainder.
+
+    Examples:
+        >>> import jax
+        >>> from dlvr_jax import data
+        >>> index, mask = data.batch_order(jax.random.key(0), 0, 5, 2)
+        >>> index.shape, mask.tolist()
+        ((3, 2), [[1.0, 1.0], [1.0, 1.0], [1.0, 0.0]])
+        >>> sorted(index.ravel()[:5].tolist())
+        [0, 1, 2, 3, 4]
+    """
+    n = check.positive_int("n", n)
+    batch_size = check.positive_int("batch_size", batch_size)
+    if batch_size > n:
+        raise ValueError(f"batch_size must be in [1, {n}] (the number of examples), got {batch_size}")
+    check.choice("remainder", remainder, REMAINDERS)
+    if batch_size == n:
+        order = jnp.arange(n)  # one full batch: the order does not matter
+    else:
+        order = jax.random.permutation(jax.random.fold_in(key, epoch), n)
+    if remainder == "drop":
+        kept = (n // batch_size) * batch_size
+        index = order[:kept].reshape(-1, batch_size)
+        return index, jnp.ones(index.shape, jnp.float32)
+    n_batches = -(-n // batch_size)
+    pad = n_batches * batch_size - n
+    index = jnp.concatenate([order, jnp.zeros((pad,), order.dtype)]).reshape(n_batches, -1)
+    mask = jnp.concatenate([jnp.ones((n,), jnp.float32), jnp.zeros((pad,), jnp.float32)])
+    return index, mask.reshape(n_batches, -1)
+
 
 def train_test_split(
     key: Any, data: Dataset, *, test_fraction: float = 0.2
@@ -626,7 +685,7 @@ def load_csv(path: str | os.PathLike[str], *, task: Task | None = None) -> Datas
                 if not _is_number(cell):
                     raise ValueError(f"{path}:{number}: column {column} is not a number: {cell!r}")
                 values.append(float(cell))
-            integral = integral and _is_int(row[-1])
+            integral = integral and _is_integer_text(row[-1])
             rows.append(values)
     if not rows:
         raise ValueError(f"{path}: no data rows")
@@ -643,7 +702,7 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def _is_int(text: str) -> bool:
+def _is_integer_text(text: str) -> bool:
     try:
         int(text.strip())
     except ValueError:

@@ -32,31 +32,44 @@ import jax.numpy as jnp
 import optax
 
 from dlvr_jax import _validate as check
+from dlvr_jax import models
 
 __all__ = [
     "LOSSES",
     "accuracy",
     "binary_cross_entropy",
     "cross_entropy",
+    "REGRESSION_LOSSES",
+    "TASKS",
     "get_loss",
     "hinge",
     "l1_penalty",
     "l2_penalty",
     "mean_squared_error",
+    "task",
 ]
 
 
 def _mean(values: jax.Array, weights: jax.Array | None) -> jax.Array:
     r""":math:`\sum_i w_i \ell_i / \sum_i w_i` (plain mean without weights; 0 if all w are 0).
 
-    Each term is scaled before the sum, so the mean of losses near the float
-    maximum does not overflow.
+    The sum is divided once, after summing: a perfect accuracy is exactly 1.0
+    and an accuracy never leaves [0, 1]. Only when the sum overflows (losses
+    near the float maximum) is each term scaled before summing instead.
     """
     if weights is None:
-        return jnp.sum(values / values.size) if values.size else jnp.zeros((), values.dtype)
+        if not values.size:
+            return jnp.zeros((), values.dtype)
+        weights = jnp.ones(values.shape, values.dtype)
     weights = jnp.asarray(weights, values.dtype)
     total = jnp.sum(weights)
-    return jnp.sum(values * (weights / jnp.where(total > 0, total, 1)))
+    safe_total = jnp.where(total > 0, total, 1)
+    weighted = jnp.sum(values * weights)
+    direct = weighted / safe_total
+    scaled = jnp.sum(values * (weights / safe_total))
+    # Rounding is monotone and both sums run in the same order, so for values
+    # in [0, 1] the weighted sum never exceeds the total: the mean stays in [0, 1].
+    return jnp.where(jnp.isfinite(weighted) | ~jnp.isfinite(scaled), direct, scaled)
 
 
 def cross_entropy(
@@ -106,20 +119,9 @@ def accuracy(logits: jax.Array, labels: jax.Array, weights: jax.Array | None = N
     return _mean(correct.astype(jnp.float32), weights)
 
 
-def _is_weight(path: tuple[Any, ...], leaf: jax.Array) -> bool:
-    """Weight matrices are the ``kernel`` leaves (biases and norm scales are not)."""
-    last = path[-1] if path else None
-    name = getattr(last, "key", getattr(last, "name", None))
-    return name == "kernel" or (name is None and leaf.ndim >= 2)
-
-
 def _sum_over_weights(params: Any, term: Callable[[jax.Array], jax.Array]) -> jax.Array:
-    """``sum(term(W))`` over the weight matrices of ``params``."""
-    leaves = [
-        jnp.sum(term(leaf))
-        for path, leaf in jax.tree_util.tree_leaves_with_path(params)
-        if _is_weight(path, leaf)
-    ]
+    """``sum(term(W))`` over the weight matrices (:func:`dlvr_jax.models.dense_layers`)."""
+    leaves = [jnp.sum(term(layer.kernel)) for layer in models.dense_layers(params)]
     return jnp.sum(jnp.stack(leaves)) if leaves else jnp.zeros(())
 
 
@@ -143,6 +145,45 @@ LOSSES: dict[str, Callable[..., jax.Array]] = {
 
 REGRESSION_LOSSES = ("mse",)
 """Losses whose targets are real numbers rather than class labels."""
+
+TASKS = ("classification", "regression")
+"""The two kinds of task: integer class labels, or real-valued targets."""
+
+
+def task(loss: str | Callable[..., jax.Array], task: str | None = None) -> str:
+    """The one rule for whether training is regression: ``"classification"`` or ``"regression"``.
+
+    In order: an explicit ``task`` wins; a loss name is regression when it is
+    in :data:`REGRESSION_LOSSES`; a callable declares its task with a ``task``
+    attribute (``my_loss.task = "regression"``); a callable registered in
+    :data:`LOSSES` has its name's task; any other callable is classification.
+
+    Raises:
+        ValueError, TypeError: for an unknown task or loss name.
+
+    Examples:
+        >>> from dlvr_jax import losses
+        >>> losses.task("mse"), losses.task(losses.cross_entropy)
+        ('regression', 'classification')
+        >>> def huber(outputs, targets, weights=None): ...
+        >>> huber.task = "regression"
+        >>> losses.task(huber)
+        'regression'
+    """
+    if task is not None:
+        return check.choice("task", task, TASKS)
+    if isinstance(loss, str):
+        check.choice("loss", loss, tuple(LOSSES))
+        return "regression" if loss in REGRESSION_LOSSES else "classification"
+    if not callable(loss):
+        raise TypeError(f"loss must be a name in {sorted(LOSSES)} or a callable, got {check.show(loss)}")
+    declared = getattr(loss, "task", None)
+    if declared is not None:
+        return check.choice(f"{getattr(loss, '__name__', 'loss')}.task", declared, TASKS)
+    for name, registered in LOSSES.items():
+        if registered is loss:
+            return "regression" if name in REGRESSION_LOSSES else "classification"
+    return "classification"
 
 
 def get_loss(loss: str | Callable[..., jax.Array]) -> Callable[..., jax.Array]:

@@ -26,8 +26,9 @@ Examples:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
-from typing import Any
+import re
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple
 
 import flax.linen as nn
 import jax
@@ -39,7 +40,9 @@ __all__ = [
     "INITIALIZERS",
     "MLP",
     "activations",
+    "DenseLayer",
     "count_params",
+    "dense_layers",
     "get_activation",
     "hidden_activations",
     "layer_names",
@@ -189,16 +192,69 @@ class MLP(nn.Module):
         return _TorchDense(self.n_outputs, init, torch_bias, name="output")(x)
 
 
-def layer_names(params: Any) -> list[str]:
-    """The dense layers of an :class:`MLP`'s params, input to output.
+class DenseLayer(NamedTuple):
+    """One dense layer of a params (or gradients) tree: its path, kernel and bias.
 
-    That is ``hidden_0``, ``hidden_1``, ... and ``output``.
+    Attributes:
+        name: the layer's path in the tree, e.g. ``"hidden_0"`` or ``"block/output"``.
+        kernel: the weight matrix ``[d_in, d_out]``.
+        bias: the bias ``[d_out]``, or None for a layer without one.
     """
-    tree = params.get("params", params)
-    hidden = sorted(
-        (name for name in tree if name.startswith("hidden_")), key=lambda n: int(n.split("_")[1])
-    )
-    return [*hidden, "output"] if "output" in tree else hidden
+
+    name: str
+    kernel: Any
+    bias: Any
+
+
+def _layer_order(name: str) -> tuple[Any, ...]:
+    """Input to output: ``hidden_2`` before ``hidden_10``, and ``output`` last."""
+    parts = re.split(r"(\d+)", name)
+    return (name.rsplit("/", 1)[-1] == "output", [int(p) if p.isdigit() else p for p in parts])
+
+
+def _find_dense(tree: Mapping[str, Any], prefix: str, found: list[DenseLayer]) -> None:
+    for name, value in tree.items():
+        if not isinstance(value, Mapping):
+            continue
+        path = f"{prefix}{name}"
+        kernel = value.get("kernel")
+        if kernel is not None and getattr(kernel, "ndim", None) == 2:
+            found.append(DenseLayer(path, kernel, value.get("bias")))
+        else:
+            _find_dense(value, f"{path}/", found)
+
+
+def dense_layers(params: Any) -> list[DenseLayer]:
+    """The dense layers of a params tree, input to output: the one place that walks layers.
+
+    A dense layer is a mapping that holds a 2-D ``kernel`` (and usually a
+    ``bias``); the top-level ``"params"`` collection is optional, and the same
+    walk works on a gradients tree shaped like the params. Layers are ordered
+    by their path with numbers compared as numbers (``hidden_2`` before
+    ``hidden_10``) and ``output`` last. Works on traced values (only shapes
+    are read).
+
+    Raises:
+        TypeError: when ``params`` is not a mapping.
+
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> from dlvr_jax import models
+        >>> params = models.MLP(hidden=(4, 3)).init(jax.random.key(0), jnp.zeros((1, 2)))
+        >>> [(layer.name, layer.kernel.shape) for layer in models.dense_layers(params)]
+        [('hidden_0', (2, 4)), ('hidden_1', (4, 3)), ('output', (3, 2))]
+    """
+    if not isinstance(params, Mapping):
+        raise TypeError(f"params must be a mapping (a Flax params tree), got {type(params).__name__}")
+    tree = params["params"] if isinstance(params.get("params"), Mapping) else params
+    found: list[DenseLayer] = []
+    _find_dense(tree, "", found)
+    return sorted(found, key=lambda layer: _layer_order(layer.name))
+
+
+def layer_names(params: Any) -> list[str]:
+    """The names of :func:`dense_layers`, input to output (``hidden_0``, ..., ``output``)."""
+    return [layer.name for layer in dense_layers(params)]
 
 
 def hidden_activations(model: MLP, params: Any, x: jax.Array) -> list[jax.Array]:

@@ -476,7 +476,7 @@ def _check_start(
 ) -> tuple[jax.Array, int, float, float]:
     """The common door checks of the descent functions (nothing is traced but ``f``'s shape)."""
     if not callable(f):
-        raise TypeError(f"f must be a callable x -> scalar, got {check._show(f)}")
+        raise TypeError(f"f must be a callable x -> scalar, got {check.show(f)}")
     x0 = check.array("x0", x0, ndim=(0, 1))
     x0 = x0.astype(_float_dtype(x0))
     max_steps = check.positive_int("max_steps", max_steps)
@@ -488,7 +488,7 @@ def _check_start(
         raise TypeError(f"f could not be evaluated at x0 of shape {x0.shape}: {error}") from error
     if not (hasattr(out, "shape") and out.shape == () and jnp.issubdtype(out.dtype, jnp.floating)):
         raise TypeError(
-            f"f must return a float scalar for x0 of shape {x0.shape}, got {check._show(out)}"
+            f"f must return a float scalar for x0 of shape {x0.shape}, got {check.show(out)}"
         )
     return x0, max_steps, tol, threshold
 
@@ -587,7 +587,7 @@ def minimize(
     if not isinstance(optimizer, optax.GradientTransformation):
         raise TypeError(
             "optimizer must be an optax.GradientTransformation such as "
-            f"optim.optimizer('adam', 1e-3), got {check._show(optimizer)}"
+            f"optim.optimizer('adam', 1e-3), got {check.show(optimizer)}"
         )
     x0, max_steps, tol, threshold = _check_start(f, x0, max_steps, tol, divergence_threshold)
     dtype = x0.dtype
@@ -638,7 +638,7 @@ def compare(
     """
     if isinstance(optimizers, str) or not isinstance(optimizers, Sequence) or not optimizers:
         raise TypeError(
-            f"optimizers must be a non-empty sequence of names, got {check._show(optimizers)}"
+            f"optimizers must be a non-empty sequence of names, got {check.show(optimizers)}"
         )
     known = ("gd", *names())
     for name in optimizers:

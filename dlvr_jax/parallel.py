@@ -136,7 +136,7 @@ class Sweep(NamedTuple):
 
     def select(self, k: int) -> tuple[train.TrainState, train.History]:
         """Model ``k``'s state and history, as :func:`dlvr_jax.train.fit` returns them."""
-        if not _is_int(k) or not 0 <= int(k) < self.size:
+        if not check.is_int(k) or not 0 <= int(k) < self.size:
             raise ValueError(f"k must be an integer in [0, {self.size - 1}], got {k!r}")
         return jax.tree.map(lambda a: a[k], (self.state, self.history))
 
@@ -154,16 +154,12 @@ def _as_keys(seeds: Any) -> tuple[jax.Array, Any]:
         raise TypeError(f"seeds must be a sequence of ints or an array of PRNG keys, got {seeds!r}")
     values = list(seeds)
     for value in values:
-        if not _is_int(value) or not 0 <= int(value) < 2**32:
+        if not check.is_int(value) or not 0 <= int(value) < 2**32:
             raise ValueError(f"seeds must be integers in [0, 2**32), got {value!r}")
     if not values:
         raise ValueError("seeds must not be empty")
     ints = [int(v) for v in values]
     return jnp.stack([jax.random.key(s) for s in ints]), tuple(ints)
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int | np.integer) and not isinstance(value, bool)
 
 
 def _grid_values(name: str, values: Any, *, positive: bool) -> tuple[float, ...]:
@@ -788,7 +784,7 @@ def initialize(
             f"{ENV_NUM_PROCESSES if count is None else ENV_PROCESS_ID}"
         )
     count = check.positive_int("num_processes", count)
-    if not _is_int(index) or not 0 <= int(index) < count:
+    if not check.is_int(index) or not 0 <= int(index) < count:
         raise ValueError(f"process_id must be an integer in [0, {count - 1}], got {index!r}")
     jax.distributed.initialize(
         coordinator_address=address,

@@ -669,7 +669,7 @@ def _check_batched(
         if check.is_tracer(value):
             raise TypeError(
                 f"fit_batched runs on the host and cannot be traced, but {name} is a "
-                f"{check._show(value)}; inside jit or vmap use jax.vmap(perceptron.fit)"
+                f"{check.show(value)}; inside jit or vmap use jax.vmap(perceptron.fit)"
             )
     x = check.array("x", x, ndim=3)
     if min(x.shape) < 1:

@@ -44,6 +44,7 @@ from jax import lax
 
 from dlvr_jax import _validate as check
 from dlvr_jax import _xla, losses
+from dlvr_jax import data as data_module
 from dlvr_jax.data import Dataset
 
 __all__ = [
@@ -324,20 +325,15 @@ def minibatches(
 
     Row ``b`` of ``index`` lists the examples of batch ``b``; ``mask`` is 1 for
     real entries and 0 for the padding that fills the last batch when
-    ``batch_size`` does not divide ``n``. The order is a permutation drawn from
-    ``fold_in(fold_in(key, 0), epoch)`` (no shuffle for a single full batch), so
-    each example appears exactly once per epoch.
+    ``batch_size`` does not divide ``n``. This is
+    :func:`dlvr_jax.data.batch_order` with ``remainder="pad"`` under the
+    shuffle key ``fold_in(key, 0)``: the permutation is drawn from
+    ``fold_in(fold_in(key, 0), epoch)`` (no shuffle for a single full batch),
+    so each example appears exactly once per epoch.
     """
-    n_batches = -(-n // batch_size)
-    if n_batches == 1:
-        order = jnp.arange(n)  # full batch: the order does not matter
-    else:
-        shuffle_key = jax.random.fold_in(jax.random.fold_in(key, 0), epoch)
-        order = jax.random.permutation(shuffle_key, n)
-    pad = n_batches * batch_size - n
-    index = jnp.concatenate([order, jnp.zeros((pad,), order.dtype)]).reshape(n_batches, -1)
-    mask = jnp.concatenate([jnp.ones((n,), jnp.float32), jnp.zeros((pad,), jnp.float32)])
-    return index, mask.reshape(n_batches, -1)
+    return data_module.batch_order(
+        jax.random.fold_in(key, 0), epoch, n, batch_size, remainder="pad"
+    )
 
 
 class _Sharding(NamedTuple):
