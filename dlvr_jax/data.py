@@ -420,7 +420,7 @@ def make(name: str, key: Any, n: int, **kwargs: Any) -> Dataset:
 # Utilities.
 
 REMAINDERS = ("pad", "drop")
-"""What :func:`batch_order` does with the examples left over when ``batch_size`` does not divide ``n``."""
+"""What :func:`batch_order` does with the ``n % batch_size`` examples left over."""
 
 
 def batch_order(
@@ -460,7 +460,9 @@ def batch_order(
     n = check.positive_int("n", n)
     batch_size = check.positive_int("batch_size", batch_size)
     if batch_size > n:
-        raise ValueError(f"batch_size must be in [1, {n}] (the number of examples), got {batch_size}")
+        raise ValueError(
+            f"batch_size must be in [1, {n}] (the number of examples), got {batch_size}"
+        )
     check.choice("remainder", remainder, REMAINDERS)
     if batch_size == n:
         order = jnp.arange(n)  # one full batch: the order does not matter

@@ -36,11 +36,11 @@ from dlvr_jax import models
 
 __all__ = [
     "LOSSES",
+    "REGRESSION_LOSSES",
+    "TASKS",
     "accuracy",
     "binary_cross_entropy",
     "cross_entropy",
-    "REGRESSION_LOSSES",
-    "TASKS",
     "get_loss",
     "hinge",
     "l1_penalty",
@@ -176,7 +176,9 @@ def task(loss: str | Callable[..., jax.Array], task: str | None = None) -> str:
         check.choice("loss", loss, tuple(LOSSES))
         return "regression" if loss in REGRESSION_LOSSES else "classification"
     if not callable(loss):
-        raise TypeError(f"loss must be a name in {sorted(LOSSES)} or a callable, got {check.show(loss)}")
+        raise TypeError(
+            f"loss must be a name in {sorted(LOSSES)} or a callable, got {check.show(loss)}"
+        )
     declared = getattr(loss, "task", None)
     if declared is not None:
         return check.choice(f"{getattr(loss, '__name__', 'loss')}.task", declared, TASKS)

@@ -39,8 +39,8 @@ from dlvr_jax import _validate as check
 __all__ = [
     "INITIALIZERS",
     "MLP",
-    "activations",
     "DenseLayer",
+    "activations",
     "count_params",
     "dense_layers",
     "get_activation",
@@ -245,7 +245,9 @@ def dense_layers(params: Any) -> list[DenseLayer]:
         [('hidden_0', (2, 4)), ('hidden_1', (4, 3)), ('output', (3, 2))]
     """
     if not isinstance(params, Mapping):
-        raise TypeError(f"params must be a mapping (a Flax params tree), got {type(params).__name__}")
+        raise TypeError(
+            f"params must be a mapping (a Flax params tree), got {type(params).__name__}"
+        )
     tree = params["params"] if isinstance(params.get("params"), Mapping) else params
     found: list[DenseLayer] = []
     _find_dense(tree, "", found)
