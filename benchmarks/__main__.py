@@ -1,12 +1,14 @@
 """``python -m benchmarks [WORKLOAD ...] [--quick] [--repeats N] [--out DIR]``: the suite.
 
-Workloads (default: all four, in this order):
+Workloads (default: all five, in this order):
 
 - ``A`` / ``mlp``: the seed MLP, dlvr_jax ``train.fit`` vs PyTorch eager vs scikit-learn;
 - ``B`` / ``sweep``: 256 models, dlvr_jax ``parallel.sweep`` vs sequential PyTorch;
 - ``C`` / ``perceptron``: the PLA at n = 200, n = 100 000 and over 1000 datasets,
   dlvr_jax vs pure Python, NumPy and scikit-learn;
-- ``D``: matrix multiplication throughput.
+- ``D``: matrix multiplication throughput;
+- ``E`` / ``wait``: the user's wait, ``dlvr-jax mlp`` end to end in fresh
+  processes (cold, warm compilation cache, import, ``train.fit``'s first call).
 
 It writes ``DIR/results.md`` and ``DIR/results.json`` (atomically, after each
 workload, so an interrupted run keeps what it measured) and prints the
@@ -29,7 +31,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from benchmarks import _harness as h
-from benchmarks import matmul, mlp, perceptron, sweep
+from benchmarks import matmul, mlp, perceptron, sweep, wait
 
 # key -> (title, run, aliases)
 WORKLOADS: dict[str, tuple[str, Callable[[h.Config], h.Workload], tuple[str, ...]]] = {
@@ -37,6 +39,7 @@ WORKLOADS: dict[str, tuple[str, Callable[[h.Config], h.Workload], tuple[str, ...
     "B": (sweep.TITLE, sweep.run, ("sweep",)),
     "C": (perceptron.TITLE, perceptron.run, ("perceptron",)),
     "D": (matmul.TITLE, matmul.workload, ()),
+    "E": (wait.TITLE, wait.run, ("wait",)),
 }
 # Kept for the old entry point: python -m benchmarks matmul [options].
 BENCHMARKS: dict[str, Callable[[Sequence[str] | None], int]] = {"matmul": matmul.main}
@@ -63,7 +66,7 @@ def _parser() -> argparse.ArgumentParser:
         nargs="*",
         type=_workload,
         metavar="WORKLOAD",
-        help="A, B, C, D (or mlp, sweep, perceptron); default: all",
+        help="A, B, C, D, E (or mlp, sweep, perceptron, wait); default: all",
     )
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
     parser.add_argument(

@@ -18,7 +18,7 @@ def suite(monkeypatch):
     """``benchmarks.__main__`` with every --quick size made tiny."""
     monkeypatch.syspath_prepend(str(ROOT))
     from benchmarks import __main__ as suite
-    from benchmarks import matmul, mlp, perceptron, sweep
+    from benchmarks import matmul, mlp, perceptron, sweep, wait
 
     monkeypatch.setattr(mlp, "QUICK_STEPS", 10)
     monkeypatch.setattr(mlp, "HIDDEN", (4,))  # A and B: a one-layer MLP compiles faster
@@ -32,6 +32,7 @@ def suite(monkeypatch):
     monkeypatch.setattr(matmul, "SUITE_QUICK_SIZES", (32,))
     monkeypatch.setattr(matmul, "SUITE_QUICK_BATCHED", ((2, 32),))
     monkeypatch.setattr(matmul, "SUITE_QUICK_TIMING", (0.001, 0.0))
+    monkeypatch.setattr(wait, "QUICK_EPOCHS", 5)
     return suite
 
 
@@ -42,9 +43,9 @@ def test_quick_suite_writes_both_tables_with_every_workload(suite, tmp_path, cap
     document = json.loads((tmp_path / "results.json").read_text())
     assert capsys.readouterr().out.strip() == table.strip()
     keys = [w["key"] for w in document["workloads"]]
-    assert keys == ["A", "B", "C", "D"]
+    assert keys == ["A", "B", "C", "D", "E"]
     for heading in ("## Targets", "## A: seed MLP", "## B: 256-model sweep", "## C: perceptron",
-                    "## D: matrix multiplication"):  # fmt: skip
+                    "## D: matrix multiplication", "## E: the user's wait"):  # fmt: skip
         assert heading in table
     assert document["meta"]["quick"] is True
     rows = [row for w in document["workloads"] for row in w["rows"]]
@@ -68,6 +69,12 @@ def test_quick_suite_writes_both_tables_with_every_workload(suite, tmp_path, cap
             assert all("not importable" in row["reason"] for row in theirs)
         else:
             assert all(row["status"] == "ok" and row["run_seconds"] > 0 for row in theirs)
+    # E: real processes; the cold command reports its phases from its --json document.
+    wait_rows = {row["method"]: row for row in rows if row["workload"] == "E"}
+    assert wait_rows["dlvr-jax mlp --no-cache (cold)"]["run_seconds"] > 0
+    assert wait_rows["dlvr-jax mlp (warm cache)"]["run_seconds"] > 0
+    fit_row = wait_rows["train.fit first call (fresh process, no cache)"]
+    assert fit_row["first_call_seconds"] >= fit_row["run_seconds"] > 0
     perceptron_rows = [row for row in rows if row["workload"] == "C" and "equals fit" in str(row)]
     assert all(row["details"]["equals fit per dataset"] for row in perceptron_rows)
 
