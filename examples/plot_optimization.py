@@ -26,7 +26,7 @@ import sys
 import jax
 import jax.numpy as jnp
 
-from dlvr_jax import optim, viz
+from dlvr_jax import descent, viz
 
 folder = sys.argv[1] if len(sys.argv) > 1 else "."
 os.makedirs(folder, exist_ok=True)
@@ -39,9 +39,9 @@ os.makedirs(folder, exist_ok=True)
 # with alternating sign for η = 0.9, and it grows for η > 1, which is
 # reported as ``diverged`` (the run stops before any number overflows).
 
-quadratic = optim.objective("quadratic")
+quadratic = descent.objective("quadratic")
 runs = {
-    f"η = {eta}": optim.gradient_descent(quadratic.f, 3.0, learning_rate=eta, max_steps=100)
+    f"η = {eta}": descent.gradient_descent(quadratic.f, 3.0, learning_rate=eta, max_steps=100)
     for eta in (0.1, 0.9, 1.1)
 }
 for name, path in runs.items():
@@ -66,8 +66,8 @@ viz.save(figure, os.path.join(folder, "quadratic_paths.png"))
 # Plain gradient descent crawls along the curved valley; momentum and Adam
 # follow it much faster. Each method gets a step size that suits it.
 
-rosenbrock = optim.objective("rosenbrock")
-paths = optim.compare(
+rosenbrock = descent.objective("rosenbrock")
+paths = descent.compare(
     rosenbrock.f,
     rosenbrock.start,
     optimizers=("gd", "momentum", "rmsprop", "adam"),
@@ -95,10 +95,10 @@ for kind in ("contour", "surface"):
 # exact ones. All runs see the same shuffles (one key), so only η and the
 # batch size differ. The learning rates of each batch size run in one ``vmap``.
 
-problem = optim.quadratic_samples(jax.random.key(0), 100)
-w_star, f_star = optim.least_squares_solution(problem)
+problem = descent.quadratic_samples(jax.random.key(0), 100)
+w_star, f_star = descent.least_squares_solution(problem)
 print("least-squares coefficients:", [round(float(v), 3) for v in w_star])
-grid = optim.convergence_grid(
+grid = descent.convergence_grid(
     jax.random.key(1),
     problem,
     jnp.zeros(3),
