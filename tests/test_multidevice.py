@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dlvr_jax import data, models, optim, parallel, perceptron, train
+from dlvr_jax import data, engine, models, optim, parallel, perceptron, train
 
 pytestmark = [
     pytest.mark.multidevice,
@@ -107,7 +107,7 @@ def test_the_sharded_program_is_partitioned_across_the_mesh():
     assert leaf.sharding.is_fully_replicated
     # The compiled program splits each batch's rows: XLA inserted the all-reduce.
     replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
-    sharding = train._Sharding(
+    sharding = engine.Sharding(
         len(devices),
         batch_sharding=jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("batch")),
     )

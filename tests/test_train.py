@@ -11,7 +11,7 @@ from helpers import assert_bit_identical
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dlvr_jax import data, losses, models, optim, train
+from dlvr_jax import data, engine, losses, models, optim, train
 
 ADAM = optim.optimizer("adam", 1e-3)
 FAST = optim.optimizer("adam", 1e-2)
@@ -96,7 +96,7 @@ def test_regression_with_mse():
     state, history = train.fit(jax.random.key(11), model, FAST, surface, epochs=300, loss="mse")
     assert float(history.train_loss[-1]) < 1e-3
     assert np.all(np.isnan(history.train_accuracy))
-    assert train.predict(model, state.params, surface.x).dtype == jnp.float32
+    assert train.predict(model, state.params, surface.x, loss="mse").dtype == jnp.float32
 
 
 def test_l2_shrinks_the_weights(circle_split):
@@ -312,8 +312,9 @@ def no_tracing(monkeypatch):
     def forbidden(*args, **kwargs):
         raise AssertionError("validation must happen before any tracing")
 
-    monkeypatch.setattr(train, "_run", forbidden)
-    monkeypatch.setattr(train, "create_train_state", forbidden)
+    # The engine's documented seams: the compiled core and the state's initialisation.
+    monkeypatch.setattr(engine, "run", forbidden)
+    monkeypatch.setattr(engine, "init_state", forbidden)
 
 
 GOOD = data.circle(jax.random.key(0), 20)
