@@ -582,7 +582,11 @@ def fit_pmap(
         chunk_epochs=chunk_epochs,
     )  # fmt: skip
     sharding = engine.Sharding(len(devices), axis_name=AXIS)
-    replicated = jax.tree.map(lambda a: jnp.broadcast_to(a, (len(devices), *a.shape)), plan.state)
+    # One copy per device, placed as pmap expects it (a resumed state may be anywhere).
+    stacked = jax.tree.map(lambda a: jnp.broadcast_to(a, (len(devices), *a.shape)), plan.state)
+    replicated = jax.device_put(
+        stacked, NamedSharding(Mesh(np.asarray(devices), (AXIS,)), _spec(AXIS))
+    )
     run = _pmap_run(tuple(devices))
 
     def run_chunk(state: Any, length: int) -> Any:
