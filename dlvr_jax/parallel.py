@@ -9,7 +9,8 @@ The contract::
     initialize("10.0.0.1:1234", num_processes=2, process_id=0)            # before any JAX call
 
 :func:`sweep` trains one model per (seed, learning rate, l1, l2) in a single
-jitted ``vmap`` over the compiled core of :func:`dlvr_jax.train.fit`; model
+jitted ``vmap`` over the compiled core of :func:`dlvr_jax.train.fit` (the
+package's :mod:`dlvr_jax.engine`, which all the doors here share); model
 ``k`` equals ``train.fit`` run alone with its seed and hyperparameters (the
 learning rate lives in the optimizer state through
 ``optax.inject_hyperparams``, so one program serves every rate).
@@ -17,7 +18,8 @@ learning rate lives in the optimizer state through
 :func:`fit_pmap` and :func:`fit_sharded` train one model on several devices:
 every global minibatch of :func:`~dlvr_jax.train.fit` is split across them
 and the gradients are summed, so the result equals single-device training on
-the same global batches, up to float32 rounding. The dataset is replicated on
+the same global batches, up to float32 rounding. Like ``train.fit``, both take
+``state=`` to resume, bit for bit. The dataset is replicated on
 every device (the datasets here are small); the batches are split. Padding
 policy: a global batch that the device count does not divide is padded with
 zero-weight rows, which changes nothing but compute.
@@ -55,7 +57,7 @@ from jax import lax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from dlvr_jax import _validate as check
-from dlvr_jax import _xla, optim, train
+from dlvr_jax import _xla, engine, optim, train
 from dlvr_jax.data import Dataset
 
 __all__ = [
@@ -186,7 +188,7 @@ def _injected(
     """The optimizer with its learning rate in the state (one object per arguments)."""
 
     def factory(learning_rate: Any) -> optax.GradientTransformation:
-        return optim._build(name, learning_rate, clip_norm, options)
+        return optim.optimizer(name, learning_rate, clip_norm=clip_norm, **dict(options))
 
     return optax.inject_hyperparams(factory)(learning_rate=1.0)
 
@@ -213,7 +215,7 @@ def _sweep_body(
     """
 
     def one(state: train.TrainState) -> Any:
-        return train._run_epochs(state, data, test, epochs, batch_size)
+        return engine.run_epochs(state, data, test, epochs, batch_size)
 
     if group >= jax.tree.leaves(states)[0].shape[0]:
         return jax.vmap(one)(states)
@@ -229,7 +231,7 @@ def _jitted_sweep(platform: str) -> Any:
     )
 
 
-@functools.partial(jax.jit, static_argnames=("model", "tx", "loss_fn"))
+@functools.partial(jax.jit, static_argnames=("model", "tx", "loss_fn", "task"))
 def _init_states(
     keys: jax.Array,
     rates: jax.Array,
@@ -240,12 +242,13 @@ def _init_states(
     model: nn.Module,
     tx: optax.GradientTransformation,
     loss_fn: Callable[..., jax.Array],
+    task: str,
 ) -> train.TrainState:
-    """One :func:`~dlvr_jax.train.create_train_state` per model, as ``train.fit`` makes it."""
+    """One fresh state per model, as ``train.fit`` makes it (:func:`dlvr_jax.engine.init_state`)."""
 
     def init(key: jax.Array, rate: jax.Array, l1: jax.Array, l2: jax.Array) -> Any:
-        state = train.create_train_state(key, model, tx, x, loss=loss_fn)
-        return state.replace(opt_state=_with_learning_rate(state.opt_state, rate), l1=l1, l2=l2)
+        state = engine.init_state(key, model, tx, x, loss_fn=loss_fn, task=task, l1=l1, l2=l2)
+        return state.replace(opt_state=_with_learning_rate(state.opt_state, rate))
 
     return cast(train.TrainState, jax.vmap(init)(keys, rates, l1, l2))
 
@@ -309,6 +312,7 @@ def sweep(
     l2: float | Sequence[float] = 0.0,
     batch_size: int | None = None,
     loss: str | Callable[..., jax.Array] = "cross_entropy",
+    task: str | None = None,
     test: Dataset | None = None,
     clip_norm: float | None = None,
     optimizer_options: Mapping[str, Any] | None = None,
@@ -334,6 +338,7 @@ def sweep(
         l2: one or more L2 penalty weights, each >= 0.
         batch_size: examples per step; None for full batch.
         loss: as for :func:`dlvr_jax.train.fit`.
+        task: as for :func:`dlvr_jax.train.fit` (default from ``loss``).
         test: an optional held-out dataset, evaluated after every epoch.
         clip_norm: optional global-norm gradient clipping.
         optimizer_options: the optimizer's other hyperparameters (e.g. ``b1``).
@@ -356,9 +361,11 @@ def sweep(
     options = tuple(sorted((optimizer_options or {}).items()))
     # Validates the options (and the first rate) exactly as train.fit's caller would.
     probe = optim.optimizer(name, rates[0], clip_norm=clip_norm, **dict(options))
-    data, test, epochs, batch_size, loss_fn, _ = train._check_fit(
-        model, probe, data, epochs, batch_size, loss, l1s[0], l2s[0], test, "raise", None
-    )
+    args = engine.check_fit(
+        model, probe, data, epochs=epochs, batch_size=batch_size, loss=loss, task=task,
+        l1=l1s[0], l2=l2s[0], test=test,
+    )  # fmt: skip
+    data, test, epochs, batch_size = args.data, args.test, args.epochs, args.batch_size
     tx = _injected(name, clip_norm, options)
     if group is None:
         group = GROUP if jax.default_backend() == "cpu" else 2**31 - 1
@@ -378,17 +385,20 @@ def sweep(
         data.x[:1],
         model=model,
         tx=tx,
-        loss_fn=loss_fn,
+        loss_fn=args.loss_fn,
+        task=args.task,
     )
     compiled, compile_seconds = _compiled_sweep(states, data, test, epochs, batch_size, group)
     start = time.perf_counter()
     states, records, grads, first_bad = _block(compiled(states, data, test))
     run_seconds = time.perf_counter() - start
-    history = train._history(records, grads)
     first_bad = np.asarray(first_bad)
     epoch_index = np.arange(epochs)[None, :]
-    bad = (first_bad[:, None] >= 0) & (epoch_index >= first_bad[:, None])
-    history = _mask_epochs(history, jnp.asarray(bad))
+    bad = jnp.asarray((first_bad[:, None] >= 0) & (epoch_index >= first_bad[:, None]))
+    # Entries from the epoch a model diverged on are NaN, in every per-epoch field.
+    history = engine.map_epochs(
+        lambda values: jnp.where(bad, jnp.nan, values), engine.history_from(records, grads)
+    )
     return Sweep(
         state=states,
         history=history,
@@ -400,20 +410,6 @@ def sweep(
         diverged_epoch=np.where(first_bad >= 0, first_bad + 1, 0).astype(np.int32),
         compile_seconds=compile_seconds,
         run_seconds=run_seconds,
-    )
-
-
-def _mask_epochs(history: train.History, bad: jax.Array) -> train.History:
-    def mask(values: Any) -> Any:
-        return None if values is None else jnp.where(bad, jnp.nan, values)
-
-    return train.History(
-        mask(history.train_loss),
-        mask(history.train_accuracy),
-        mask(history.test_loss),
-        mask(history.test_accuracy),
-        {name: mask(values) for name, values in history.grad_norms.items()},
-        history.final_grads,
     )
 
 
@@ -436,6 +432,7 @@ def sweep_table(
     l1: float | Sequence[float] = 0.0,
     l2: float | Sequence[float] = 0.0,
     loss: str | Callable[..., jax.Array] = "cross_entropy",
+    task: str | None = None,
     test: Dataset | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> list[dict[str, Any]]:
@@ -446,7 +443,8 @@ def sweep_table(
     one table, a row per model with its final metrics.
 
     Args:
-        seeds, learning_rates, epochs, optimizer, l1, l2, loss, test: as for :func:`sweep`.
+        seeds, learning_rates, epochs, optimizer, l1, l2, loss, task, test: as for
+            :func:`sweep`.
         models: one module, or ``{label: module}`` for several architectures
             (widths, activations).
         batch_sizes: the batch sizes to try (None for full batch).
@@ -481,6 +479,7 @@ def sweep_table(
                 l2=l2,
                 batch_size=batch_size,
                 loss=loss,
+                task=task,
                 test=test,
             )
             n = int(np.shape(data.x)[0])
@@ -516,36 +515,15 @@ def sweep_table(
 # Data parallelism: one model, several devices.
 
 
-def _prepare(
-    key: Any,
-    model: nn.Module,
-    optimizer: optax.GradientTransformation,
-    data: Dataset,
-    epochs: Any,
-    batch_size: Any,
-    loss: Any,
-    l1: Any,
-    l2: Any,
-    test: Any,
-    on_nan: Any,
-    chunk_epochs: Any,
-) -> tuple[train.TrainState, Dataset, Dataset | None, int, int, int]:
-    data, test, epochs, batch_size, loss_fn, chunk = train._check_fit(
-        model, optimizer, data, epochs, batch_size, loss, l1, l2, test, on_nan, chunk_epochs
-    )
-    state = train.create_train_state(key, model, optimizer, data.x, loss=loss_fn, l1=l1, l2=l2)
-    return state, data, test, epochs, batch_size, chunk
-
-
 def _pmap_body(
     state: train.TrainState,
     data: Dataset,
     test: Dataset | None,
     epochs: int,
     batch_size: int,
-    sharding: train._Sharding,
+    sharding: engine.Sharding,
 ) -> Any:
-    return train._run_epochs(state, data, test, epochs, batch_size, sharding)
+    return engine.run_epochs(state, data, test, epochs, batch_size, sharding)
 
 
 @functools.lru_cache(maxsize=16)
@@ -568,12 +546,14 @@ def fit_pmap(
     epochs: int,
     batch_size: int | None = None,
     loss: str | Callable[..., jax.Array] = "cross_entropy",
+    task: str | None = None,
     l1: float = 0.0,
     l2: float = 0.0,
     test: Dataset | None = None,
+    state: train.TrainState | None = None,
     devices: Sequence[Any] | None = None,
     on_nan: str = "raise",
-    progress: train.Progress | None = None,
+    progress: engine.Progress | None = None,
     chunk_epochs: int | None = None,
 ) -> tuple[train.TrainState, train.History]:
     """:func:`dlvr_jax.train.fit` on several local devices with ``pmap``.
@@ -583,7 +563,9 @@ def fit_pmap(
     :func:`dlvr_jax.train.train_step` sums the gradients with ``lax.psum`` over
     the axis :data:`AXIS`. The result equals ``train.fit`` with the same
     arguments up to float32 rounding (with dropout, each device draws its own
-    mask). The arguments are those of ``train.fit``, plus:
+    mask). ``state=`` resumes: ``n`` epochs and a resume for ``m`` more are
+    bit-identical to one run of ``n + m``. The arguments are those of
+    ``train.fit``, plus:
 
     Args:
         devices: the local devices to use (default: all of ``jax.local_devices()``).
@@ -594,21 +576,34 @@ def fit_pmap(
     devices = list(jax.local_devices() if devices is None else devices)
     if not devices:
         raise ValueError("devices must not be empty")
-    state, data, test, epochs, batch_size, chunk = _prepare(
-        key, model, optimizer, data, epochs, batch_size, loss, l1, l2, test, on_nan, chunk_epochs
+    plan = engine.prepare(
+        key, model, optimizer, data, epochs=epochs, batch_size=batch_size, loss=loss, task=task,
+        l1=l1, l2=l2, test=test, state=state, on_nan=on_nan, progress=progress,
+        chunk_epochs=chunk_epochs,
+    )  # fmt: skip
+    sharding = engine.Sharding(len(devices), axis_name=AXIS)
+    # One copy per device, placed as pmap expects it (a resumed state may be anywhere).
+    stacked = jax.tree.map(lambda a: jnp.broadcast_to(a, (len(devices), *a.shape)), plan.state)
+    replicated = jax.device_put(
+        stacked, NamedSharding(Mesh(np.asarray(devices), (AXIS,)), _spec(AXIS))
     )
-    sharding = train._Sharding(len(devices), axis_name=AXIS)
-    replicated = jax.tree.map(lambda a: jnp.broadcast_to(a, (len(devices), *a.shape)), state)
     run = _pmap_run(tuple(devices))
 
     def run_chunk(state: Any, length: int) -> Any:
-        state, records, grads, first_bad = run(state, data, test, length, batch_size, sharding)
+        state, records, grads, first_bad = run(
+            state, plan.data, plan.test, length, plan.batch_size, sharding
+        )
         first = jax.tree.map(lambda a: a[0], (records, grads, first_bad))
         return (state, *first)
 
     try:
-        final, history = train._loop(
-            replicated, run_chunk, epochs=epochs, chunk=chunk, on_nan=on_nan, progress=progress
+        final, history = engine.loop(
+            replicated,
+            run_chunk,
+            epochs=plan.epochs,
+            chunk=plan.chunk,
+            on_nan=plan.on_nan,
+            progress=plan.progress,
         )
     except train.TrainingDiverged as error:
         raise train.TrainingDiverged(
@@ -621,6 +616,8 @@ def _put(tree: Any, sharding: NamedSharding) -> Any:
     """Places host values on ``sharding``'s devices (every process passes the same values)."""
 
     def put(leaf: Any) -> Any:
+        if isinstance(leaf, jax.Array) and leaf.sharding == sharding:
+            return leaf  # already placed (e.g. a state fit_sharded returned, to resume)
         if isinstance(leaf, jax.Array) and jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key):
             impl = jax.random.key_impl(leaf)
             return jax.random.wrap_key_data(put(jax.random.key_data(leaf)), impl=impl)
@@ -634,7 +631,7 @@ def _put(tree: Any, sharding: NamedSharding) -> Any:
 def _sharded_run(replicated: NamedSharding) -> Any:
     platform = replicated.mesh.devices.flat[0].platform
     return jax.jit(
-        train._run_epochs,
+        engine.run_epochs,
         static_argnames=("epochs", "batch_size", "sharding"),
         out_shardings=replicated,
         compiler_options=dict(_xla.cpu_options(platform)) or None,
@@ -650,12 +647,14 @@ def fit_sharded(
     epochs: int,
     batch_size: int | None = None,
     loss: str | Callable[..., jax.Array] = "cross_entropy",
+    task: str | None = None,
     l1: float = 0.0,
     l2: float = 0.0,
     test: Dataset | None = None,
+    state: train.TrainState | None = None,
     mesh: Mesh | None = None,
     on_nan: str = "raise",
-    progress: train.Progress | None = None,
+    progress: engine.Progress | None = None,
     chunk_epochs: int | None = None,
 ) -> tuple[train.TrainState, train.History]:
     """:func:`dlvr_jax.train.fit` under ``jit`` with a ``NamedSharding`` device mesh.
@@ -665,8 +664,9 @@ def fit_sharded(
     sharded along the mesh axis :data:`AXIS`, so every device computes the
     forward and backward pass of its rows and XLA inserts the all-reduce of the
     gradients. Works unchanged across processes after :func:`initialize`
-    (the mesh then spans every process's devices). The arguments are those of
-    ``train.fit``, plus:
+    (the mesh then spans every process's devices). ``state=`` resumes: ``n``
+    epochs and a resume for ``m`` more are bit-identical to one run of
+    ``n + m``. The arguments are those of ``train.fit``, plus:
 
     Args:
         mesh: a ``jax.sharding.Mesh`` with an axis named :data:`AXIS`; default:
@@ -681,26 +681,32 @@ def fit_sharded(
         raise ValueError(
             f"mesh must be a jax.sharding.Mesh with an axis named {AXIS!r}, got {mesh}"
         )
-    state, data, test, epochs, batch_size, chunk = _prepare(
-        key, model, optimizer, data, epochs, batch_size, loss, l1, l2, test, on_nan, chunk_epochs
-    )
+    plan = engine.prepare(
+        key, model, optimizer, data, epochs=epochs, batch_size=batch_size, loss=loss, task=task,
+        l1=l1, l2=l2, test=test, state=state, on_nan=on_nan, progress=progress,
+        chunk_epochs=chunk_epochs,
+    )  # fmt: skip
     replicated = NamedSharding(mesh, _spec())
-    sharding = train._Sharding(
+    sharding = engine.Sharding(
         int(mesh.shape[AXIS]), batch_sharding=NamedSharding(mesh, _spec(AXIS))
     )
-    state, data = _put(state, replicated), _put(data, replicated)
-    if test is not None:
-        test = _put(test, replicated)
+    placed, train_set = _put(plan.state, replicated), _put(plan.data, replicated)
+    test_set = None if plan.test is None else _put(plan.test, replicated)
     run = _sharded_run(replicated)
-    return train._loop(
-        state,
+    return engine.loop(
+        placed,
         lambda state, length: run(
-            state, data, test, epochs=length, batch_size=batch_size, sharding=sharding
+            state,
+            train_set,
+            test_set,
+            epochs=length,
+            batch_size=plan.batch_size,
+            sharding=sharding,
         ),
-        epochs=epochs,
-        chunk=chunk,
-        on_nan=on_nan,
-        progress=progress,
+        epochs=plan.epochs,
+        chunk=plan.chunk,
+        on_nan=plan.on_nan,
+        progress=plan.progress,
     )
 
 

@@ -10,8 +10,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import assert_bit_identical
 
-from dlvr_jax import data, models, optim, parallel, perceptron, train
+from dlvr_jax import data, engine, models, optim, parallel, perceptron, train
 
 pytestmark = [
     pytest.mark.multidevice,
@@ -107,7 +108,7 @@ def test_the_sharded_program_is_partitioned_across_the_mesh():
     assert leaf.sharding.is_fully_replicated
     # The compiled program splits each batch's rows: XLA inserted the all-reduce.
     replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
-    sharding = train._Sharding(
+    sharding = engine.Sharding(
         len(devices),
         batch_sharding=jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("batch")),
     )
@@ -118,3 +119,19 @@ def test_the_sharded_program_is_partitioned_across_the_mesh():
         .as_text()
     )
     assert "all-reduce" in text
+
+
+@pytest.mark.parametrize("fit", [parallel.fit_pmap, parallel.fit_sharded])
+@pytest.mark.parametrize("batch_size", [None, 24])
+def test_data_parallel_training_resumes_bit_for_bit(fit, batch_size):
+    model = models.MLP(hidden=(8, 8), dropout=0.1)
+    optimizer = optim.optimizer("adam", 1e-2)
+    kwargs = {"batch_size": batch_size, "l2": 1e-3, "test": TEST}
+    whole_state, whole_history = fit(jax.random.key(3), model, optimizer, XOR, epochs=9, **kwargs)
+    first_state, first_history = fit(jax.random.key(3), model, optimizer, XOR, epochs=4, **kwargs)
+    rest_state, rest_history = fit(
+        None, model, optimizer, XOR, epochs=5, state=first_state, **kwargs
+    )
+    assert int(rest_state.epoch) == 9
+    assert_bit_identical(whole_state, rest_state)
+    assert_bit_identical(whole_history, train.concatenate(first_history, rest_history))

@@ -11,7 +11,7 @@ from helpers import assert_bit_identical
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dlvr_jax import data, losses, models, optim, train
+from dlvr_jax import data, engine, losses, models, optim, train
 
 ADAM = optim.optimizer("adam", 1e-3)
 FAST = optim.optimizer("adam", 1e-2)
@@ -96,7 +96,7 @@ def test_regression_with_mse():
     state, history = train.fit(jax.random.key(11), model, FAST, surface, epochs=300, loss="mse")
     assert float(history.train_loss[-1]) < 1e-3
     assert np.all(np.isnan(history.train_accuracy))
-    assert train.predict(model, state.params, surface.x).dtype == jnp.float32
+    assert train.predict(model, state.params, surface.x, loss="mse").dtype == jnp.float32
 
 
 def test_l2_shrinks_the_weights(circle_split):
@@ -312,8 +312,9 @@ def no_tracing(monkeypatch):
     def forbidden(*args, **kwargs):
         raise AssertionError("validation must happen before any tracing")
 
-    monkeypatch.setattr(train, "_run", forbidden)
-    monkeypatch.setattr(train, "create_train_state", forbidden)
+    # The engine's documented seams: the compiled core and the state's initialisation.
+    monkeypatch.setattr(engine, "run", forbidden)
+    monkeypatch.setattr(engine, "init_state", forbidden)
 
 
 GOOD = data.circle(jax.random.key(0), 20)
@@ -380,3 +381,58 @@ def test_unknown_names_are_rejected():
         models.MLP(activation="relu6")
     with pytest.raises(ValueError, match="unknown optimizer 'adamax'"):
         optim.optimizer("adamax", 1e-3)
+
+
+# ---------------------------------------------------------------------------
+# The task: one rule (losses.task), a user's own loss may declare regression.
+
+LINEAR = models.MLP(hidden=(), n_outputs=1)
+LINEAR_PARAMS = {
+    "params": {"output": {"kernel": jnp.array([[1.0], [0.0]]), "bias": jnp.array([-0.5])}}
+}
+POINTS = jnp.array([[0.0, 1.0], [2.0, 0.0], [0.25, 3.0]])
+
+
+def test_predict_gives_labels_for_classification_and_values_for_regression():
+    values = np.array([-0.5, 1.5, -0.25], np.float32)
+    for loss in ("binary_cross_entropy", "hinge", "cross_entropy"):
+        labels = train.predict(LINEAR, LINEAR_PARAMS, POINTS, loss=loss)
+        assert labels.dtype == jnp.int32
+        np.testing.assert_array_equal(labels, [0, 1, 0])  # logit > 0
+    for kwargs in ({"loss": "mse"}, {"task": "regression"}):
+        predicted = train.predict(LINEAR, LINEAR_PARAMS, POINTS, **kwargs)
+        assert predicted.dtype == jnp.float32
+        np.testing.assert_array_equal(predicted, values)
+    # Several outputs: the argmax, or every value for regression.
+    two = {"params": {"output": {"kernel": jnp.eye(2), "bias": jnp.zeros(2)}}}
+    model = models.MLP(hidden=(), n_outputs=2)
+    np.testing.assert_array_equal(train.predict(model, two, POINTS), [1, 0, 1])
+    np.testing.assert_array_equal(train.predict(model, two, POINTS, task="regression"), POINTS)
+    with pytest.raises(ValueError, match="unknown task 'ranking'"):
+        train.predict(model, two, POINTS, task="ranking")
+
+
+def _huber(outputs, targets, weights=None):
+    error = outputs[:, 0] - targets
+    return losses.mean_squared_error(outputs, targets, weights) + 0.0 * jnp.sum(error)
+
+
+def test_a_users_own_loss_declares_regression_with_task():
+    surface = data.plane(jax.random.key(10), 100)
+    model = models.MLP(hidden=(8,), n_outputs=1, activation="tanh")
+    with pytest.raises(TypeError, match="integer class labels"):
+        train.fit(jax.random.key(0), model, FAST, surface, epochs=2, loss=_huber)
+    state, history = train.fit(
+        jax.random.key(0), model, FAST, surface, epochs=20, loss=_huber, task="regression"
+    )
+    assert state.task == "regression"
+    assert np.all(np.isnan(history.train_accuracy))
+    reference, _ = train.fit(jax.random.key(0), model, FAST, surface, epochs=20, loss="mse")
+    assert_bit_identical(state.params, reference.params)
+    evaluation = train.evaluate(model, state.params, surface, loss=_huber, task="regression")
+    assert np.isnan(float(evaluation.accuracy))
+    assert float(evaluation.loss) == pytest.approx(float(history.train_loss[-1]), rel=0.5)
+    created = train.create_train_state(
+        jax.random.key(0), model, FAST, surface.x, loss=_huber, task="regression"
+    )
+    assert created.task == "regression"
