@@ -67,10 +67,12 @@ __all__ = [
     "ENV_PROCESS_ID",
     "GROUP",
     "Sweep",
+    "SweepSummary",
     "fit_pmap",
     "fit_sharded",
     "initialize",
     "sweep",
+    "sweep_summary",
     "sweep_table",
 ]
 
@@ -509,6 +511,74 @@ def sweep_table(
                     f"{result.run_seconds:.2f} s (+{result.compile_seconds:.2f} s compiling)"
                 )
     return rows
+
+
+class SweepSummary(NamedTuple):
+    """A metric of a sweep table over seeds, on a grid of two columns (see :func:`sweep_summary`).
+
+    Attributes:
+        x_values: the grid's columns (sorted values of the ``x`` column).
+        y_values: the grid's rows (sorted values of the ``y`` column).
+        mean: ``float[len(y_values), len(x_values)]``, the mean over the finite runs (NaN if none).
+        std: the same shape, the standard deviation over the finite runs.
+        count: the same shape, the number of finite runs averaged.
+    """
+
+    x_values: list[Any]
+    y_values: list[Any]
+    mean: np.ndarray
+    std: np.ndarray
+    count: np.ndarray
+
+
+def sweep_summary(
+    rows: Any, metric: str, *, x: str = "learning_rate", y: str = "batch_size"
+) -> SweepSummary:
+    """Mean, spread (standard deviation) and count over seeds of ``metric`` on a grid.
+
+    The grid is ``x`` (columns) × ``y`` (rows), by default learning rate × batch
+    size. ``rows`` is the table of :func:`sweep_table`. Diverged runs (a None or
+    non-finite metric) are left out of the mean and of the count. A statistic,
+    computed with NumPy: it needs no matplotlib (``viz.plot_sweep_heatmap``
+    draws it).
+
+    Raises:
+        TypeError: when ``rows`` is not a non-empty list of dicts.
+        ValueError: when ``metric``, ``x`` or ``y`` is not a column.
+
+    Examples:
+        >>> from dlvr_jax import parallel
+        >>> rows = [{"learning_rate": 0.1, "batch_size": 8, "seed": s, "loss": v}
+        ...         for s, v in enumerate([1.0, 3.0, None])]
+        >>> summary = parallel.sweep_summary(rows, "loss")
+        >>> summary.mean.tolist(), summary.std.tolist(), summary.count.tolist()
+        ([[2.0]], [[1.0]], [[2]])
+    """
+    if not isinstance(rows, list) or not rows or not all(isinstance(r, Mapping) for r in rows):
+        raise TypeError(
+            f"rows must be a non-empty list of dicts (parallel.sweep_table), got {check.show(rows)}"
+        )
+    for name in (metric, x, y):
+        if name not in rows[0]:
+            raise ValueError(f"{name!r} is not a column of the table; columns: {sorted(rows[0])}")
+    xs = sorted({r[x] for r in rows})
+    ys = sorted({r[y] for r in rows})
+    mean = np.full((len(ys), len(xs)), np.nan)
+    std = np.full((len(ys), len(xs)), np.nan)
+    count = np.zeros((len(ys), len(xs)), np.int64)
+    for i, y_value in enumerate(ys):
+        for j, x_value in enumerate(xs):
+            values = [
+                float(r[metric])
+                for r in rows
+                if r[x] == x_value and r[y] == y_value and r[metric] is not None
+            ]
+            values = [v for v in values if math.isfinite(v)]
+            count[i, j] = len(values)
+            if values:
+                mean[i, j] = float(np.mean(values))
+                std[i, j] = float(np.std(values))
+    return SweepSummary(xs, ys, mean, std, count)
 
 
 # ----------------------------------------------------------------------------

@@ -6,6 +6,9 @@ The multi-device equivalences are in ``test_multidevice.py`` and the
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import jax
 import numpy as np
 import pytest
@@ -280,3 +283,56 @@ def test_the_vmap_group_size_does_not_change_the_models():
     _close(together.history, in_groups.history)
     with pytest.raises(ValueError, match="group"):
         parallel.sweep([0], MODEL, XOR, group=0, **kwargs)
+
+
+def _sweep_rows():
+    rows = []
+    for batch in (32, 128):
+        for rate in (1e-3, 1e-2):
+            for seed in (0, 1, 2):
+                diverged = batch == 128 and rate == 1e-2
+                rows.append(
+                    {
+                        "learning_rate": rate,
+                        "batch_size": batch,
+                        "seed": seed,
+                        "test_accuracy": None if diverged else 0.5 + 0.1 * seed + rate,
+                        "test_loss": None if diverged else 1.0 - 0.1 * seed,
+                    }
+                )
+    return rows
+
+
+def test_sweep_summary_is_the_mean_and_spread_over_seeds():
+    xs, ys, mean, std, count = parallel.sweep_summary(_sweep_rows(), "test_accuracy")
+    assert xs == [1e-3, 1e-2]
+    assert ys == [32, 128]
+    np.testing.assert_allclose(mean[0], [0.6 + 1e-3, 0.6 + 1e-2])
+    np.testing.assert_allclose(std[0, 0], np.std([0.5, 0.6, 0.7]))
+    np.testing.assert_array_equal(count, [[3, 3], [3, 0]])
+    assert np.isnan(mean[1, 1])
+
+
+def test_sweep_summary_needs_no_matplotlib():
+    # A statistic: computing it in a fresh process imports no matplotlib.
+    code = (
+        "import sys; from dlvr_jax import parallel; "
+        "rows = [{'learning_rate': 1.0, 'batch_size': 2, 'test_accuracy': 0.5}]; "
+        "parallel.sweep_summary(rows, 'test_accuracy'); "
+        "print('matplotlib' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize(
+    ("rows", "error"),
+    [
+        ([], TypeError),
+        ("rows", TypeError),
+        ([{"learning_rate": 1, "batch_size": 2}], ValueError),
+    ],
+)
+def test_sweep_summary_rejects_bad_tables(rows, error):
+    with pytest.raises(error):
+        parallel.sweep_summary(rows, "test_accuracy")
