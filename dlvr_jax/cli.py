@@ -18,6 +18,7 @@ turns it off.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import json
 import math
@@ -147,187 +148,121 @@ _CSV_HELP = (
 )
 
 
-def _data_arguments(command: argparse.ArgumentParser, names: Sequence[str], task: bool) -> None:
+def _add(command: Any, flag: str, default: Any, kind: Any, text: str, **extra: Any) -> None:
+    """One option: ``kind`` is a parser of the text, a tuple of choices, or ``bool`` (a switch)."""
+    if kind is bool:
+        command.add_argument(flag, action="store_true", help=text)
+    elif isinstance(kind, tuple):
+        command.add_argument(flag, default=default, choices=kind, help=text, **extra)
+    else:
+        command.add_argument(flag, default=default, type=kind, help=text, **extra)
+
+
+def _data_arguments(command: argparse.ArgumentParser, first: str, task: str | None) -> None:
+    from dlvr_jax import data
+
+    names = (first, *[n for n in data.names(task) if n != first])  # type: ignore[arg-type]
     source = command.add_mutually_exclusive_group()
-    source.add_argument("--dataset", default=names[0], choices=names, help="the dataset generator")
-    source.add_argument("--data", metavar="PATH.csv", help=_CSV_HELP)
-    if task:
-        command.add_argument(
-            "--task",
-            choices=("classification", "regression"),
-            default=None,
-            help="with --data: the task, instead of inferring it from the target column",
-        )
+    _add(source, "--dataset", first, names, "the dataset generator")
+    _add(source, "--data", None, str, _CSV_HELP, metavar="PATH.csv")
+    if task is None:
+        _add(command, "--task", None, ("classification", "regression"), _TASK_HELP)
 
 
-def _common_outputs(command: argparse.ArgumentParser, cache: bool = False) -> None:
-    command.add_argument("--out", default=".", metavar="DIR", help="folder for the outputs")
-    command.add_argument(
-        "--json", action="store_true", help="print the result as one JSON document on stdout"
-    )
+def _outputs(command: argparse.ArgumentParser, cache: bool = False) -> None:
+    _add(command, "--out", ".", str, "folder for the outputs", metavar="DIR")
+    _add(command, "--json", False, bool, "print the result as one JSON document on stdout")
     if cache:
-        command.add_argument(
-            "--no-cache", action="store_true", help="do not use JAX's persistent compilation cache"
-        )
+        _add(command, "--no-cache", False, bool, "do not use JAX's persistent compilation cache")
 
 
-def _mlp_arguments(command: argparse.ArgumentParser) -> None:
-    from dlvr_jax import data, models, optim
+def _model_arguments(command: argparse.ArgumentParser) -> tuple[str, ...]:
+    """The options that mlp, compare-activations and sweep share; returns the activations."""
+    from dlvr_jax import models, optim
 
-    _data_arguments(command, ("circle", *[n for n in data.names() if n != "circle"]), True)
-    command.add_argument("--n", type=_positive_int, default=1000, help="number of points")
-    command.add_argument(
-        "--noise", type=_non_negative, default=0.0, help="the generator's noise (see dlvr_jax.data)"
-    )
-    command.add_argument(
-        "--test-fraction", type=_fraction, default=0.2, help="share of the points held out"
-    )
-    command.add_argument(
-        "--hidden",
-        type=_widths,
-        default=(8, 8, 8, 8, 8),
-        metavar="W,W,...",
-        help="hidden layer widths ('none' for a linear model)",
-    )
-    command.add_argument(
-        "--optimizer", default="adam", choices=optim.names(), help="the Optax optimizer"
-    )
-    command.add_argument(
-        "--learning-rate", type=_positive_float, default=1e-3, help="the optimizer's learning rate"
-    )
-    command.add_argument(
-        "--clip-norm",
-        type=_positive_float,
-        default=None,
-        help="clip the gradients to this global norm (a cure for divergence)",
-    )
-    command.add_argument("--epochs", type=_positive_int, default=2000, help="passes over the data")
-    command.add_argument(
-        "--batch-size",
-        type=_positive_int,
-        default=None,
-        help="examples per step (default: the whole training set)",
-    )
-    command.add_argument("--l1", type=_non_negative, default=0.0, help="L1 penalty on weights")
-    command.add_argument("--l2", type=_non_negative, default=0.0, help="L2 penalty on weights")
-    command.add_argument("--seed", type=_seed, default=0, help="PRNG seed (data, split, init)")
-    _common_outputs(command, cache=True)
-    command.add_argument(
-        "--no-progress",
-        action="store_true",
-        help="no progress bar (it is shown only on a terminal anyway)",
-    )
-    command.set_defaults(activations=sorted(models.activations))
+    _add(command, "--n", 1000, _positive_int, "number of points")
+    _add(command, "--noise", 0.0, _non_negative, "the generator's noise (see dlvr_jax.data)")
+    _add(command, "--test-fraction", 0.2, _fraction, "share of the points held out")
+    _add(command, "--hidden", (8,) * 5, _widths, "hidden widths ('none': linear)", metavar="W,...")
+    _add(command, "--optimizer", "adam", optim.names(), "the Optax optimizer")
+    return tuple(sorted(models.activations))
+
+
+def _mlp_arguments(command: argparse.ArgumentParser) -> tuple[str, ...]:
+    _data_arguments(command, "circle", None)
+    activations = _model_arguments(command)
+    _add(command, "--seed", 0, _seed, "PRNG seed (data, split, init)")
+    _add(command, "--learning-rate", 1e-3, _positive_float, "the optimizer's learning rate")
+    _add(command, "--clip-norm", None, _positive_float, "clip gradients to this global norm")
+    _add(command, "--epochs", 2000, _positive_int, "passes over the data")
+    _add(command, "--batch-size", None, _positive_int, "examples per step (default: all)")
+    _add(command, "--l1", 0.0, _non_negative, "L1 penalty on weights")
+    _add(command, "--l2", 0.0, _non_negative, "L2 penalty on weights")
+    _outputs(command, cache=True)
+    _add(command, "--no-progress", False, bool, "no progress bar (shown only on a terminal)")
+    return activations
 
 
 def _mlp_only(command: argparse.ArgumentParser) -> None:
-    _mlp_arguments(command)
-    command.add_argument(
-        "--activation",
-        default="relu",
-        choices=command.get_default("activations"),
-        help="hidden activation",
-    )
-    command.add_argument(
-        "--checkpoint",
-        metavar="PATH",
-        help="save the final state, history and configuration to this msgpack file",
-    )
-    command.add_argument(
-        "--resume",
-        metavar="PATH",
-        help="continue from a checkpoint up to --epochs epochs in total; it must have been "
-        "trained with the same data, model, optimizer, loss and seed",
-    )
-    command.add_argument(
-        "--force", action="store_true", help="resume even from a checkpoint of another setup"
-    )
+    activations = _mlp_arguments(command)
+    _add(command, "--activation", "relu", activations, "hidden activation")
+    _add(command, "--checkpoint", None, str, "save state, history and setup here", metavar="PATH")
+    _add(command, "--resume", None, str, _RESUME_HELP, metavar="PATH")
+    _add(command, "--force", False, bool, "resume even from a checkpoint of another setup")
     command.set_defaults(run=_mlp)
 
 
 def _compare_arguments(command: argparse.ArgumentParser) -> None:
-    _mlp_arguments(command)
-    command.add_argument(
+    activations = _mlp_arguments(command)
+    _add(
+        command,
         "--activations",
-        type=_names(command.get_default("activations")),
-        default=["relu", "sigmoid", "tanh"],
+        ["relu", "sigmoid", "tanh"],
+        _names(activations),
+        "activations to compare",
         metavar="A,B,...",
-        help="activations to compare",
     )
     command.set_defaults(run=_compare)
 
 
 def _perceptron_arguments(command: argparse.ArgumentParser) -> None:
-    from dlvr_jax import data
-
-    names = data.names("classification")
-    _data_arguments(command, ("linear", *[n for n in names if n != "linear"]), False)
-    command.add_argument("--n", type=_positive_int, default=200, help="number of points")
-    command.add_argument("--seed", type=_seed, default=0, help="PRNG seed for the data")
-    command.add_argument(
-        "--noise", type=_non_negative, default=0.0, help="std of jitter added after labelling"
-    )
-    command.add_argument(
-        "--margin",
-        type=_margin,
-        default=0.0,
-        help="minimum distance of points to the true line (linear dataset only)",
-    )
-    command.add_argument(
-        "--learning-rate",
-        type=_positive_float,
-        default=0.1,
-        help="step size of the update w += lr * (y - y_hat) * x",
-    )
-    command.add_argument(
-        "--max-epochs", type=_positive_int, default=1000, help="most passes over the data"
-    )
-    command.add_argument(
-        "--pocket", action="store_true", help="also run the pocket algorithm and plot its weights"
-    )
-    _common_outputs(command)
+    _data_arguments(command, "linear", "classification")
+    _add(command, "--n", 200, _positive_int, "number of points")
+    _add(command, "--seed", 0, _seed, "PRNG seed for the data")
+    _add(command, "--noise", 0.0, _non_negative, "std of jitter added after labelling")
+    _add(command, "--margin", 0.0, _margin, "least distance to the true line (linear only)")
+    _add(command, "--learning-rate", 0.1, _positive_float, "step of w += lr * (y - y_hat) * x")
+    _add(command, "--max-epochs", 1000, _positive_int, "most passes over the data")
+    _add(command, "--pocket", False, bool, "also run the pocket algorithm and plot its weights")
+    _outputs(command)
     command.set_defaults(run=_perceptron)
 
 
 def _sweep_arguments(command: argparse.ArgumentParser) -> None:
-    from dlvr_jax import data, models, optim
-
-    command.add_argument(
+    _add(
+        command,
         "--learning-rates",
-        type=_learning_rates,
-        default=_learning_rates("1e-4:1e-1:16"),
+        _learning_rates("1e-4:1e-1:16"),
+        _learning_rates,
+        "log-spaced range (ends included) or a list",
         metavar="LOW:HIGH:COUNT|A,B,...",
-        help="log-spaced range (ends included) or a list",
     )
-    command.add_argument(
+    _add(
+        command,
         "--batch-sizes",
-        type=_ints,
-        default=[32, 128, 1000],
+        [32, 128, 1000],
+        _ints,
+        "batch sizes (a program each)",
         metavar="B,B,...",
-        help="batch sizes (one compiled program each)",
     )
-    command.add_argument(
-        "--seeds", type=_positive_int, default=8, help="replicates per configuration (seeds 0..S-1)"
-    )
-    command.add_argument("--epochs", type=_positive_int, default=100, help="passes over the data")
-    _data_arguments(command, ("circle", *[n for n in data.names() if n != "circle"]), True)
-    command.add_argument("--n", type=_positive_int, default=1000, help="number of points")
-    command.add_argument("--noise", type=_non_negative, default=0.0, help="the generator's noise")
-    command.add_argument(
-        "--test-fraction", type=_fraction, default=0.2, help="share of the points held out"
-    )
-    command.add_argument(
-        "--hidden", type=_widths, default=(8, 8, 8, 8, 8), metavar="W,W,...", help="hidden widths"
-    )
-    command.add_argument(
-        "--activation", default="relu", choices=sorted(models.activations), help="activation"
-    )
-    command.add_argument(
-        "--optimizer", default="adam", choices=optim.names(), help="the Optax optimizer"
-    )
-    command.add_argument("--l2", type=_non_negative, default=0.0, help="L2 penalty on weights")
-    command.add_argument("--data-seed", type=_seed, default=0, help="PRNG seed of data and split")
-    _common_outputs(command, cache=True)
+    _add(command, "--seeds", 8, _positive_int, "replicates per configuration (seeds 0..S-1)")
+    _add(command, "--epochs", 100, _positive_int, "passes over the data")
+    _data_arguments(command, "circle", None)
+    activations = _model_arguments(command)
+    _add(command, "--data-seed", 0, _seed, "PRNG seed of data and split")
+    _add(command, "--activation", "relu", activations, "activation")
+    _add(command, "--l2", 0.0, _non_negative, "L2 penalty on weights")
+    _outputs(command, cache=True)
     command.set_defaults(run=_sweep)
 
 
@@ -335,63 +270,48 @@ def _optimize_arguments(command: argparse.ArgumentParser) -> None:
     from dlvr_jax import optim
 
     methods = ("gd", *optim.names())
-    command.add_argument(
-        "--function",
-        default="rosenbrock",
-        choices=[*optim.OBJECTIVES, "least_squares"],
-        help="the objective",
-    )
-    command.add_argument(
+    _add(command, "--function", "rosenbrock", (*optim.OBJECTIVES, "least_squares"), "objective")
+    _add(
+        command,
         "--optimizers",
-        type=_names(methods),
-        default=["gd", "momentum", "rmsprop", "adam"],
+        ["gd", "momentum", "rmsprop", "adam"],
+        _names(methods),
+        f"methods to compare, from {', '.join(methods)}",
         metavar="A,B,...",
-        help=f"methods to compare, from {', '.join(methods)} (toy functions)",
     )
-    command.add_argument(
-        "--learning-rate",
-        type=_floats,
-        default=None,
-        metavar="LR[,LR...]",
-        help="toy functions: one step size for all or one per optimizer (default 1e-3); "
-        "least_squares: the step sizes of the grid (default 0.01,0.05,0.2)",
-    )
-    command.add_argument(
-        "--steps", type=_positive_int, default=2000, help="most updates per run (toy functions)"
-    )
-    command.add_argument(
-        "--tol",
-        type=_non_negative,
-        default=1e-6,
-        help="stop when the gradient norm or the step is below this (toy functions)",
-    )
-    command.add_argument(
-        "--start",
-        type=_point,
-        default=None,
-        metavar="X[,Y]",
-        help="the starting point (default: the function's suggested start); write "
-        "--start=-1.2,1 when the first coordinate is negative",
-    )
-    command.add_argument(
+    _add(command, "--learning-rate", None, _floats, _RATES_HELP, metavar="LR[,LR...]")
+    _add(command, "--steps", 2000, _positive_int, "most updates per run (toy functions)")
+    _add(command, "--tol", 1e-6, _non_negative, "stop below this gradient norm or step (toys)")
+    _add(command, "--start", None, _point, _START_HELP, metavar="X[,Y]")
+    _add(
+        command,
         "--batch-sizes",
-        type=_ints,
-        default=[1, 10, 100],
+        [1, 10, 100],
+        _ints,
+        "mini-batch sizes (least_squares; <= --n)",
         metavar="B,B,...",
-        help="mini-batch sizes (least_squares; at most --n)",
     )
-    command.add_argument(
-        "--epochs", type=_positive_int, default=30, help="passes over the data (least_squares)"
-    )
-    command.add_argument(
-        "--n", type=_positive_int, default=100, help="number of samples (least_squares)"
-    )
-    command.add_argument(
-        "--noise", type=_non_negative, default=0.5, help="noise std of the samples (least_squares)"
-    )
-    command.add_argument("--seed", type=_seed, default=0, help="PRNG seed (least_squares)")
-    _common_outputs(command)
+    _add(command, "--epochs", 30, _positive_int, "passes over the data (least_squares)")
+    _add(command, "--n", 100, _positive_int, "number of samples (least_squares)")
+    _add(command, "--noise", 0.5, _non_negative, "noise std of the samples (least_squares)")
+    _add(command, "--seed", 0, _seed, "PRNG seed (least_squares)")
+    _outputs(command)
     command.set_defaults(run=_optimize)
+
+
+_TASK_HELP = "with --data: the task, instead of inferring it from the target column"
+_RESUME_HELP = (
+    "continue from a checkpoint up to --epochs epochs in total; it must have been trained "
+    "with the same data, model, optimizer, loss and seed (or pass --force)"
+)
+_RATES_HELP = (
+    "toy functions: one step size for all or one per optimizer (default 1e-3); "
+    "least_squares: the step sizes of the grid (default 0.01,0.05,0.2)"
+)
+_START_HELP = (
+    "the starting point (default: the function's own); write --start=-1.2,1 when the first "
+    "coordinate is negative"
+)
 
 
 _COMMANDS: dict[str, tuple[str, str, Callable[[argparse.ArgumentParser], None]]] = {
@@ -481,31 +401,14 @@ class _Outcome(NamedTuple):
     status: int = 0
 
 
-def _data_fields(args: argparse.Namespace) -> dict[str, Any]:
-    fields = {"data_path": args.data}
-    if args.data is None:
-        fields.update(dataset=args.dataset, n=args.n, noise=args.noise)
-    if getattr(args, "task", None) is not None:
-        if args.data is None:
-            raise ValueError("--task applies only with --data PATH.csv")
-        fields["task"] = args.task
-    return fields
-
-
-def _mlp_fields(args: argparse.Namespace) -> dict[str, Any]:
-    return {
-        **_data_fields(args),
-        "test_fraction": args.test_fraction,
-        "hidden": args.hidden,
-        "optimizer": args.optimizer,
-        "learning_rate": args.learning_rate,
-        "clip_norm": args.clip_norm,
-        "epochs": args.epochs,
-        "batch_size": args.batch_size,
-        "l1": args.l1,
-        "l2": args.l2,
-        "seed": args.seed,
-    }
+def _config(kind: Any, args: argparse.Namespace, **renamed: Any) -> Any:
+    """``kind(...)``, a jobs config, from the options named as its fields (lists as tuples)."""
+    given = {**vars(args), "data_path": getattr(args, "data", None), **renamed}
+    if given.get("task") is not None and given["data_path"] is None:
+        raise ValueError("--task applies only with --data PATH.csv")
+    names = [field.name for field in dataclasses.fields(kind)]
+    values = {n: given[n] for n in names if n in given}
+    return kind(**{n: tuple(v) if isinstance(v, list) else v for n, v in values.items()})
 
 
 class _ProgressBar:
@@ -548,15 +451,13 @@ def _mlp(args: argparse.Namespace) -> _Outcome:
     from dlvr_jax import jobs
 
     jobs.compilation_cache(not args.no_cache)
-    config = jobs.MlpConfig(**_mlp_fields(args), activation=args.activation)
-    remaining = args.epochs  # the bar's total is refined by the job when resuming
     result = jobs.mlp(
-        config,
+        _config(jobs.MlpConfig, args),
         out=args.out,
         checkpoint_path=args.checkpoint,
         resume=args.resume,
         force=args.force,
-        **_progress(args, "training", remaining),
+        **_progress(args, "training", args.epochs),
     )
     m = result.metrics
     if result.nothing_to_train:
@@ -599,7 +500,7 @@ def _compare(args: argparse.Namespace) -> _Outcome:
     from dlvr_jax import jobs
 
     jobs.compilation_cache(not args.no_cache)
-    config = jobs.CompareConfig(**_mlp_fields(args), activations=tuple(args.activations))
+    config = _config(jobs.CompareConfig, args)
 
     def progress(name: str) -> Any:
         return _progress(args, f"{name:>10}", args.epochs).get("progress")
@@ -626,15 +527,7 @@ def _compare(args: argparse.Namespace) -> _Outcome:
 def _perceptron(args: argparse.Namespace) -> _Outcome:
     from dlvr_jax import jobs
 
-    fields = _data_fields(args)
-    config = jobs.PerceptronConfig(
-        **fields,
-        seed=args.seed,
-        margin=args.margin,
-        learning_rate=args.learning_rate,
-        max_epochs=args.max_epochs,
-        pocket=args.pocket,
-    )
+    config = _config(jobs.PerceptronConfig, args)
     m = jobs.perceptron(config, out=args.out).metrics
     lines = [
         f"dataset: {m['dataset']} (n={m['n']}, seed={m['seed']}, noise={m['noise']})",
@@ -669,19 +562,7 @@ def _sweep(args: argparse.Namespace) -> _Outcome:
     from dlvr_jax import jobs
 
     jobs.compilation_cache(not args.no_cache)
-    config = jobs.SweepConfig(
-        **_data_fields(args),
-        learning_rates=tuple(args.learning_rates),
-        batch_sizes=tuple(args.batch_sizes),
-        seeds=args.seeds,
-        epochs=args.epochs,
-        test_fraction=args.test_fraction,
-        hidden=args.hidden,
-        activation=args.activation,
-        optimizer=args.optimizer,
-        l2=args.l2,
-        data_seed=args.data_seed,
-    )
+    config = _config(jobs.SweepConfig, args)
 
     def progress(line: str) -> None:
         print(line, file=sys.stderr)
@@ -708,19 +589,7 @@ def _sweep(args: argparse.Namespace) -> _Outcome:
 def _optimize(args: argparse.Namespace) -> _Outcome:
     from dlvr_jax import jobs
 
-    config = jobs.OptimizeConfig(
-        function=args.function,
-        optimizers=tuple(args.optimizers),
-        learning_rates=None if args.learning_rate is None else tuple(args.learning_rate),
-        steps=args.steps,
-        tol=args.tol,
-        start=None if args.start is None else tuple(args.start),
-        batch_sizes=tuple(args.batch_sizes),
-        epochs=args.epochs,
-        n=args.n,
-        noise=args.noise,
-        seed=args.seed,
-    )
+    config = _config(jobs.OptimizeConfig, args, learning_rates=args.learning_rate)
     m = jobs.optimize(config, out=args.out).metrics
     if m["function"] == "least_squares":
         fit = ", ".join(f"{v:.4f}" for v in m["least_squares_coefficients"])
