@@ -421,7 +421,9 @@ class _ProgressBar:
     def __call__(self, done: int, total: int, history: Any) -> None:
         width = 30
         filled = round(width * done / total)
-        loss = float(history.train_loss[-1])
+        import numpy as np  # loaded by JAX already; reading on the host compiles nothing
+
+        loss = float(np.asarray(history.train_loss)[-1])
         elapsed = time.perf_counter() - self.start
         sys.stderr.write(
             f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total} epochs "
