@@ -27,7 +27,6 @@ to the last good epoch. Bad configurations raise ``ValueError`` (or
 ``TypeError``) at the door; a refused resume raises :class:`ConfigMismatch`.
 
 Examples:
-    >>> import tempfile
     >>> from dlvr_jax import jobs
     >>> config = jobs.MlpConfig(n=100, hidden=(4,), epochs=30, learning_rate=1e-2)
     >>> session = jobs.MlpSession.start(config)
@@ -177,7 +176,7 @@ def _last(values: Any) -> float | None:
 class _Data(NamedTuple):
     train: data.Dataset
     test: data.Dataset
-    keys: jax.Array  # the keys left over for the job (e.g. the training key)
+    keys: tuple[jax.Array, ...]  # the keys left over for the job (e.g. the training key)
     task: str
     n_outputs: int
     loss: str
@@ -187,21 +186,21 @@ class _Data(NamedTuple):
 @functools.partial(jax.jit, static_argnames=("name", "n", "test_fraction", "parts"))
 def _generate(
     seed: jax.Array, noise: jax.Array, *, name: str, n: int, test_fraction: float, parts: int
-) -> tuple[data.Dataset, data.Dataset, jax.Array]:
+) -> tuple[data.Dataset, data.Dataset, tuple[jax.Array, ...]]:
     # One compiled program for keys, points and split (eager calls compile one each).
     keys = jax.random.split(jax.random.key(seed), parts)
     full = data.make(name, keys[0], n, noise=noise)
     train_set, test_set = data.train_test_split(keys[1], full, test_fraction=test_fraction)
-    return train_set, test_set, keys[2:]
+    return train_set, test_set, tuple(keys[i] for i in range(2, parts))  # no eager indexing
 
 
 @functools.partial(jax.jit, static_argnames=("test_fraction", "parts"))
 def _split(
     seed: jax.Array, full: data.Dataset, *, test_fraction: float, parts: int
-) -> tuple[data.Dataset, data.Dataset, jax.Array]:
+) -> tuple[data.Dataset, data.Dataset, tuple[jax.Array, ...]]:
     keys = jax.random.split(jax.random.key(seed), parts)
     train_set, test_set = data.train_test_split(keys[1], full, test_fraction=test_fraction)
-    return train_set, test_set, keys[2:]
+    return train_set, test_set, tuple(keys[i] for i in range(2, parts))  # no eager indexing
 
 
 def _sha256(path: str) -> str:
@@ -587,6 +586,21 @@ class MlpSession:
         return session
 
     @property
+    def train_set(self) -> data.Dataset:
+        """The training set (from the generator or the CSV, after the split)."""
+        return self._data.train
+
+    @property
+    def test_set(self) -> data.Dataset:
+        """The held-out set, evaluated after every epoch."""
+        return self._data.test
+
+    @property
+    def task(self) -> str:
+        """``"classification"`` or ``"regression"``."""
+        return self._data.task
+
+    @property
     def epoch(self) -> int:
         """Epochs trained so far (a resumed checkpoint's included)."""
         return 0 if self.state is None else int(self.state.epoch)
@@ -630,7 +644,8 @@ class MlpSession:
             state, new = error.state, error.history
             n = int(self._data.train.x.shape[0])
             cause = _divergence_cause(state, self._data.train, self.config.batch_size or n)
-            self.diverged = Divergence(int(error.epoch) + before, cause)
+            # The kept state is the one before the bad epoch, whatever the numbering of fit's.
+            self.diverged = Divergence(int(state.epoch) + 1, cause)
         self.seconds += time.perf_counter() - started
         self.state = state
         self.history = new if self.history is None else train.concatenate(self.history, new)
@@ -869,10 +884,11 @@ def compare_activations(
     sessions: dict[str, MlpSession] = {}
     for name in config.activations:
         session = MlpSession.start(config.mlp(name))
+        callback = None if progress is None else progress(name)
         session.advance(
             config.epochs,
-            progress=None if progress is None else progress(name),
-            chunk_epochs=None if progress is None else max(1, config.epochs // 50),
+            progress=callback,
+            chunk_epochs=None if callback is None else max(1, config.epochs // 50),
         )
         sessions[name] = session
         runs[name] = session.result()
