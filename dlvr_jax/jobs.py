@@ -39,6 +39,7 @@ Examples:
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import functools
 import hashlib
@@ -223,12 +224,51 @@ def _read_csv(path: str, task: str | None) -> data.Dataset:
         raise ValueError(f"{path}: not a text file ({error.reason})") from None
     except ValueError as error:
         message = str(error)
-        raise ValueError(message if message.startswith(path) else f"{path}: {message}") from None
+        if not message.startswith(path):  # a check of the values: find the row
+            message = _bad_row(path, task) or f"{path}: {message}"
+        raise ValueError(message) from None
     if len(loaded.y) < 2:
         raise ValueError(
             f"{path}: needs at least 2 data rows to hold some out, got {len(loaded.y)}"
         )
     return loaded
+
+
+def _bad_row(path: str, task: str | None) -> str | None:
+    """``path:line: problem`` for the first row with a non-finite value or a bad class label."""
+    with open(path, newline="") as stream:
+        rows = [
+            (number, row)
+            for number, row in enumerate(csv.reader(stream), start=1)
+            if row and any(cell.strip() for cell in row)
+        ]
+    if rows and not _is_float(rows[0][1][0]):
+        rows = rows[1:]  # the header
+    targets = [row[-1].strip() for _, row in rows]
+    classes = task == "classification" or (task is None and all(map(_is_integer, targets)))
+    for number, row in rows:
+        for column, cell in enumerate(row, start=1):
+            if _is_float(cell) and not math.isfinite(float(cell)):
+                return f"{path}:{number}: column {column} is not a finite number: {cell.strip()!r}"
+        target = row[-1].strip()
+        if classes and (not _is_integer(target) or int(float(target)) < 0):
+            return (
+                f"{path}:{number}: the target {target!r} is not a class label (an integer >= 0); "
+                "pass --task regression for numeric targets"
+            )
+    return None
+
+
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_integer(text: str) -> bool:
+    return _is_float(text) and math.isfinite(float(text)) and float(text) == int(float(text))
 
 
 def _prepare_data(

@@ -480,7 +480,8 @@ def test_perceptron_compare_and_sweep_accept_a_csv(tmp_path, capsys):
         ("x1,x2,y\n0.1,0.2,1\n0.3,oops,0\n", "bad.csv:3: column 2 is not a number: 'oops'"),
         ("x1,x2,y\n0.1,0.2,1\n0.3,0.4\n", "bad.csv:3: expected 3 columns, got 2"),
         ("x1,x2,y\n", "bad.csv: no data rows"),
-        ("0.1,0.2,1\n0.3,0.4,-1\n", "bad.csv: y must hold non-negative integer class labels"),
+        ("0.1,0.2,1\n0.3,0.4,-1\n", "bad.csv:2: the target '-1' is not a class label"),
+        ("x1,x2,y\n0.1,nan,1\n0.3,0.4,0\n", "bad.csv:2: column 2 is not a finite number: 'nan'"),
     ],
 )
 def test_a_bad_csv_is_one_line_naming_the_file(tmp_path, capsys, content, message):
