@@ -48,7 +48,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import jax
 import numpy as np
@@ -764,11 +764,12 @@ class MlpSession:
 
 
 def _surface(model: models.MLP, params: Any, task: str, n_outputs: int) -> Callable[..., Any]:
+    """What the decision-boundary figure shades: the output, P(class 1), or the class."""
     if task == "regression":
-        return lambda grid: train.predict(model, params, grid)
+        return lambda grid: cast(jax.Array, model.apply(params, grid))[:, 0]
     if n_outputs == 2:
         return lambda grid: train.probabilities(model, params, grid)[:, 1]
-    return lambda grid: train.predict(model, params, grid)
+    return lambda grid: jax.numpy.argmax(train.probabilities(model, params, grid), axis=-1)
 
 
 def _mlp_figures(session: MlpSession, out: str) -> tuple[list[str], list[str]]:
