@@ -2,14 +2,21 @@
 
 The contract::
 
-    save(path, state, history)                  # atomic: temporary file, then rename
+    save(path, state, history, config=...)      # atomic: temporary file, then rename
     state, history = load(path, like=state)     # `like`: a TrainState of the same shapes
+    info(path) -> Info(epoch, step, config, metadata)   # without building a state
 
 A file is a msgpack map (written with :mod:`flax.serialization`) holding
 ``format`` (``"dlvr_jax.checkpoint"``), ``version`` (:data:`FORMAT_VERSION`),
 the state's leaves (the PRNG key as its raw ``uint32`` data) and the history.
 Loading checks all of these and raises :class:`CheckpointError` (a
 ``ValueError``) for a truncated, corrupt or mismatched file.
+
+A checkpoint records the configuration it was trained with (dataset, model,
+optimizer, loss, seed: a JSON-like map, ``save(..., config=...)``) in its
+metadata under ``"config"``; :func:`info` reads it back, with the epoch, so
+that a resume can refuse a checkpoint of another configuration. Files written
+before configurations were recorded load as before; their ``config`` is None.
 
 Training to epoch k, saving, loading and training on to N gives the same
 bits as training to N at once (see ``tests/test_checkpoint.py``).
@@ -18,7 +25,8 @@ bits as training to N at once (see ``tests/test_checkpoint.py``).
 from __future__ import annotations
 
 import os
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -29,7 +37,16 @@ from flax import serialization
 from dlvr_jax import _io
 from dlvr_jax.train import History, TrainState
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "CheckpointError", "load", "save"]
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "CheckpointError",
+    "Info",
+    "info",
+    "load",
+    "read_metadata",
+    "save",
+]
 
 FORMAT = "dlvr_jax.checkpoint"
 """The ``format`` field written into every checkpoint; :func:`load` refuses other files."""
@@ -83,6 +100,7 @@ def save(
     history: History | None = None,
     *,
     metadata: dict[str, Any] | None = None,
+    config: Mapping[str, Any] | None = None,
 ) -> None:
     """Writes ``state`` (and ``history``) to ``path`` atomically.
 
@@ -92,15 +110,26 @@ def save(
         history: the training history so far, if any.
         metadata: JSON-like extras (e.g. the command line), returned by
             :func:`read_metadata`.
+        config: the configuration trained (JSON-like: dicts, lists, strings,
+            numbers, None), stored as ``metadata["config"]`` and returned by
+            :func:`info`.
+
+    Raises:
+        TypeError: ``state`` is not a TrainState, or ``config`` is not a mapping.
     """
     if not isinstance(state, TrainState):
         raise TypeError(f"state must be a TrainState, got {type(state).__name__}")
+    metadata = dict(metadata or {})
+    if config is not None:
+        if not isinstance(config, Mapping):
+            raise TypeError(f"config must be a mapping, got {type(config).__name__}")
+        metadata["config"] = dict(config)
     payload = {
         "format": FORMAT,
         "version": FORMAT_VERSION,
         "state": _state_dict(state),
         "history": _history_dict(history),
-        "metadata": metadata or {},
+        "metadata": metadata,
     }
     blob = serialization.msgpack_serialize(payload)
     _io.write_atomic(path, lambda stream: stream.write(blob))
@@ -137,6 +166,40 @@ def _read(path: str | os.PathLike[str]) -> dict[str, Any]:
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The ``metadata`` map saved with a checkpoint."""
     return dict(_read(path).get("metadata") or {})
+
+
+class Info(NamedTuple):
+    """What :func:`info` reads from a checkpoint without building a state.
+
+    Attributes:
+        epoch: epochs trained.
+        step: optimizer steps taken.
+        config: the recorded configuration, or None for a file that has none.
+        metadata: the whole metadata map.
+    """
+
+    epoch: int
+    step: int
+    config: dict[str, Any] | None
+    metadata: dict[str, Any]
+
+
+def info(path: str | os.PathLike[str]) -> Info:
+    """The epoch, step and recorded configuration of a checkpoint.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        CheckpointError: a truncated, corrupt or foreign file.
+    """
+    payload = _read(path)
+    try:
+        epoch = int(np.asarray(payload["state"]["epoch"]))
+        step = int(np.asarray(payload["state"]["step"]))
+    except (KeyError, TypeError, ValueError) as error:
+        raise CheckpointError(f"checkpoint is missing the entry {error}") from None
+    metadata = dict(payload.get("metadata") or {})
+    config = metadata.get("config")
+    return Info(epoch, step, dict(config) if isinstance(config, Mapping) else None, metadata)
 
 
 def _restore(like: Any, saved: Any, what: str) -> Any:

@@ -142,3 +142,44 @@ def test_save_rejects_non_states(tmp_path):
         checkpoint.save(tmp_path / "x", {"params": 1})
     with pytest.raises(TypeError, match="like must be a TrainState"):
         checkpoint.load(tmp_path / "x", {"params": 1})
+
+
+def test_info_reads_the_recorded_configuration_without_a_state(tmp_path):
+    state, history = fit(3)
+    path = tmp_path / "c.msgpack"
+    config = {
+        "dataset": {"name": "circle", "n": 200, "noise": 0.0},
+        "model": {"hidden": [8, 8], "activation": "relu", "n_outputs": 2},
+        "optimizer": {"name": "adam", "learning_rate": 1e-2, "clip_norm": None},
+        "loss": "cross_entropy",
+        "seed": 3,
+    }
+    checkpoint.save(path, state, history, metadata={"argv": ["mlp"]}, config=config)
+    info = checkpoint.info(path)
+    assert (info.epoch, info.step) == (3, int(state.step))
+    assert info.config == config
+    assert info.metadata == {"argv": ["mlp"], "config": config}
+    loaded, _ = checkpoint.load(path, fresh_like())  # the config does not change loading
+    assert_bit_identical(state, loaded)
+
+
+def test_older_checkpoints_without_a_configuration_still_load(tmp_path):
+    from flax import serialization
+
+    state, history = fit(2)
+    path = tmp_path / "old.msgpack"
+    checkpoint.save(path, state, history)
+    raw = serialization.msgpack_restore(path.read_bytes())
+    del raw["metadata"]  # as written before metadata existed
+    path.write_bytes(serialization.msgpack_serialize(raw))
+    info = checkpoint.info(path)
+    assert info.config is None
+    assert info.epoch == 2
+    loaded, _ = checkpoint.load(path, fresh_like())
+    assert_bit_identical(state, loaded)
+
+
+def test_save_rejects_a_config_that_is_not_a_mapping(tmp_path):
+    with pytest.raises(TypeError, match="config must be a mapping"):
+        checkpoint.save(tmp_path / "x", fresh_like(), config=["adam"])
+    assert not (tmp_path / "x").exists()

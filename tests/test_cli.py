@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -401,3 +402,243 @@ def test_bench_outside_a_checkout_exits_2(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(sys, "path", [p for p in sys.path if os.path.abspath(p) != repo])
     assert cli.main(["bench", "--quick"]) == 2
     assert "run this command from the repository checkout" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------
+# The user's own data, divergence, resume checks, --json, and a light import.
+
+
+def write_csv(path, rows, header="x1,x2,label"):
+    lines = ([header] if header else []) + [",".join(str(v) for v in row) for row in rows]
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def blobs(n=90, classes=3, seed=0):
+    """``classes`` separated clusters in the plane, labels 0..classes-1."""
+    rng = np.random.default_rng(seed)
+    centres = np.array([[1.5, 0.0], [-1.5, 1.0], [0.0, -1.5]])[:classes]
+    labels = np.arange(n) % classes
+    points = centres[labels] + 0.3 * rng.normal(size=(n, 2))
+    return [(f"{a:.5f}", f"{b:.5f}", int(c)) for (a, b), c in zip(points, labels, strict=True)]
+
+
+def test_mlp_trains_on_a_csv_with_its_classes(tmp_path, capsys):
+    path = write_csv(tmp_path / "blobs.csv", blobs())
+    out = tmp_path / "out"
+    status, stdout, err = run(
+        capsys, "mlp", "--data", path, "--epochs", "60", "--learning-rate", "0.05",
+        "--hidden", "8", "--out", str(out),
+    )  # fmt: skip
+    assert status == 0, err
+    for name in MLP_FILES:
+        assert (out / name).stat().st_size > 0, name
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["dataset"] == path
+    assert metrics["n_outputs"] == 3  # from the labels
+    assert metrics["n"] == 90
+    assert metrics["task"] == "classification"
+    assert metrics["test_accuracy"] >= 0.9
+    assert f"dataset: {path} (n=90, seed=0, classification)" in stdout
+
+
+def test_mlp_task_flag_makes_labels_regression_targets(tmp_path, capsys):
+    path = write_csv(tmp_path / "blobs.csv", blobs(classes=2))
+    status, stdout, err = run(
+        capsys, "mlp", "--data", path, "--task", "regression", "--epochs", "5", "--json",
+        "--out", str(tmp_path),
+    )  # fmt: skip
+    assert status == 0, err
+    metrics = json.loads(stdout)
+    assert (metrics["loss"], metrics["n_outputs"], metrics["train_accuracy"]) == ("mse", 1, None)
+
+
+def test_perceptron_compare_and_sweep_accept_a_csv(tmp_path, capsys):
+    two = write_csv(tmp_path / "two.csv", blobs(n=40, classes=2))
+    status, stdout, err = run(capsys, "perceptron", "--data", two, "--out", str(tmp_path / "p"))
+    assert status == 0, err
+    assert "training accuracy: 100.0%" in stdout
+    assert (tmp_path / "p" / "perceptron.png").exists()
+    status, stdout, err = run(
+        capsys, "compare-activations", "--data", two, "--activations", "relu,tanh",
+        "--epochs", "5", "--hidden", "4", "--json", "--out", str(tmp_path / "c"),
+    )  # fmt: skip
+    assert status == 0, err
+    assert list(json.loads(stdout)["results"]) == ["relu", "tanh"]
+    status, stdout, err = run(
+        capsys, "sweep", "--data", two, "--learning-rates", "1e-2", "--batch-sizes", "8",
+        "--seeds", "2", "--epochs", "2", "--hidden", "4", "--json", "--out", str(tmp_path / "s"),
+    )  # fmt: skip
+    assert status == 0, err
+    assert json.loads(stdout)["models"] == 2
+    assert (tmp_path / "s" / "sweep.csv").exists()
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("x1,x2,y\n0.1,0.2,1\n0.3,oops,0\n", "bad.csv:3: column 2 is not a number: 'oops'"),
+        ("x1,x2,y\n0.1,0.2,1\n0.3,0.4\n", "bad.csv:3: expected 3 columns, got 2"),
+        ("x1,x2,y\n", "bad.csv: no data rows"),
+        ("0.1,0.2,1\n0.3,0.4,-1\n", "bad.csv:2: the target '-1' is not a class label"),
+        ("x1,x2,y\n0.1,nan,1\n0.3,0.4,0\n", "bad.csv:2: column 2 is not a finite number: 'nan'"),
+    ],
+)
+def test_a_bad_csv_is_one_line_naming_the_file(tmp_path, capsys, content, message):
+    (tmp_path / "bad.csv").write_text(content)
+    status, stdout, err = run(
+        capsys, "mlp", "--data", str(tmp_path / "bad.csv"), "--out", str(tmp_path / "out")
+    )
+    assert status == 2
+    assert stdout == ""
+    assert err.count("\n") == 1, err
+    assert err.startswith("dlvr-jax mlp: error: ")
+    assert message in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_missing_csv_and_task_without_data(tmp_path, capsys):
+    status, _, err = run(capsys, "perceptron", "--data", str(tmp_path / "none.csv"))
+    assert status == 2
+    assert err == f"dlvr-jax perceptron: error: {tmp_path / 'none.csv'}: no such file\n"
+    status, _, err = run(capsys, "mlp", "--task", "regression", "--out", str(tmp_path))
+    assert (status, err) == (2, "dlvr-jax mlp: error: --task applies only with --data PATH.csv\n")
+    with pytest.raises(SystemExit):
+        cli.main(["mlp", "--data", "a.csv", "--dataset", "xor"])
+    assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_divergence_exits_1_with_one_line_and_keeps_the_good_epochs(tmp_path, capsys):
+    status, stdout, err = run(
+        capsys, "mlp", "--learning-rate", "1e6", "--epochs", "50", "--out", str(tmp_path)
+    )
+    assert status == 1
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    found = re.fullmatch(
+        r"dlvr-jax mlp: error: training diverged at epoch (\d+) \((loss|parameters) became "
+        r"(nan|inf)\); lower --learning-rate or set --clip-norm",
+        lines[0],
+    )
+    assert found, lines[0]
+    epoch = int(found.group(1))
+    for name in MLP_FILES:
+        assert (tmp_path / name).stat().st_size > 0, name
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["epochs"] == epoch - 1
+    assert metrics["diverged"]["epoch"] == epoch
+    assert f"the files hold the run up to epoch {epoch - 1}, the last good one" in stdout
+    assert "Traceback" not in err
+
+
+def test_clip_norm_is_recorded(tmp_path, capsys):
+    status, stdout, err = run(capsys, "mlp", *SMALL, "--clip-norm", "0.5", "--json", "--out",
+                              str(tmp_path))  # fmt: skip
+    assert status == 0, err
+    assert json.loads(stdout)["clip_norm"] == 0.5
+
+
+def test_resume_refuses_a_checkpoint_of_another_setup(tmp_path, capsys):
+    ckpt = str(tmp_path / "c.msgpack")
+    argv = ["mlp", "--n", "200", "--hidden", "8,8", "--out", str(tmp_path)]
+    assert run(capsys, *argv, "--epochs", "5", "--activation", "tanh", "--checkpoint", ckpt)[0] == 0
+    before = (tmp_path / "metrics.json").read_bytes()
+    status, stdout, err = run(capsys, *argv, "--epochs", "10", "--resume", ckpt)
+    assert status == 2
+    assert stdout == ""
+    assert err == (
+        "dlvr-jax mlp: error: checkpoint was trained with --activation tanh, not relu; "
+        "pass --force to resume anyway\n"
+    )
+    assert (tmp_path / "metrics.json").read_bytes() == before  # a failed run keeps what it had
+    status, _, err = run(capsys, *argv, "--epochs", "10", "--resume", ckpt, "--learning-rate",
+                         "0.01", "--activation", "tanh")  # fmt: skip
+    assert status == 2
+    assert "checkpoint was trained with --learning-rate 0.001, not 0.01;" in err
+    status, _, err = run(capsys, *argv, "--epochs", "10", "--resume", ckpt, "--force")
+    assert status == 0, err
+    assert json.loads((tmp_path / "metrics.json").read_text())["epochs"] == 10
+
+
+def test_resume_with_nothing_left_to_train(tmp_path, capsys):
+    ckpt = tmp_path / "c.msgpack"
+    argv = ["mlp", *SMALL, "--out", str(tmp_path / "first")]
+    assert run(capsys, *argv, "--checkpoint", str(ckpt))[0] == 0
+    saved = ckpt.read_bytes()
+    out = tmp_path / "second"
+    for epochs in ("40", "20"):
+        status, stdout, err = run(
+            capsys, "mlp", "--n", "200", "--hidden", "8,8", "--epochs", epochs, "--resume",
+            str(ckpt), "--checkpoint", str(ckpt), "--out", str(out),
+        )  # fmt: skip
+        assert status == 0, err
+        assert stdout.startswith(f"nothing left to train: {ckpt} holds 40 epochs and --epochs is")
+        assert "trained" not in stdout.replace("nothing left to train", "")
+    assert not out.exists()
+    assert ckpt.read_bytes() == saved
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["perceptron", "--n", "30"],
+        ["mlp", *SMALL],
+        ["compare-activations", "--n", "100", "--epochs", "3", "--activations", "relu"],
+        ["sweep", "--learning-rates", "1e-2", "--batch-sizes", "50", "--seeds", "1",
+         "--epochs", "2", "--n", "100"],
+        ["optimize", "--steps", "50", "--optimizers", "gd,adam"],
+        ["optimize", "--function", "least_squares", "--epochs", "2", "--batch-sizes", "10",
+         "--learning-rate", "0.05"],
+    ],
+)  # fmt: skip
+def test_json_prints_one_document_and_nothing_else(tmp_path, capsys, argv):
+    status, stdout, err = run(capsys, *argv, "--json", "--out", str(tmp_path))
+    assert status == 0, err
+    document = json.loads(stdout)  # the whole of stdout is one JSON document
+    assert document["command"] == argv[0]
+    metrics = [p for p in document["files"] if p.endswith(("metrics.json", "sweep.json"))]
+    assert metrics
+    assert all(os.path.exists(p) for p in document["files"])
+
+
+def test_an_unexpected_error_is_one_line_without_a_traceback(tmp_path, capsys, monkeypatch):
+    from dlvr_jax import jobs
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("something broke\nover two lines")
+
+    monkeypatch.setattr(jobs, "perceptron", boom)
+    status, _, err = run(capsys, "perceptron", "--out", str(tmp_path))
+    assert status == 1
+    assert err == "dlvr-jax perceptron: error: RuntimeError: something broke over two lines\n"
+
+
+def test_a_corrupt_checkpoint_is_one_line(tmp_path, capsys):
+    (tmp_path / "bad.msgpack").write_bytes(b"\xc1 nope")
+    status, _, err = run(capsys, "mlp", *SMALL, "--resume", str(tmp_path / "bad.msgpack"),
+                         "--out", str(tmp_path))  # fmt: skip
+    assert status == 2
+    assert err.count("\n") == 1
+    assert "is not a readable checkpoint" in err
+
+
+def test_help_documents_the_csv_convention(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["mlp", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    for text in ("--data PATH.csv", "target in the LAST column", "optional header", "--task",
+                 "--clip-norm", "--force", "--json"):  # fmt: skip
+        assert text in out, text
+
+
+def test_importing_the_cli_loads_no_command_modules():
+    # Measured with: python -X importtime -c "import dlvr_jax.cli"
+    code = (
+        "import sys, dlvr_jax.cli as c\n"
+        "try:\n    c.main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "heavy = ['matplotlib', 'flax', 'optax', 'dlvr_jax.viz', 'dlvr_jax.jobs',"
+        " 'dlvr_jax.train', 'dlvr_jax.models', 'dlvr_jax.parallel', 'dlvr_jax.checkpoint']\n"
+        "print([m for m in heavy if m in sys.modules])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "[]"
