@@ -267,10 +267,10 @@ def _sweep_arguments(command: argparse.ArgumentParser) -> None:
 
 
 def _optimize_arguments(command: argparse.ArgumentParser) -> None:
-    from dlvr_jax import optim
+    from dlvr_jax import descent, optim
 
     methods = ("gd", *optim.names())
-    _add(command, "--function", "rosenbrock", (*optim.OBJECTIVES, "least_squares"), "objective")
+    _add(command, "--function", "rosenbrock", (*descent.OBJECTIVES, "least_squares"), "objective")
     _add(
         command,
         "--optimizers",

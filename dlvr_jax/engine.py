@@ -565,9 +565,13 @@ def run_epochs(
     return state, records, grads, first_bad
 
 
-@functools.cache
 def compiled_run(platform: str) -> Callable[..., Any]:
-    """:func:`run_epochs` under ``jit`` with the CPU options of :mod:`dlvr_jax._xla`."""
+    """:func:`run_epochs` under ``jit``, with the CPU options of :mod:`dlvr_jax._xla`."""
+    return _compiled_run(platform)
+
+
+@functools.cache
+def _compiled_run(platform: str) -> Callable[..., Any]:
     return jax.jit(
         run_epochs,
         static_argnames=("epochs", "batch_size", "sharding"),

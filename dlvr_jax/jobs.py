@@ -54,7 +54,7 @@ import jax
 import numpy as np
 
 import dlvr_jax
-from dlvr_jax import _io, checkpoint, data, models, optim, train
+from dlvr_jax import _io, checkpoint, data, descent, models, optim, train
 from dlvr_jax import _validate as check
 from dlvr_jax import perceptron as pla
 
@@ -1221,7 +1221,7 @@ def sweep(
         progress=progress,
     )
     seconds = time.perf_counter() - started
-    xs, ys, mean, std, _ = viz.sweep_summary(rows, "test_accuracy")
+    xs, ys, mean, std, _ = parallel.sweep_summary(rows, "test_accuracy")
     best = np.unravel_index(np.nanargmax(mean), mean.shape) if np.isfinite(mean).any() else None
     compiled = {r["batch_size"]: r["compile_seconds"] for r in rows}
     ran = {r["batch_size"]: r["run_seconds"] for r in rows}
@@ -1300,7 +1300,7 @@ class OptimizeConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        check.choice("function", self.function, (*optim.OBJECTIVES, "least_squares"))
+        check.choice("function", self.function, (*descent.OBJECTIVES, "least_squares"))
         for name in self.optimizers:
             check.choice("optimizer", name, DESCENT_METHODS)
         check.positive_int("steps", self.steps)
@@ -1315,7 +1315,7 @@ class OptimizeConfig:
                     f"--batch-sizes must be at most --n ({self.n}), got {max(self.batch_sizes)}"
                 )
             return
-        toy = optim.objective(self.function)
+        toy = descent.objective(self.function)
         start = toy.start if self.start is None else tuple(self.start)
         if len(start) != len(toy.start):
             raise ValueError(
@@ -1360,13 +1360,13 @@ def optimize(config: OptimizeConfig, *, out: str | None = ".") -> OptimizeResult
 
     if config.function == "least_squares":
         return _least_squares(config, out, viz)
-    toy = optim.objective(config.function)
+    toy = descent.objective(config.function)
     start = toy.start if config.start is None else tuple(config.start)
     rates = list(config.learning_rates or (1e-3,))
     learning_rates = dict(zip(config.optimizers, rates * len(config.optimizers), strict=False))
     x0 = np.asarray(start[0] if len(start) == 1 else start, np.float32)
     started = time.perf_counter()
-    paths = optim.compare(
+    paths = descent.compare(
         toy.f,
         x0,
         optimizers=tuple(config.optimizers),
@@ -1421,10 +1421,10 @@ def optimize(config: OptimizeConfig, *, out: str | None = ".") -> OptimizeResult
 def _least_squares(config: OptimizeConfig, out: str | None, viz: Any) -> OptimizeResult:
     rates = list(config.learning_rates or (0.01, 0.05, 0.2))
     data_key, shuffle_key = jax.random.split(jax.random.key(config.seed))
-    problem = optim.quadratic_samples(data_key, config.n, noise=config.noise)
-    w_star, f_star = optim.least_squares_solution(problem)
+    problem = descent.quadratic_samples(data_key, config.n, noise=config.noise)
+    w_star, f_star = descent.least_squares_solution(problem)
     started = time.perf_counter()
-    grid = optim.convergence_grid(
+    grid = descent.convergence_grid(
         shuffle_key,
         problem,
         np.zeros(3, np.float32),

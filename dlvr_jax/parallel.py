@@ -521,14 +521,14 @@ class SweepSummary(NamedTuple):
         y_values: the grid's rows (sorted values of the ``y`` column).
         mean: ``float[len(y_values), len(x_values)]``, the mean over the finite runs (NaN if none).
         std: the same shape, the standard deviation over the finite runs.
-        count: the same shape, the number of finite runs averaged.
+        counts: the same shape, the number of finite runs averaged.
     """
 
     x_values: list[Any]
     y_values: list[Any]
     mean: np.ndarray
     std: np.ndarray
-    count: np.ndarray
+    counts: np.ndarray
 
 
 def sweep_summary(
@@ -551,7 +551,7 @@ def sweep_summary(
         >>> rows = [{"learning_rate": 0.1, "batch_size": 8, "seed": s, "loss": v}
         ...         for s, v in enumerate([1.0, 3.0, None])]
         >>> summary = parallel.sweep_summary(rows, "loss")
-        >>> summary.mean.tolist(), summary.std.tolist(), summary.count.tolist()
+        >>> summary.mean.tolist(), summary.std.tolist(), summary.counts.tolist()
         ([[2.0]], [[1.0]], [[2]])
     """
     if not isinstance(rows, list) or not rows or not all(isinstance(r, Mapping) for r in rows):

@@ -46,18 +46,22 @@ from dlvr_jax import data as data_module
 from dlvr_jax import engine, losses
 from dlvr_jax.data import Dataset
 from dlvr_jax.engine import (
-    ON_NAN,
     Batch,
     Evaluation,
     History,
     ModuleApply,
-    Progress,
     StepMetrics,
     TrainingDiverged,
     TrainState,
     concatenate,
     train_step,
 )
+
+ON_NAN = engine.ON_NAN
+"""What :func:`fit`'s ``on_nan`` accepts: ``"raise"`` or ``"stop"``."""
+
+Progress = engine.Progress
+"""The type of :func:`fit`'s ``progress``: ``progress(epochs_done, epochs, history) -> None``."""
 
 __all__ = [
     "ON_NAN",

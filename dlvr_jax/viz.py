@@ -46,7 +46,7 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from dlvr_jax import _io, models
 from dlvr_jax.data import Dataset
-from dlvr_jax.optim import Path
+from dlvr_jax.descent import Path
 from dlvr_jax.perceptron import Params
 
 if TYPE_CHECKING:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from helpers import assert_bit_identical
 
-from dlvr_jax import checkpoint, data, models, optim, train
+from dlvr_jax import _io, checkpoint, data, models, optim, train
 
 MODEL = models.MLP(hidden=(8, 8), dropout=0.1)
 OPTIMIZER = optim.optimizer("adam", 1e-2)
@@ -130,7 +130,7 @@ def test_failed_save_keeps_the_old_file(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     # The new bytes are written to the temporary file, then syncing it fails.
-    monkeypatch.setattr(checkpoint._io.os, "fsync", boom)
+    monkeypatch.setattr(_io.os, "fsync", boom)
     with pytest.raises(OSError, match="disk full"):
         checkpoint.save(path, state, history)
     assert path.read_bytes() == before
