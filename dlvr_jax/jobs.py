@@ -575,6 +575,7 @@ class MlpSession:
         self.resumed_from = resumed_from
         self.diverged: Divergence | None = None
         self.seconds = 0.0
+        self.timings: dict[str, float] = {}
         self._data = prepared
 
     @classmethod
@@ -590,6 +591,7 @@ class MlpSession:
         """
         if not isinstance(config, MlpConfig):
             raise TypeError(f"config must be an MlpConfig, got {type(config).__name__}")
+        started = time.perf_counter()
         prepared = _prepare_data(
             dataset=config.dataset,
             n=config.n,
@@ -613,6 +615,7 @@ class MlpSession:
             config.optimizer, config.learning_rate, clip_norm=config.clip_norm
         )
         session = cls(config, prepared, model, optimizer, None, None, resume)
+        session.timings["data"] = time.perf_counter() - started
         if resume is not None:
             info = checkpoint.info(resume)
             if info.config is not None and not force:
@@ -663,6 +666,18 @@ class MlpSession:
         if self.diverged is not None:
             return 0
         before = self.epoch
+        if self.state is None:  # the state train.fit would create, timed apart
+            started = time.perf_counter()
+            self.state = train.create_train_state(
+                self._data.keys[0],
+                self.model,
+                self.optimizer,
+                self._data.train.x,
+                loss=self._data.loss,
+                l1=self.config.l1,
+                l2=self.config.l2,
+            )
+            self.timings["init"] = time.perf_counter() - started
         started = time.perf_counter()
         try:
             state, new = train.fit(
@@ -687,6 +702,7 @@ class MlpSession:
             # The kept state is the one before the bad epoch, whatever the numbering of fit's.
             self.diverged = Divergence(int(state.epoch) + 1, cause)
         self.seconds += time.perf_counter() - started
+        self.timings["train"] = self.seconds
         self.state = state
         self.history = new if self.history is None else train.concatenate(self.history, new)
         return self.epoch - before
@@ -698,9 +714,12 @@ class MlpSession:
         """
         files: list[str] = []
         notes: list[str] = []
+        started = time.perf_counter()
         if out is not None and self.state is not None and self.history is not None:
             os.makedirs(out, exist_ok=True)
             files, notes = _mlp_figures(self, out)
+        self.timings["figures"] = time.perf_counter() - started
+        started = time.perf_counter()
         if checkpoint_path is not None and self.state is not None:
             checkpoint.save(checkpoint_path, self.state, self.history, config=self.record)
         metrics = self._metrics(files, notes, checkpoint_path)
@@ -709,6 +728,8 @@ class MlpSession:
             files.append(path)
             metrics["files"] = list(files)
             write_json(path, metrics)
+        self.timings["files"] = time.perf_counter() - started
+        metrics["timings"] = {name: round(value, 3) for name, value in self.timings.items()}
         return MlpResult(
             self.config,
             self.model,
