@@ -31,7 +31,6 @@ from __future__ import annotations
 import math
 import numbers
 import os
-import re
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
@@ -445,27 +444,6 @@ def plot_loss_curve(
     return figure
 
 
-def _natural_key(name: str) -> tuple[Any, ...]:
-    """Sorts ``hidden_2`` before ``hidden_10``; ``output`` goes last."""
-    parts = re.split(r"(\d+)", name)
-    return (name.rsplit("/", 1)[-1] == "output", [int(p) if p.isdigit() else p for p in parts])
-
-
-def _dense_layers(tree: Any, prefix: str = "") -> dict[str, dict[str, Any]]:
-    """Every sub-dict holding a 2-D ``kernel``, by its path, in any order."""
-    found: dict[str, dict[str, Any]] = {}
-    for name, value in tree.items():
-        if not isinstance(value, Mapping):
-            continue
-        path = f"{prefix}{name}"
-        kernel = value.get("kernel")
-        if kernel is not None and np.ndim(kernel) == 2:
-            found[path] = dict(value)
-        else:
-            found.update(_dense_layers(value, f"{path}/"))
-    return found
-
-
 def _unit_gradient_norms(grads: Any) -> tuple[list[str], list[np.ndarray]]:
     """Layer names (input to output) and each layer's per-unit gradient norms."""
     if hasattr(grads, "final_grads") and hasattr(grads, "train_loss"):  # a History
@@ -476,19 +454,18 @@ def _unit_gradient_norms(grads: Any) -> tuple[list[str], list[np.ndarray]]:
             f"({{'params': {{layer: {{'kernel', 'bias'}}}}}} or the inner dict), "
             f"got {type(grads).__name__}"
         )
-    tree = grads["params"] if isinstance(grads.get("params"), Mapping) else grads
-    layers = _dense_layers(tree)
+    layers = models.dense_layers(grads)
     if not layers:
+        tree = grads["params"] if isinstance(grads.get("params"), Mapping) else grads
         raise ValueError(
             "grads has no dense layers: expected dicts with a 2-D 'kernel' "
             f"(and a 'bias'), got top-level keys {sorted(tree)}"
         )
-    names = sorted(layers, key=_natural_key)
+    names = [layer.name for layer in layers]
     norms = []
-    for name in names:
-        kernel = np.asarray(layers[name]["kernel"], dtype=np.float64)
+    for name, kernel, bias in layers:
+        kernel = np.asarray(kernel, dtype=np.float64)
         squares = np.sum(kernel**2, axis=0)
-        bias = layers[name].get("bias")
         if bias is not None:
             bias = np.asarray(bias, dtype=np.float64)
             if bias.shape != (kernel.shape[1],):
