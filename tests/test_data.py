@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from scipy import stats  # a dependency of jax
 
 from dlvr_jax import data
 
@@ -426,3 +427,191 @@ def test_a_traced_margin_above_one_is_clipped_and_terminates():
 def test_more_bad_input(key, call, error, message):
     with pytest.raises(error, match=message):
         call(key)
+
+
+# ---------------------------------------------------------------------------
+# Laws of the random draws: every generator's draws are independent of one another.
+#
+# Each generator draws a few quantities from its own split keys (circle: a radius
+# r, an angle theta and a jitter; gaussian: a label permutation, a spread and a
+# jitter; ...). A key used twice makes two of them functions of each other (for
+# example theta = pi * r when theta is drawn with r's key), which no shape or
+# determinism test sees. So each test below recovers the underlying draws from the
+# generator's output (the clean set, noise=0, and the noisy set of the same key),
+# maps each continuous one to U(0, 1) through its CDF (the probability integral
+# transform), and checks that each is uniform (Kolmogorov-Smirnov) and that every
+# pair is independent (chi-square test of a contingency table of their bins).
+#
+# Thresholds: the seeds are fixed, so the tests are deterministic; a test fails
+# when p < 1e-6, which independent draws reach once in a million seeds, while a
+# dependence as weak as a correlation of 0.1 gives p < 1e-20 at N = 12,000.
+
+STAT_N = 12_000
+STAT_SEEDS = (0, 1, 2)
+STAT_NOISE = 0.5
+P_FLOOR = 1e-6
+BINS = 6
+
+
+def _jitter_draws(clean: np.ndarray, noisy: np.ndarray, prefix: str) -> dict[str, np.ndarray]:
+    """The standard normal draws behind ``noisy = clean + NOISE * z``, as U(0, 1) values."""
+    z = (np.asarray(noisy, np.float64) - np.asarray(clean, np.float64)) / STAT_NOISE
+    z = z.reshape(z.shape[0], -1)
+    return {f"{prefix}{j + 1}": stats.norm.cdf(z[:, j]) for j in range(z.shape[1])}
+
+
+def _square_draws(x: np.ndarray) -> dict[str, np.ndarray]:
+    """Uniform points of (-1, 1)^2, coordinate by coordinate, as U(0, 1) values."""
+    return {"x1": (x[:, 0] + 1) / 2, "x2": (x[:, 1] + 1) / 2}
+
+
+def _circle_draws(clean: data.Dataset) -> dict[str, np.ndarray]:
+    x = np.asarray(clean.x, np.float64)
+    theta = np.mod(np.arctan2(x[:, 1], x[:, 0]), 2 * np.pi)
+    return {"r": np.hypot(x[:, 0], x[:, 1]) / 2, "theta": theta / (2 * np.pi)}
+
+
+def _gaussian_draws(clean: data.Dataset) -> dict[str, np.ndarray]:
+    x, y = np.asarray(clean.x, np.float64), np.asarray(clean.y)
+    spread = (x - np.where(y[:, None] == 1, 0.5, -0.5)) / 0.25  # std=0.25, the default
+    return {
+        "label": y,
+        "spread1": stats.norm.cdf(spread[:, 0]),
+        "spread2": stats.norm.cdf(spread[:, 1]),
+    }
+
+
+def _spiral_draws(clean: data.Dataset) -> dict[str, np.ndarray]:
+    x = np.asarray(clean.x, np.float64)
+    return {"label": np.asarray(clean.y), "t": np.hypot(x[:, 0], x[:, 1])}  # radius t ~ U(0, 1)
+
+
+def _moons_draws(clean: data.Dataset) -> dict[str, np.ndarray]:
+    x, y = np.asarray(clean.x, np.float64) + np.array([0.5, 0.25]), np.asarray(clean.y)
+    upper = np.arctan2(x[:, 1], x[:, 0])  # class 0: (cos a, sin a)
+    lower = np.arctan2(0.5 - x[:, 1], 1 - x[:, 0])  # class 1: (1 - cos a, 0.5 - sin a)
+    return {"label": y, "angle": np.clip(np.where(y == 1, lower, upper), 0, np.pi) / np.pi}
+
+
+def draws(name: str, seed: int) -> dict[str, np.ndarray]:
+    """The generator's underlying random draws on ``STAT_N`` points: U(0, 1) values or labels."""
+    key = jax.random.key(seed)
+    clean = data.make(name, key, STAT_N)
+    noisy = data.make(name, key, STAT_N, noise=STAT_NOISE)
+    found: dict[str, np.ndarray]
+    if name in ("linear", "xor", "plane", "multi_gaussian"):
+        found = _square_draws(np.asarray(clean.x, np.float64))
+    else:
+        found = {
+            "circle": _circle_draws,
+            "gaussian": _gaussian_draws,
+            "spiral": _spiral_draws,
+            "moons": _moons_draws,
+        }[name](clean)
+    if name in REGRESSION:  # the noise is on the targets
+        found.update(_jitter_draws(clean.y, noisy.y, "noise"))
+    else:  # the noise is on the points, after labelling
+        found.update(_jitter_draws(clean.x, noisy.x, "noise"))
+    return found
+
+
+def _binned(values: np.ndarray) -> np.ndarray:
+    if values.dtype.kind in "iub":  # labels are categories already
+        return values.astype(np.int64)
+    return np.clip((values * BINS).astype(np.int64), 0, BINS - 1)
+
+
+def independence_p(a: np.ndarray, b: np.ndarray) -> float:
+    """The chi-square test's p-value for "a and b are independent", on their binned values."""
+    table = np.zeros((_binned(a).max() + 1, _binned(b).max() + 1))
+    np.add.at(table, (_binned(a), _binned(b)), 1)
+    table = table[table.sum(axis=1) > 0][:, table.sum(axis=0) > 0]
+    return float(stats.chi2_contingency(table).pvalue)
+
+
+EXPECTED_DRAWS = {
+    "linear": {"x1", "x2", "noise1", "noise2"},
+    "xor": {"x1", "x2", "noise1", "noise2"},
+    "circle": {"r", "theta", "noise1", "noise2"},
+    "gaussian": {"label", "spread1", "spread2", "noise1", "noise2"},
+    "spiral": {"label", "t", "noise1", "noise2"},
+    "moons": {"label", "angle", "noise1", "noise2"},
+    "plane": {"x1", "x2", "noise1"},
+    "multi_gaussian": {"x1", "x2", "noise1"},
+}
+
+
+def test_every_generator_has_its_draws_listed():
+    assert set(EXPECTED_DRAWS) == set(data.names())
+
+
+@pytest.mark.parametrize("seed", STAT_SEEDS)
+@pytest.mark.parametrize("name", data.names())
+def test_each_draw_has_its_distribution(name, seed):
+    found = draws(name, seed)
+    assert set(found) == EXPECTED_DRAWS[name]
+    for what, values in found.items():
+        if what == "label":  # a shuffled balanced set: exactly half ones
+            assert int(values.sum()) == STAT_N // 2
+            continue
+        p = stats.kstest(values, "uniform").pvalue
+        assert p > P_FLOOR, f"{name}: {what} is not distributed as drawn (KS p = {p:.2g})"
+
+
+@pytest.mark.parametrize("seed", STAT_SEEDS)
+@pytest.mark.parametrize("name", data.names())
+def test_draws_are_pairwise_independent(name, seed):
+    found = draws(name, seed)
+    names = sorted(found)
+    for i, first in enumerate(names):
+        for second in names[i + 1 :]:
+            p = independence_p(found[first], found[second])
+            assert p > P_FLOOR, (
+                f"{name}: {first} and {second} are dependent (chi-square p = {p:.2g})"
+            )
+
+
+def test_the_independence_check_sees_a_reused_key():
+    # The law's own check: a draw made twice with one key, or a function of another draw,
+    # fails it; two draws from split keys pass.
+    k1, k2 = jax.random.split(jax.random.key(0))
+    u = np.asarray(jax.random.uniform(k1, (STAT_N,)), np.float64)
+    same_key = np.asarray(jax.random.uniform(k1, (STAT_N,), maxval=2 * np.pi)) / (2 * np.pi)
+    normal_same_key = stats.norm.cdf(np.asarray(jax.random.normal(k1, (STAT_N,)), np.float64))
+    other = np.asarray(jax.random.uniform(k2, (STAT_N,)), np.float64)
+    assert independence_p(u, same_key) < 1e-100
+    assert independence_p(u, normal_same_key) < 1e-100
+    assert independence_p(u, (u + 0.3 * other) % 1.0) < 1e-20  # partly dependent
+    assert independence_p(u, other) > P_FLOOR
+
+
+@pytest.mark.parametrize("seed", STAT_SEEDS)
+def test_circle_angle_is_uniform_whatever_the_radius(seed):
+    x, y = data.circle(jax.random.key(seed), STAT_N)
+    x, y = np.asarray(x, np.float64), np.asarray(y)
+    theta = np.mod(np.arctan2(x[:, 1], x[:, 0]), 2 * np.pi)
+    radius = np.hypot(x[:, 0], x[:, 1])
+    inner, outer = theta[y == 0], theta[y == 1]
+    # The inner disc and the outer ring have the same angle distribution...
+    assert stats.ks_2samp(inner, outer).pvalue > P_FLOOR
+    # ...which is uniform on [0, 2 pi) in each.
+    for ring in (inner, outer):
+        assert stats.kstest(ring / (2 * np.pi), "uniform").pvalue > P_FLOOR
+    # Radius and angle are uncorrelated (|r| < 6 / sqrt(N) = 0.055 under independence).
+    assert abs(np.corrcoef(radius, theta)[0, 1]) < 6 / math.sqrt(STAT_N)
+    assert abs(np.corrcoef(radius, np.cos(theta))[0, 1]) < 6 / math.sqrt(STAT_N)
+    # Every quadrant holds about a quarter of each ring (binomial sd 0.4% at N/2 points).
+    for label in (0, 1):
+        ring = x[y == label]
+        quadrants = 2 * (ring[:, 0] < 0) + (ring[:, 1] < 0)
+        shares = np.bincount(quadrants, minlength=4) / len(ring)
+        np.testing.assert_allclose(shares, 0.25, atol=0.03)
+
+
+@pytest.mark.parametrize("seed", STAT_SEEDS)
+def test_xor_coordinates_are_independent_so_its_classes_are_balanced_in_each_half(seed):
+    x, y = data.xor(jax.random.key(seed), STAT_N)
+    x, y = np.asarray(x), np.asarray(y)
+    assert independence_p((x[:, 0] + 1) / 2, (x[:, 1] + 1) / 2) > P_FLOOR
+    for half in (x[:, 0] > 0, x[:, 0] <= 0):  # given x1's sign, x2's sign is a fair coin
+        assert abs(y[half].mean() - 0.5) < 6 * 0.5 / math.sqrt(half.sum())
