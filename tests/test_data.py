@@ -615,3 +615,141 @@ def test_xor_coordinates_are_independent_so_its_classes_are_balanced_in_each_hal
     assert independence_p((x[:, 0] + 1) / 2, (x[:, 1] + 1) / 2) > P_FLOOR
     for half in (x[:, 0] > 0, x[:, 0] <= 0):  # given x1's sign, x2's sign is a fair coin
         assert abs(y[half].mean() - 0.5) < 6 * 0.5 / math.sqrt(half.sum())
+
+
+# ---------------------------------------------------------------------------
+# data.batch_order: the one definition of an epoch's minibatch order.
+
+
+# A few sizes (each compiles its own permutation), small and odd ones included.
+ORDER_SIZES = (2, 3, 7, 16, 33, 100)
+
+
+@st.composite
+def orders(draw: st.DrawFn, min_n: int = 2) -> tuple[int, int, int, int]:
+    """``(seed, epoch, n, batch_size)`` with ``1 <= batch_size < n`` (a real shuffle)."""
+    n = draw(st.sampled_from([size for size in ORDER_SIZES if size >= min_n]))
+    batch_size = draw(st.integers(1, n - 1))
+    return draw(seeds), draw(st.integers(0, 10_000)), n, batch_size
+
+
+def reference_order(key: jax.Array, epoch: int, n: int, batch_size: int, remainder: str):
+    """The documented function of ``(key, epoch)``, written out with NumPy."""
+    if batch_size == n:
+        order = np.arange(n)
+    else:
+        order = np.asarray(jax.random.permutation(jax.random.fold_in(key, epoch), n))
+    if remainder == "drop":
+        kept = n // batch_size * batch_size
+        index = order[:kept].reshape(-1, batch_size)
+        return index, np.ones(index.shape, np.float32)
+    rows = -(-n // batch_size)
+    index = np.zeros(rows * batch_size, order.dtype)
+    index[:n] = order
+    mask = (np.arange(rows * batch_size) < n).astype(np.float32)
+    return index.reshape(rows, batch_size), mask.reshape(rows, batch_size)
+
+
+@given(case=orders(min_n=16), remainder=st.sampled_from(data.REMAINDERS))
+def test_consecutive_epochs_are_ordered_differently(case, remainder):
+    # With n >= 16 two independent orders agree on the >= 8 kept positions with
+    # probability below 1 / (16 * 15 * ... * 9) = 2e-9: a tie here is a bug.
+    seed, epoch, n, batch_size = case
+    key = jax.random.key(seed)
+    this, _ = data.batch_order(key, epoch, n, batch_size, remainder=remainder)
+    following, _ = data.batch_order(key, epoch + 1, n, batch_size, remainder=remainder)
+    assert not np.array_equal(this, following)
+
+
+@given(case=orders(min_n=3), remainder=st.sampled_from(data.REMAINDERS))
+def test_a_run_of_epochs_is_not_one_order_repeated(case, remainder):
+    # For small n two epochs may agree by chance, but ten in a row all alike have
+    # probability at most (1/3!)^9 = 1e-7.
+    seed, epoch, n, batch_size = case
+    key = jax.random.key(seed)
+    runs = {
+        np.asarray(data.batch_order(key, e, n, batch_size, remainder=remainder)[0]).tobytes()
+        for e in range(epoch, epoch + 10)
+    }
+    assert len(runs) > 1
+
+
+@given(case=orders(), remainder=st.sampled_from(data.REMAINDERS))
+def test_the_order_is_the_documented_function_of_key_and_epoch(case, remainder):
+    seed, epoch, n, batch_size = case
+    key = jax.random.key(seed)
+    index, mask = data.batch_order(key, epoch, n, batch_size, remainder=remainder)
+    expected_index, expected_mask = reference_order(key, epoch, n, batch_size, remainder)
+    np.testing.assert_array_equal(index, expected_index)
+    np.testing.assert_array_equal(mask, expected_mask)
+    # A traced epoch (inside the compiled loop) gives the same order.
+    traced = jax.jit(lambda e: data.batch_order(key, e, n, batch_size, remainder=remainder))(
+        jnp.int32(epoch)
+    )
+    np.testing.assert_array_equal(traced[0], expected_index)
+    np.testing.assert_array_equal(traced[1], expected_mask)
+
+
+@given(seed=seeds, epoch=st.integers(0, 100), n=st.sampled_from((1, *ORDER_SIZES)))
+def test_a_single_full_batch_is_not_shuffled(seed, epoch, n):
+    for remainder in data.REMAINDERS:
+        index, mask = data.batch_order(jax.random.key(seed), epoch, n, n, remainder=remainder)
+        np.testing.assert_array_equal(index, np.arange(n)[None, :])
+        np.testing.assert_array_equal(mask, np.ones((1, n)))
+
+
+@given(case=orders())
+def test_pad_visits_every_example_once_per_epoch_and_masks_the_padding(case):
+    seed, epoch, n, batch_size = case
+    index, mask = data.batch_order(jax.random.key(seed), epoch, n, batch_size, remainder="pad")
+    index, mask = np.asarray(index), np.asarray(mask)
+    assert index.shape == mask.shape == (-(-n // batch_size), batch_size)
+    np.testing.assert_array_equal(np.sort(index[mask == 1]), np.arange(n))
+    # The mask is 1 on the first n entries, row by row, and 0 on the padding (index 0).
+    np.testing.assert_array_equal(mask.ravel(), np.arange(index.size) < n)
+    np.testing.assert_array_equal(index.ravel()[n:], 0)
+    assert set(np.unique(mask).tolist()) <= {0.0, 1.0}
+
+
+@given(case=orders())
+def test_drop_keeps_full_batches_of_distinct_examples(case):
+    seed, epoch, n, batch_size = case
+    index, mask = data.batch_order(jax.random.key(seed), epoch, n, batch_size, remainder="drop")
+    index, mask = np.asarray(index), np.asarray(mask)
+    assert index.shape == mask.shape == (n // batch_size, batch_size)
+    np.testing.assert_array_equal(mask, 1.0)
+    assert len(np.unique(index)) == index.size  # no example twice
+    assert index.min() >= 0
+    assert index.max() < n
+    # Drop keeps the same order as pad, minus the last partial batch.
+    padded, _ = data.batch_order(jax.random.key(seed), epoch, n, batch_size, remainder="pad")
+    np.testing.assert_array_equal(index, np.asarray(padded)[: n // batch_size])
+
+
+@given(seed=seeds, epoch=st.integers(0, 1000), n=st.sampled_from(ORDER_SIZES), data_=st.data())
+def test_train_minibatches_is_batch_order_under_the_key_fold_in_key_0(seed, epoch, n, data_):
+    from dlvr_jax import train
+
+    batch_size = data_.draw(st.integers(1, n))
+    key = jax.random.key(seed)
+    index, mask = train.minibatches(key, jnp.int32(epoch), n, batch_size)
+    expected = data.batch_order(jax.random.fold_in(key, 0), epoch, n, batch_size)
+    np.testing.assert_array_equal(index, expected[0])
+    np.testing.assert_array_equal(mask, expected[1])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"batch_size": 0}, ValueError, "batch_size must be an int >= 1, got 0"),
+        ({"batch_size": 11}, ValueError, r"batch_size must be in \[1, 10\].*got 11"),
+        ({"batch_size": 2.0}, TypeError, "batch_size must be an int"),
+        ({"n": 0}, ValueError, "n must be an int >= 1, got 0"),
+        ({"remainder": "keep"}, ValueError, r"unknown remainder 'keep'; expected one of"),
+    ],
+)
+def test_batch_order_rejects_bad_input(key, kwargs, error, message):
+    arguments = {"n": 10, "batch_size": 3, **kwargs}
+    n, batch_size = arguments.pop("n"), arguments.pop("batch_size")
+    with pytest.raises(error, match=message):
+        data.batch_order(key, 0, n, batch_size, **arguments)
