@@ -63,12 +63,10 @@ def initial_params(key: jax.Array, model: models.MLP, dataset: data.Dataset) -> 
     return state.params
 
 
-def dense_layers(params: Any) -> list[tuple[np.ndarray, np.ndarray]]:
-    """``(kernel[in, out], bias[out])`` of each dense layer, input to output."""
-    tree = params["params"]
+def numpy_layers(params: Any) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``(kernel[in, out], bias[out])`` as NumPy, for each of ``models.dense_layers(params)``."""
     return [
-        (np.asarray(tree[name]["kernel"]), np.asarray(tree[name]["bias"]))
-        for name in models.layer_names(params)
+        (np.asarray(layer.kernel), np.asarray(layer.bias)) for layer in models.dense_layers(params)
     ]
 
 
@@ -145,7 +143,7 @@ def run(config: h.Config) -> h.Workload:
     key, full, model, optimizer = seed_problem()
     x, y = np.asarray(full.x), np.asarray(full.y)
     params = initial_params(key, model, full)
-    layers = dense_layers(params)
+    layers = numpy_layers(params)
     rows: list[h.Row] = []
     runners: dict[str, Any] = {}
     firsts: dict[str, float] = {}

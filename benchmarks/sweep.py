@@ -187,7 +187,7 @@ def _torch_row(
         state = train.create_train_state(
             jax.random.key(seed), model, optim.optimizer("adam", rate), full.x
         )
-        templates[k] = (mlp.torch_model(torch, mlp.dense_layers(state.params)), rate)
+        templates[k] = (mlp.torch_model(torch, mlp.numpy_layers(state.params)), rate)
 
     def train_one(k: int, steps: int) -> Any:
         template, rate = templates[k]

@@ -121,9 +121,53 @@ class PocketResult(NamedTuple):
 # Checks.
 
 
-def _check_params(params: Any, n_features: int) -> Params:
+class _Labelled(NamedTuple):
+    """What :func:`_check_xy` returns: checked inputs and ±1 labels (int32)."""
+
+    x: jax.Array
+    y: jax.Array
+
+
+class _Training(NamedTuple):
+    """What :func:`_check_training` returns: the arguments of a training call, checked."""
+
+    x: jax.Array
+    y: jax.Array
+    learning_rate: Any  # a Python float, or a tracer under the user's jit
+    max_epochs: int
+    params: Params
+
+
+class _Points(NamedTuple):
+    """What :func:`_check_points` returns: checked params and points in the params' dtype."""
+
+    params: Params
+    x: jax.Array
+
+
+class _Batched(NamedTuple):
+    """What :func:`_check_batched` returns: :func:`fit_batched`'s arguments, checked."""
+
+    x: jax.Array
+    y: jax.Array
+    learning_rate: Any
+    max_epochs: int
+    params: Params
+    method: str
+    chunk_epochs: int | None
+
+
+def _require_params(params: Any) -> Params:
     if not isinstance(params, Params):
-        raise TypeError(f"params must be a perceptron.Params(w, b), got {type(params).__name__}")
+        raise TypeError(
+            "params must be a perceptron.Params(w, b), got "
+            f"{type(params).__name__} {check.show(params)}"
+        )
+    return params
+
+
+def _check_params(params: Any, n_features: int) -> Params:
+    params = _require_params(params)
     w = check.array("params.w", params.w, ndim=1)
     b = check.array("params.b", params.b, ndim=0)
     if w.shape != (n_features,):
@@ -159,12 +203,13 @@ def _check_labels(y: jax.Array) -> jax.Array:
         if not values <= {-1, 1}:
             hint = "; convert 0/1 labels with dlvr_jax.data.signed(y)" if values <= {0, 1} else ""
             raise ValueError(
-                f"y must hold labels in {{-1, +1}}, got values {sorted(values)[:10]}{hint}"
+                f"y must hold labels in {{-1, +1}}, got values "
+                f"{check.show(sorted(values)[:10])}{hint}"
             )
     return y if y.dtype == jnp.int32 else y.astype(jnp.int32)
 
 
-def _check_xy(x: Any, y: Any) -> tuple[jax.Array, jax.Array]:
+def _check_xy(x: Any, y: Any) -> _Labelled:
     x = check.array("x", x, ndim=2)
     if x.shape[0] < 1 or x.shape[1] < 1:
         raise ValueError(f"x must have shape (n, d) with n, d >= 1, got {x.shape}")
@@ -176,19 +221,17 @@ def _check_xy(x: Any, y: Any) -> tuple[jax.Array, jax.Array]:
     y = _check_labels(y)
     if not jnp.issubdtype(x.dtype, jnp.floating):
         x = x.astype(jnp.result_type(float))
-    return x, y
+    return _Labelled(x, y)
 
 
-def _check_training(
-    x: Any, y: Any, learning_rate: Any, max_epochs: Any, params: Any
-) -> tuple[jax.Array, jax.Array, Any, int, Params]:
+def _check_training(x: Any, y: Any, learning_rate: Any, max_epochs: Any, params: Any) -> _Training:
     x, y = _check_xy(x, y)
     learning_rate = check.real("learning_rate", learning_rate, low=0.0, low_open=True)
     max_epochs = check.positive_int("max_epochs", max_epochs)
     if params is None:
-        return x, y, learning_rate, max_epochs, _host_zeros((x.shape[1],), x.dtype)
+        return _Training(x, y, learning_rate, max_epochs, _host_zeros((x.shape[1],), x.dtype))
     params = _check_params(params, x.shape[1])
-    return _as_dtype(x, params.w.dtype), y, learning_rate, max_epochs, params
+    return _Training(_as_dtype(x, params.w.dtype), y, learning_rate, max_epochs, params)
 
 
 # ----------------------------------------------------------------------------
@@ -237,13 +280,11 @@ def _predict(params: Params, x: jax.Array) -> jax.Array:
     return jnp.where(_score(params, x) > 0, 1, -1).astype(jnp.int32)
 
 
-def _check_points(params: Any, x: Any) -> tuple[Params, jax.Array]:
+def _check_points(params: Any, x: Any) -> _Points:
     """Checks ``x`` (one point ``[d]`` or a batch ``[n, d]``) against ``params``."""
     x = check.array("x", x, ndim=(1, 2), finite=False)
-    if not isinstance(params, Params):
-        raise TypeError(f"params must be a perceptron.Params(w, b), got {type(params).__name__}")
-    params = _check_params(params, x.shape[-1])
-    return params, x.astype(params.w.dtype)
+    params = _check_params(_require_params(params), x.shape[-1])
+    return _Points(params, x.astype(params.w.dtype))
 
 
 def score(params: Params, x: Any) -> jax.Array:
@@ -303,7 +344,7 @@ def step(params: Params, x_i: Any, y_i: Any, *, learning_rate: float) -> Params:
     params, x_i = _check_points(params, x_i)
     y_i = check.array("y_i", y_i, ndim=0)
     if not check.is_tracer(y_i) and int(y_i) not in (-1, 1):
-        raise ValueError(f"y_i must be -1 or +1, got {y_i.item()}")
+        raise ValueError(f"y_i must be -1 or +1, got {check.show(y_i.item())}")
     learning_rate = check.real("learning_rate", learning_rate, low=0.0, low_open=True)
     return _update(params, x_i, y_i.astype(jnp.int32), learning_rate)[0]
 
@@ -600,11 +641,9 @@ def fit(
             (0/1 labels: use :func:`dlvr_jax.data.signed`), ``learning_rate <= 0``
             or ``max_epochs < 1``.
     """
-    x, y, learning_rate, max_epochs, params = _check_training(
-        x, y, learning_rate, max_epochs, params
-    )
+    args = _check_training(x, y, learning_rate, max_epochs, params)
     last, epochs, updates, converged, mistakes, _ = _train(
-        x, y, params, learning_rate, max_epochs, False
+        args.x, args.y, args.params, args.learning_rate, args.max_epochs, False
     )
     return FitResult(last, epochs, updates, converged, mistakes)
 
@@ -637,16 +676,14 @@ def pocket(
     Returns:
         A :class:`PocketResult`.
     """
-    x, y, learning_rate, max_epochs, params = _check_training(
-        x, y, learning_rate, max_epochs, params
-    )
+    args = _check_training(x, y, learning_rate, max_epochs, params)
     if not isinstance(every_update, bool):
-        raise TypeError(f"every_update must be a bool, got {every_update!r}")
+        raise TypeError(f"every_update must be a bool, got {check.show(every_update)}")
     last, epochs, updates, converged, mistakes, best = _train(
-        x, y, params, learning_rate, max_epochs, True, every_update
+        args.x, args.y, args.params, args.learning_rate, args.max_epochs, True, every_update
     )
     assert best is not None
-    n = jnp.asarray(x.shape[0], jnp.float32)
+    n = jnp.asarray(args.x.shape[0], jnp.float32)
     return PocketResult(best.params, best.correct / n, last, epochs, updates, converged, mistakes)
 
 
@@ -664,7 +701,7 @@ def _check_batched(
     params: Any,
     method: Any,
     chunk_epochs: Any,
-) -> tuple[jax.Array, jax.Array, Any, int, Params, str, int | None]:
+) -> _Batched:
     for name, value in (("x", x), ("y", y)):
         if check.is_tracer(value):
             raise TypeError(
@@ -693,10 +730,8 @@ def _check_batched(
     datasets, _, d = x.shape
     if params is None:
         zeros = _host_zeros((datasets, d), x.dtype)
-        return x, y, learning_rate, max_epochs, zeros, method, chunk_epochs
-    if not isinstance(params, Params):
-        raise TypeError(f"params must be a perceptron.Params(w, b), got {type(params).__name__}")
-    w = check.array("params.w", params.w, ndim=2)
+        return _Batched(x, y, learning_rate, max_epochs, zeros, method, chunk_epochs)
+    w = check.array("params.w", _require_params(params).w, ndim=2)
     b = check.array("params.b", params.b, ndim=1)
     if w.shape != (datasets, d) or b.shape != (datasets,):
         raise ValueError(
@@ -705,7 +740,7 @@ def _check_batched(
         )
     if not jnp.issubdtype(w.dtype, jnp.floating):
         w = w.astype(jnp.result_type(float))
-    return (
+    return _Batched(
         _as_dtype(x, w.dtype),
         y,
         learning_rate,
@@ -761,6 +796,10 @@ def _advance(
     The chunk ends when at most ``stop_at`` of them are still running, or
     after ``chunk_epochs`` epochs. Returns all lanes, updated, and which of
     ``index`` are still running.
+
+    A documented test seam: :func:`_fit_lanes` looks it up as a module global
+    at each chunk, so ``tests/test_perceptron_batched.py`` wraps it (with
+    ``monkeypatch``) to watch the schedule, one call per compiled chunk.
     """
     max_epochs = lanes.mistakes.shape[-1]
     part = jax.tree.map(lambda a: a[index], lanes)
@@ -885,12 +924,14 @@ def fit_batched(
         >>> bool(jnp.array_equal(result.params.w[3], alone.params.w))
         True
     """
-    x, y, learning_rate, max_epochs, params, method, chunk_epochs = _check_batched(
-        x, y, learning_rate, max_epochs, params, method, chunk_epochs
-    )
-    if method == "lanes" or (method == "auto" and _lanes_in_step()):
-        return _result(_fit_lanes(x, y, params, learning_rate, max_epochs, chunk_epochs))
-    return _fit_sequential(x, y, params, learning_rate, max_epochs)
+    args = _check_batched(x, y, learning_rate, max_epochs, params, method, chunk_epochs)
+    if args.method == "lanes" or (args.method == "auto" and _lanes_in_step()):
+        return _result(
+            _fit_lanes(
+                args.x, args.y, args.params, args.learning_rate, args.max_epochs, args.chunk_epochs
+            )
+        )
+    return _fit_sequential(args.x, args.y, args.params, args.learning_rate, args.max_epochs)
 
 
 # ----------------------------------------------------------------------------

@@ -84,8 +84,7 @@ from __future__ import annotations
 
 import functools
 import numbers
-import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
@@ -94,7 +93,7 @@ import numpy as np
 from jax import lax
 
 from dlvr_jax import _validate as check
-from dlvr_jax import _xla
+from dlvr_jax import _xla, models
 
 __all__ = [
     "METHODS",
@@ -494,20 +493,6 @@ def _pca(x: jax.Array, k: int) -> PCA:
     return PCA(components, variance, ratio, mean)
 
 
-def _natural_key(name: str) -> list[Any]:
-    """Sorts ``hidden_2`` before ``hidden_10``; ``output`` after ``hidden_*``."""
-    return [name.rsplit("/", 1)[-1] == "output"] + [
-        int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)
-    ]
-
-
-def _path_name(entry: Any) -> str:
-    for attribute in ("key", "name", "idx"):
-        if hasattr(entry, attribute):
-            return str(getattr(entry, attribute))
-    return str(entry)
-
-
 def weight_spectrum(params: Any) -> dict[str, jax.Array]:
     """The singular values of every 2-D ``kernel`` in a Flax params tree, by layer.
 
@@ -521,7 +506,8 @@ def weight_spectrum(params: Any) -> dict[str, jax.Array]:
 
     Returns:
         ``{layer path: float[min(d_in, d_out)]}``, singular values in descending
-        order, layers input to output (``"hidden_0"``, ..., ``"output"``).
+        order, one entry per layer of :func:`dlvr_jax.models.dense_layers`, input
+        to output (``"hidden_0"``, ..., ``"output"``).
 
     Raises:
         TypeError: when ``params`` is not a mapping.
@@ -534,21 +520,15 @@ def weight_spectrum(params: Any) -> dict[str, jax.Array]:
         >>> {name: s.shape for name, s in tensor.weight_spectrum(params).items()}
         {'hidden_0': (2,), 'hidden_1': (3,), 'output': (2,)}
     """
-    if not isinstance(params, Mapping):
-        raise TypeError(f"params must be a mapping (a Flax params tree), got {type(params)}")
-    tree = params["params"] if isinstance(params.get("params"), Mapping) else params
-    kernels: dict[str, jax.Array] = {}
-    for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
-        names = [_path_name(entry) for entry in path]
-        if names and names[-1] == "kernel" and np.ndim(leaf) == 2:
-            kernels["/".join(names[:-1]) or "kernel"] = check.array(
-                "/".join(names), leaf, ndim=2, finite=False
-            )
-    if not kernels:
+    layers = models.dense_layers(params)  # TypeError for a non-mapping
+    if not layers:
         raise ValueError("params holds no 2-D 'kernel' (a Dense layer's weight matrix)")
     return {
-        name: jnp.linalg.svd(kernels[name], compute_uv=False)
-        for name in sorted(kernels, key=_natural_key)
+        layer.name: jnp.linalg.svd(
+            check.array(f"{layer.name}/kernel", layer.kernel, ndim=2, finite=False),
+            compute_uv=False,
+        )
+        for layer in layers
     }
 
 

@@ -31,7 +31,6 @@ from __future__ import annotations
 import math
 import numbers
 import os
-import re
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
@@ -42,7 +41,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.colors import ListedColormap, LogNorm, Normalize
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, MaxNLocator
+from matplotlib.ticker import FuncFormatter, MaxNLocator, NullLocator
 
 from dlvr_jax import _io, models
 from dlvr_jax.data import Dataset
@@ -74,6 +73,11 @@ _REGIONS = ListedColormap(["#c6d4f5", "#f5c6c6"])
 _PROBABILITY = "P(class 1)"
 # A logarithmic gradient scale spans at most six decades below its largest value.
 _LOG_DECADES_FLOOR = 1e-6
+# plot_neuron_maps' margins in inches (left: "layer 10" labels; top: title and "unit k").
+_NEURON_MARGINS = (0.85, 0.1, 0.3, 0.55)
+# PNG compression: zlib level 3 writes the same pixels as matplotlib's default (6) about
+# a quarter faster, in files about a sixth larger.
+_PNG_OPTIONS = {"compress_level": 3}
 
 
 def _axes(ax: Axes | None, size: tuple[float, float] = (6.0, 6.0)) -> tuple[Figure, Axes]:
@@ -445,27 +449,6 @@ def plot_loss_curve(
     return figure
 
 
-def _natural_key(name: str) -> tuple[Any, ...]:
-    """Sorts ``hidden_2`` before ``hidden_10``; ``output`` goes last."""
-    parts = re.split(r"(\d+)", name)
-    return (name.rsplit("/", 1)[-1] == "output", [int(p) if p.isdigit() else p for p in parts])
-
-
-def _dense_layers(tree: Any, prefix: str = "") -> dict[str, dict[str, Any]]:
-    """Every sub-dict holding a 2-D ``kernel``, by its path, in any order."""
-    found: dict[str, dict[str, Any]] = {}
-    for name, value in tree.items():
-        if not isinstance(value, Mapping):
-            continue
-        path = f"{prefix}{name}"
-        kernel = value.get("kernel")
-        if kernel is not None and np.ndim(kernel) == 2:
-            found[path] = dict(value)
-        else:
-            found.update(_dense_layers(value, f"{path}/"))
-    return found
-
-
 def _unit_gradient_norms(grads: Any) -> tuple[list[str], list[np.ndarray]]:
     """Layer names (input to output) and each layer's per-unit gradient norms."""
     if hasattr(grads, "final_grads") and hasattr(grads, "train_loss"):  # a History
@@ -476,19 +459,18 @@ def _unit_gradient_norms(grads: Any) -> tuple[list[str], list[np.ndarray]]:
             f"({{'params': {{layer: {{'kernel', 'bias'}}}}}} or the inner dict), "
             f"got {type(grads).__name__}"
         )
-    tree = grads["params"] if isinstance(grads.get("params"), Mapping) else grads
-    layers = _dense_layers(tree)
+    layers = models.dense_layers(grads)
     if not layers:
+        tree = grads["params"] if isinstance(grads.get("params"), Mapping) else grads
         raise ValueError(
             "grads has no dense layers: expected dicts with a 2-D 'kernel' "
             f"(and a 'bias'), got top-level keys {sorted(tree)}"
         )
-    names = sorted(layers, key=_natural_key)
+    names = [layer.name for layer in layers]
     norms = []
-    for name in names:
-        kernel = np.asarray(layers[name]["kernel"], dtype=np.float64)
+    for name, kernel, bias in layers:
+        kernel = np.asarray(kernel, dtype=np.float64)
         squares = np.sum(kernel**2, axis=0)
-        bias = layers[name].get("bias")
         if bias is not None:
             bias = np.asarray(bias, dtype=np.float64)
             if bias.shape != (kernel.shape[1],):
@@ -705,14 +687,27 @@ def plot_neuron_maps(
     columns = max((*widths, 1))
     rows = len(widths) + 1
     size = min(1.2, 12.0 / columns)
-    figure = Figure(figsize=(size * columns + 1.2, size * rows + 0.6), layout="constrained")
-    cells = figure.add_gridspec(rows, columns)
+    width, height = size * columns + 1.2, size * rows + 0.6
+    # Fixed margins, in inches, instead of a layout engine: the thumbnails carry no
+    # ticks, so the room their labels need is known, and constrained layout spent
+    # most of savefig's time measuring ~40 axes (0.46 s -> 0.19 s for 41 thumbnails).
+    figure = Figure(figsize=(width, height))
+    cells = figure.add_gridspec(
+        rows,
+        columns,
+        left=_NEURON_MARGINS[0] / width,
+        right=1 - _NEURON_MARGINS[1] / width,
+        bottom=_NEURON_MARGINS[2] / height,
+        top=1 - _NEURON_MARGINS[3] / height,
+        wspace=0.08,
+        hspace=0.08,
+    )
     window = (x0, x1, y0, y1)
 
     def thumbnail(row: int, column: int) -> Axes:
         ax = figure.add_subplot(cells[row, column])
-        ax.set_xticks([])
-        ax.set_yticks([])
+        ax.xaxis.set_major_locator(NullLocator())  # no ticks (cheaper than set_xticks([]))
+        ax.yaxis.set_major_locator(NullLocator())
         ax.set_aspect("equal")
         return ax
 
@@ -1327,4 +1322,5 @@ def plot_matmul_scaling(
 def save(figure: Figure, path: str | os.PathLike[str], *, dpi: int = 100) -> None:
     """Saves ``figure`` to ``path`` atomically; the format follows the file suffix."""
     suffix = os.path.splitext(os.fspath(path))[1].lstrip(".") or "png"
-    _io.write_atomic(path, lambda stream: figure.savefig(stream, format=suffix, dpi=dpi))
+    options: dict[str, Any] = {"pil_kwargs": _PNG_OPTIONS} if suffix.lower() == "png" else {}
+    _io.write_atomic(path, lambda stream: figure.savefig(stream, format=suffix, dpi=dpi, **options))

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from scipy import stats  # a dependency of jax
 
 from dlvr_jax import data
 
@@ -426,3 +427,329 @@ def test_a_traced_margin_above_one_is_clipped_and_terminates():
 def test_more_bad_input(key, call, error, message):
     with pytest.raises(error, match=message):
         call(key)
+
+
+# ---------------------------------------------------------------------------
+# Laws of the random draws: every generator's draws are independent of one another.
+#
+# Each generator draws a few quantities from its own split keys (circle: a radius
+# r, an angle theta and a jitter; gaussian: a label permutation, a spread and a
+# jitter; ...). A key used twice makes two of them functions of each other (for
+# example theta = pi * r when theta is drawn with r's key), which no shape or
+# determinism test sees. So each test below recovers the underlying draws from the
+# generator's output (the clean set, noise=0, and the noisy set of the same key),
+# maps each continuous one to U(0, 1) through its CDF (the probability integral
+# transform), and checks that each is uniform (Kolmogorov-Smirnov) and that every
+# pair is independent (chi-square test of a contingency table of their bins).
+#
+# Thresholds: the seeds are fixed, so the tests are deterministic; a test fails
+# when p < 1e-6, which independent draws reach once in a million seeds, while a
+# dependence as weak as a correlation of 0.1 gives p < 1e-20 at N = 12,000.
+
+STAT_N = 12_000
+STAT_SEEDS = (0, 1, 2)
+STAT_NOISE = 0.5
+P_FLOOR = 1e-6
+BINS = 6
+
+
+def _jitter_draws(clean: np.ndarray, noisy: np.ndarray, prefix: str) -> dict[str, np.ndarray]:
+    """The standard normal draws behind ``noisy = clean + NOISE * z``, as U(0, 1) values."""
+    z = (np.asarray(noisy, np.float64) - np.asarray(clean, np.float64)) / STAT_NOISE
+    z = z.reshape(z.shape[0], -1)
+    return {f"{prefix}{j + 1}": stats.norm.cdf(z[:, j]) for j in range(z.shape[1])}
+
+
+def _square_draws(x: np.ndarray) -> dict[str, np.ndarray]:
+    """Uniform points of (-1, 1)^2, coordinate by coordinate, as U(0, 1) values."""
+    return {"x1": (x[:, 0] + 1) / 2, "x2": (x[:, 1] + 1) / 2}
+
+
+def _circle_draws(clean: data.Dataset) -> dict[str, np.ndarray]:
+    x = np.asarray(clean.x, np.float64)
+    theta = np.mod(np.arctan2(x[:, 1], x[:, 0]), 2 * np.pi)
+    return {"r": np.hypot(x[:, 0], x[:, 1]) / 2, "theta": theta / (2 * np.pi)}
+
+
+def _gaussian_draws(clean: data.Dataset) -> dict[str, np.ndarray]:
+    x, y = np.asarray(clean.x, np.float64), np.asarray(clean.y)
+    spread = (x - np.where(y[:, None] == 1, 0.5, -0.5)) / 0.25  # std=0.25, the default
+    return {
+        "label": y,
+        "spread1": stats.norm.cdf(spread[:, 0]),
+        "spread2": stats.norm.cdf(spread[:, 1]),
+    }
+
+
+def _spiral_draws(clean: data.Dataset) -> dict[str, np.ndarray]:
+    x = np.asarray(clean.x, np.float64)
+    return {"label": np.asarray(clean.y), "t": np.hypot(x[:, 0], x[:, 1])}  # radius t ~ U(0, 1)
+
+
+def _moons_draws(clean: data.Dataset) -> dict[str, np.ndarray]:
+    x, y = np.asarray(clean.x, np.float64) + np.array([0.5, 0.25]), np.asarray(clean.y)
+    upper = np.arctan2(x[:, 1], x[:, 0])  # class 0: (cos a, sin a)
+    lower = np.arctan2(0.5 - x[:, 1], 1 - x[:, 0])  # class 1: (1 - cos a, 0.5 - sin a)
+    return {"label": y, "angle": np.clip(np.where(y == 1, lower, upper), 0, np.pi) / np.pi}
+
+
+def draws(name: str, seed: int) -> dict[str, np.ndarray]:
+    """The generator's underlying random draws on ``STAT_N`` points: U(0, 1) values or labels."""
+    key = jax.random.key(seed)
+    clean = data.make(name, key, STAT_N)
+    noisy = data.make(name, key, STAT_N, noise=STAT_NOISE)
+    found: dict[str, np.ndarray]
+    if name in ("linear", "xor", "plane", "multi_gaussian"):
+        found = _square_draws(np.asarray(clean.x, np.float64))
+    else:
+        found = {
+            "circle": _circle_draws,
+            "gaussian": _gaussian_draws,
+            "spiral": _spiral_draws,
+            "moons": _moons_draws,
+        }[name](clean)
+    if name in REGRESSION:  # the noise is on the targets
+        found.update(_jitter_draws(clean.y, noisy.y, "noise"))
+    else:  # the noise is on the points, after labelling
+        found.update(_jitter_draws(clean.x, noisy.x, "noise"))
+    return found
+
+
+def _binned(values: np.ndarray) -> np.ndarray:
+    if values.dtype.kind in "iub":  # labels are categories already
+        return values.astype(np.int64)
+    return np.clip((values * BINS).astype(np.int64), 0, BINS - 1)
+
+
+def independence_p(a: np.ndarray, b: np.ndarray) -> float:
+    """The chi-square test's p-value for "a and b are independent", on their binned values."""
+    table = np.zeros((_binned(a).max() + 1, _binned(b).max() + 1))
+    np.add.at(table, (_binned(a), _binned(b)), 1)
+    table = table[table.sum(axis=1) > 0][:, table.sum(axis=0) > 0]
+    return float(stats.chi2_contingency(table).pvalue)
+
+
+EXPECTED_DRAWS = {
+    "linear": {"x1", "x2", "noise1", "noise2"},
+    "xor": {"x1", "x2", "noise1", "noise2"},
+    "circle": {"r", "theta", "noise1", "noise2"},
+    "gaussian": {"label", "spread1", "spread2", "noise1", "noise2"},
+    "spiral": {"label", "t", "noise1", "noise2"},
+    "moons": {"label", "angle", "noise1", "noise2"},
+    "plane": {"x1", "x2", "noise1"},
+    "multi_gaussian": {"x1", "x2", "noise1"},
+}
+
+
+def test_every_generator_has_its_draws_listed():
+    assert set(EXPECTED_DRAWS) == set(data.names())
+
+
+@pytest.mark.parametrize("seed", STAT_SEEDS)
+@pytest.mark.parametrize("name", data.names())
+def test_each_draw_has_its_distribution(name, seed):
+    found = draws(name, seed)
+    assert set(found) == EXPECTED_DRAWS[name]
+    for what, values in found.items():
+        if what == "label":  # a shuffled balanced set: exactly half ones
+            assert int(values.sum()) == STAT_N // 2
+            continue
+        p = stats.kstest(values, "uniform").pvalue
+        assert p > P_FLOOR, f"{name}: {what} is not distributed as drawn (KS p = {p:.2g})"
+
+
+@pytest.mark.parametrize("seed", STAT_SEEDS)
+@pytest.mark.parametrize("name", data.names())
+def test_draws_are_pairwise_independent(name, seed):
+    found = draws(name, seed)
+    names = sorted(found)
+    for i, first in enumerate(names):
+        for second in names[i + 1 :]:
+            p = independence_p(found[first], found[second])
+            assert p > P_FLOOR, (
+                f"{name}: {first} and {second} are dependent (chi-square p = {p:.2g})"
+            )
+
+
+def test_the_independence_check_sees_a_reused_key():
+    # The law's own check: a draw made twice with one key, or a function of another draw,
+    # fails it; two draws from split keys pass.
+    k1, k2 = jax.random.split(jax.random.key(0))
+    u = np.asarray(jax.random.uniform(k1, (STAT_N,)), np.float64)
+    same_key = np.asarray(jax.random.uniform(k1, (STAT_N,), maxval=2 * np.pi)) / (2 * np.pi)
+    normal_same_key = stats.norm.cdf(np.asarray(jax.random.normal(k1, (STAT_N,)), np.float64))
+    other = np.asarray(jax.random.uniform(k2, (STAT_N,)), np.float64)
+    assert independence_p(u, same_key) < 1e-100
+    assert independence_p(u, normal_same_key) < 1e-100
+    assert independence_p(u, (u + 0.3 * other) % 1.0) < 1e-20  # partly dependent
+    assert independence_p(u, other) > P_FLOOR
+
+
+@pytest.mark.parametrize("seed", STAT_SEEDS)
+def test_circle_angle_is_uniform_whatever_the_radius(seed):
+    x, y = data.circle(jax.random.key(seed), STAT_N)
+    x, y = np.asarray(x, np.float64), np.asarray(y)
+    theta = np.mod(np.arctan2(x[:, 1], x[:, 0]), 2 * np.pi)
+    radius = np.hypot(x[:, 0], x[:, 1])
+    inner, outer = theta[y == 0], theta[y == 1]
+    # The inner disc and the outer ring have the same angle distribution...
+    assert stats.ks_2samp(inner, outer).pvalue > P_FLOOR
+    # ...which is uniform on [0, 2 pi) in each.
+    for ring in (inner, outer):
+        assert stats.kstest(ring / (2 * np.pi), "uniform").pvalue > P_FLOOR
+    # Radius and angle are uncorrelated (|r| < 6 / sqrt(N) = 0.055 under independence).
+    assert abs(np.corrcoef(radius, theta)[0, 1]) < 6 / math.sqrt(STAT_N)
+    assert abs(np.corrcoef(radius, np.cos(theta))[0, 1]) < 6 / math.sqrt(STAT_N)
+    # Every quadrant holds about a quarter of each ring (binomial sd 0.4% at N/2 points).
+    for label in (0, 1):
+        ring = x[y == label]
+        quadrants = 2 * (ring[:, 0] < 0) + (ring[:, 1] < 0)
+        shares = np.bincount(quadrants, minlength=4) / len(ring)
+        np.testing.assert_allclose(shares, 0.25, atol=0.03)
+
+
+@pytest.mark.parametrize("seed", STAT_SEEDS)
+def test_xor_coordinates_are_independent_so_its_classes_are_balanced_in_each_half(seed):
+    x, y = data.xor(jax.random.key(seed), STAT_N)
+    x, y = np.asarray(x), np.asarray(y)
+    assert independence_p((x[:, 0] + 1) / 2, (x[:, 1] + 1) / 2) > P_FLOOR
+    for half in (x[:, 0] > 0, x[:, 0] <= 0):  # given x1's sign, x2's sign is a fair coin
+        assert abs(y[half].mean() - 0.5) < 6 * 0.5 / math.sqrt(half.sum())
+
+
+# ---------------------------------------------------------------------------
+# data.batch_order: the one definition of an epoch's minibatch order.
+
+
+# A few sizes (each compiles its own permutation), small and odd ones included.
+ORDER_SIZES = (2, 3, 7, 16, 33, 100)
+
+
+@st.composite
+def orders(draw: st.DrawFn, min_n: int = 2) -> tuple[int, int, int, int]:
+    """``(seed, epoch, n, batch_size)`` with ``1 <= batch_size < n`` (a real shuffle)."""
+    n = draw(st.sampled_from([size for size in ORDER_SIZES if size >= min_n]))
+    batch_size = draw(st.integers(1, n - 1))
+    return draw(seeds), draw(st.integers(0, 10_000)), n, batch_size
+
+
+def reference_order(key: jax.Array, epoch: int, n: int, batch_size: int, remainder: str):
+    """The documented function of ``(key, epoch)``, written out with NumPy."""
+    if batch_size == n:
+        order = np.arange(n)
+    else:
+        order = np.asarray(jax.random.permutation(jax.random.fold_in(key, epoch), n))
+    if remainder == "drop":
+        kept = n // batch_size * batch_size
+        index = order[:kept].reshape(-1, batch_size)
+        return index, np.ones(index.shape, np.float32)
+    rows = -(-n // batch_size)
+    index = np.zeros(rows * batch_size, order.dtype)
+    index[:n] = order
+    mask = (np.arange(rows * batch_size) < n).astype(np.float32)
+    return index.reshape(rows, batch_size), mask.reshape(rows, batch_size)
+
+
+@given(case=orders(min_n=16), remainder=st.sampled_from(data.REMAINDERS))
+def test_consecutive_epochs_are_ordered_differently(case, remainder):
+    # With n >= 16 two independent orders agree on the >= 8 kept positions with
+    # probability below 1 / (16 * 15 * ... * 9) = 2e-9: a tie here is a bug.
+    seed, epoch, n, batch_size = case
+    key = jax.random.key(seed)
+    this, _ = data.batch_order(key, epoch, n, batch_size, remainder=remainder)
+    following, _ = data.batch_order(key, epoch + 1, n, batch_size, remainder=remainder)
+    assert not np.array_equal(this, following)
+
+
+@given(case=orders(min_n=3), remainder=st.sampled_from(data.REMAINDERS))
+def test_a_run_of_epochs_is_not_one_order_repeated(case, remainder):
+    # For small n two epochs may agree by chance, but ten in a row all alike have
+    # probability at most (1/3!)^9 = 1e-7.
+    seed, epoch, n, batch_size = case
+    key = jax.random.key(seed)
+    runs = {
+        np.asarray(data.batch_order(key, e, n, batch_size, remainder=remainder)[0]).tobytes()
+        for e in range(epoch, epoch + 10)
+    }
+    assert len(runs) > 1
+
+
+@given(case=orders(), remainder=st.sampled_from(data.REMAINDERS))
+def test_the_order_is_the_documented_function_of_key_and_epoch(case, remainder):
+    seed, epoch, n, batch_size = case
+    key = jax.random.key(seed)
+    index, mask = data.batch_order(key, epoch, n, batch_size, remainder=remainder)
+    expected_index, expected_mask = reference_order(key, epoch, n, batch_size, remainder)
+    np.testing.assert_array_equal(index, expected_index)
+    np.testing.assert_array_equal(mask, expected_mask)
+    # A traced epoch (inside the compiled loop) gives the same order.
+    traced = jax.jit(lambda e: data.batch_order(key, e, n, batch_size, remainder=remainder))(
+        jnp.int32(epoch)
+    )
+    np.testing.assert_array_equal(traced[0], expected_index)
+    np.testing.assert_array_equal(traced[1], expected_mask)
+
+
+@given(seed=seeds, epoch=st.integers(0, 100), n=st.sampled_from((1, *ORDER_SIZES)))
+def test_a_single_full_batch_is_not_shuffled(seed, epoch, n):
+    for remainder in data.REMAINDERS:
+        index, mask = data.batch_order(jax.random.key(seed), epoch, n, n, remainder=remainder)
+        np.testing.assert_array_equal(index, np.arange(n)[None, :])
+        np.testing.assert_array_equal(mask, np.ones((1, n)))
+
+
+@given(case=orders())
+def test_pad_visits_every_example_once_per_epoch_and_masks_the_padding(case):
+    seed, epoch, n, batch_size = case
+    index, mask = data.batch_order(jax.random.key(seed), epoch, n, batch_size, remainder="pad")
+    index, mask = np.asarray(index), np.asarray(mask)
+    assert index.shape == mask.shape == (-(-n // batch_size), batch_size)
+    np.testing.assert_array_equal(np.sort(index[mask == 1]), np.arange(n))
+    # The mask is 1 on the first n entries, row by row, and 0 on the padding (index 0).
+    np.testing.assert_array_equal(mask.ravel(), np.arange(index.size) < n)
+    np.testing.assert_array_equal(index.ravel()[n:], 0)
+    assert set(np.unique(mask).tolist()) <= {0.0, 1.0}
+
+
+@given(case=orders())
+def test_drop_keeps_full_batches_of_distinct_examples(case):
+    seed, epoch, n, batch_size = case
+    index, mask = data.batch_order(jax.random.key(seed), epoch, n, batch_size, remainder="drop")
+    index, mask = np.asarray(index), np.asarray(mask)
+    assert index.shape == mask.shape == (n // batch_size, batch_size)
+    np.testing.assert_array_equal(mask, 1.0)
+    assert len(np.unique(index)) == index.size  # no example twice
+    assert index.min() >= 0
+    assert index.max() < n
+    # Drop keeps the same order as pad, minus the last partial batch.
+    padded, _ = data.batch_order(jax.random.key(seed), epoch, n, batch_size, remainder="pad")
+    np.testing.assert_array_equal(index, np.asarray(padded)[: n // batch_size])
+
+
+@given(seed=seeds, epoch=st.integers(0, 1000), n=st.sampled_from(ORDER_SIZES), data_=st.data())
+def test_train_minibatches_is_batch_order_under_the_key_fold_in_key_0(seed, epoch, n, data_):
+    from dlvr_jax import train
+
+    batch_size = data_.draw(st.integers(1, n))
+    key = jax.random.key(seed)
+    index, mask = train.minibatches(key, jnp.int32(epoch), n, batch_size)
+    expected = data.batch_order(jax.random.fold_in(key, 0), epoch, n, batch_size)
+    np.testing.assert_array_equal(index, expected[0])
+    np.testing.assert_array_equal(mask, expected[1])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"batch_size": 0}, ValueError, "batch_size must be an int >= 1, got 0"),
+        ({"batch_size": 11}, ValueError, r"batch_size must be in \[1, 10\].*got 11"),
+        ({"batch_size": 2.0}, TypeError, "batch_size must be an int"),
+        ({"n": 0}, ValueError, "n must be an int >= 1, got 0"),
+        ({"remainder": "keep"}, ValueError, r"unknown remainder 'keep'; expected one of"),
+    ],
+)
+def test_batch_order_rejects_bad_input(key, kwargs, error, message):
+    arguments = {"n": 10, "batch_size": 3, **kwargs}
+    n, batch_size = arguments.pop("n"), arguments.pop("batch_size")
+    with pytest.raises(error, match=message):
+        data.batch_order(key, 0, n, batch_size, **arguments)

@@ -5,6 +5,8 @@ The losses are tested jitted, as training calls them.
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -233,6 +235,103 @@ def test_accuracy_agrees_with_argmax(seed, n, k):
     assert float(accuracy(z, jnp.argmax(z, -1))) == 1.0
 
 
+# Accuracy lies in [0, 1], and a perfect score is exactly 1.0 (the mean divides
+# once, after summing: summing values / n read 1.0000001 for n = 10 or 40).
+
+
+def _perfect_logits(labels: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """Random logits whose argmax (or sign, for k = 1) is ``labels``."""
+    z = np.abs(logits_and_labels(seed, 16, 10, 1.0)[0].ravel())  # 160 magnitudes
+    z = np.resize(z, labels.shape[0] * max(k, 1)).reshape(labels.shape[0], max(k, 1))
+    if k == 1:
+        return np.where(labels == 1, 0.5 + z[:, 0], -0.5 - z[:, 0]).astype(np.float32)
+    z[np.arange(labels.shape[0]), labels] = z.max() + 1.0
+    return z.astype(np.float32)
+
+
+weights_kinds = st.sampled_from(["none", "ones", "mask", "positive"])
+
+
+def _weights(kind: str, n: int, draw: st.DataObject) -> np.ndarray | None:
+    if kind == "none":
+        return None
+    if kind == "ones":
+        return np.ones(n, np.float32)
+    if kind == "mask":  # padding: the real examples first, then zeros
+        real = draw.draw(st.integers(1, n))
+        return (np.arange(n) < real).astype(np.float32)
+    values = draw.draw(st.lists(st.floats(2.0**-10, 2.0**20, width=32), min_size=n, max_size=n))
+    return np.asarray(values, np.float32)
+
+
+# Known defect, reported with its fix (losses.py is not this change's to edit): under
+# jit without weights, the divisor of losses._mean is the constant n, and XLA rewrites
+# `sum / n` into `sum * (1 / n)`, so a perfect accuracy reads 0.99999994 for n = 41,
+# 47, 55, 61, 82, 83, 94, 97, 107, 109, ... (51 values of n below 400; eagerly it is
+# 1.0). Fix: `total = lax.optimization_barrier(jnp.sum(weights))` in losses._mean.
+# Strict: these tests fail (XPASS) once it is fixed, and the marks must go.
+CONSTANT_N_DIVISION = pytest.mark.xfail(
+    strict=True, reason="losses._mean: XLA turns / n into * (1 / n) under jit without weights"
+)
+
+
+@pytest.mark.parametrize(
+    "n",
+    [
+        10,
+        40,
+        160,
+        pytest.param(41, marks=CONSTANT_N_DIVISION),
+        pytest.param(107, marks=CONSTANT_N_DIVISION),
+    ],
+)
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_a_perfect_accuracy_is_exactly_one(n, k):
+    labels = (np.arange(n) * 7 % max(k, 2)).astype(np.int32)
+    z = _perfect_logits(labels, k, n)
+    assert float(losses.accuracy(jnp.asarray(z), jnp.asarray(labels))) == 1.0  # eagerly
+    assert float(accuracy(z, labels, jnp.ones(n))) == 1.0
+    mask = (np.arange(n) < n - 3).astype(np.float32)  # a padded last batch
+    wrong = labels.copy()
+    wrong[n - 3 :] = 1 - np.minimum(wrong[n - 3 :], 1)  # padding entries may be wrong
+    assert float(accuracy(z, wrong, mask)) == 1.0
+    assert float(accuracy(z, labels)) == 1.0  # compiled, no weights
+
+
+def _labels(data: st.DataObject, n: int, k: int) -> np.ndarray:
+    values = data.draw(st.lists(st.integers(0, max(k, 2) - 1), min_size=n, max_size=n))
+    return np.asarray(values, np.int32)
+
+
+@given(
+    n=st.integers(1, 300),
+    k=st.sampled_from([1, 2, 5]),
+    seed=seeds,
+    kind=weights_kinds,
+    data=st.data(),
+)
+def test_accuracy_lies_in_zero_one_and_a_perfect_score_is_exactly_one(n, k, seed, kind, data):
+    labels = _labels(data, n, k)
+    weights = _weights(kind, n, data)
+    perfect = _perfect_logits(labels, k, seed)
+    if weights is not None:  # (without weights: see the next test)
+        assert float(accuracy(perfect, labels, weights)) == 1.0
+    # Any logits: a score in [0, 1], and 0 when every example is wrong.
+    z = np.resize(logits_and_labels(seed, 16, 10, 3.0)[0].ravel(), (n, k)).astype(np.float32)
+    score = float(accuracy(z, labels, weights))
+    assert 0.0 <= score <= 1.0
+    assert 0.0 <= float(accuracy(perfect, labels, weights)) <= 1.0
+    if k == 1:
+        assert float(accuracy(-perfect, labels, weights)) == 0.0
+
+
+@CONSTANT_N_DIVISION
+@given(n=st.integers(1, 300), k=st.sampled_from([1, 2, 5]), seed=seeds, data=st.data())
+def test_a_perfect_score_without_weights_is_exactly_one_for_every_n(n, k, seed, data):
+    labels = _labels(data, n, k)
+    assert float(accuracy(_perfect_logits(labels, k, seed), labels)) == 1.0
+
+
 # ---------------------------------------------------------------------------
 # Weights.
 
@@ -371,3 +470,80 @@ def test_get_loss_by_name_and_errors():
         losses.get_loss("MSE")
     with pytest.raises(TypeError, match="loss must be"):
         losses.get_loss(3)
+
+
+# ---------------------------------------------------------------------------
+# losses.task: the one rule for whether training is regression.
+
+
+def test_task_of_every_registered_name_and_function():
+    for name, loss in losses.LOSSES.items():
+        expected = "regression" if name in losses.REGRESSION_LOSSES else "classification"
+        assert losses.task(name) == expected
+        assert losses.task(loss) == expected  # the registered callable has its name's task
+    assert losses.task("mse") == losses.task(losses.mean_squared_error) == "regression"
+    assert losses.task("cross_entropy") == "classification"
+    assert losses.task("hinge") == "classification"
+    assert losses.TASKS == ("classification", "regression")
+
+
+def test_an_explicit_task_wins_over_everything():
+    def declared(outputs, targets, weights=None):
+        return jnp.zeros(())
+
+    declared.task = "classification"
+    for loss in ("mse", "cross_entropy", losses.mean_squared_error, declared):
+        for task in losses.TASKS:
+            assert losses.task(loss, task) == task
+            assert losses.task(loss, task=task) == task
+
+
+def test_a_users_loss_declares_its_task_and_is_classification_otherwise():
+    def huber(outputs, targets, weights=None):
+        return jnp.zeros(())
+
+    assert losses.task(huber) == "classification"  # undeclared: classification
+    huber.task = "regression"
+    assert losses.task(huber) == "regression"
+    huber.task = "classification"
+    assert losses.task(huber) == "classification"
+
+    class Scaled:  # any callable, not only functions
+        task = "regression"
+
+        def __call__(self, outputs, targets, weights=None):
+            return jnp.zeros(())
+
+    assert losses.task(Scaled()) == "regression"
+    # A wrapper of a registered regression loss is a new callable: it must declare its task.
+    wrapped = functools.partial(losses.mean_squared_error)
+    assert losses.task(wrapped) == "classification"
+    wrapped.task = "regression"  # type: ignore[attr-defined]
+    assert losses.task(wrapped) == "regression"
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "error", "words"),
+    [
+        (("mse",), {"task": "Regression"}, ValueError, ["task", "'Regression'", "regression"]),
+        (("mse",), {"task": "binary"}, ValueError, ["task", "'binary'", "classification"]),
+        (("mse",), {"task": 1}, TypeError, ["task", "1"]),
+        (("msee",), {}, ValueError, ["loss", "'msee'", "mse"]),
+        ((3,), {}, TypeError, ["loss must be a name", "got 3", "callable"]),
+        ((None,), {}, TypeError, ["loss must be a name", "got None"]),
+    ],
+)
+def test_task_rejects_bad_input(args, kwargs, error, words):
+    with pytest.raises(error) as info:
+        losses.task(*args, **kwargs)
+    for word in words:
+        assert word in str(info.value)
+
+
+def test_a_bad_declared_task_names_the_loss():
+    def odd(outputs, targets, weights=None):
+        return jnp.zeros(())
+
+    odd.task = "ranking"
+    with pytest.raises(ValueError, match=r"odd.task.*'ranking'.*classification"):
+        losses.task(odd)

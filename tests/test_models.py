@@ -7,6 +7,7 @@ test fails if an option (residual, layer norm, activation) is ignored.
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 from collections.abc import Callable
 from typing import Any
@@ -450,3 +451,99 @@ def test_get_activation_errors():
         models.get_activation("mish")
     with pytest.raises(TypeError, match="activation"):
         models.get_activation(None)
+
+
+# ---------------------------------------------------------------------------
+# models.dense_layers: the one walk over a params tree's dense layers.
+
+
+def _kernel(d_in: int, d_out: int, value: float = 1.0) -> jax.Array:
+    return jnp.full((d_in, d_out), value)
+
+
+@given(depth=st.integers(0, 14), width=st.integers(1, 3), n_inputs=st.integers(1, 3))
+def test_dense_layers_run_input_to_output_with_numbers_compared_as_numbers(depth, width, n_inputs):
+    model = models.MLP(hidden=(width,) * depth)
+    params = shapes(model, n_inputs)
+    layers = models.dense_layers(params)
+    # hidden_2 before hidden_10 (a string sort would put hidden_10 after hidden_1).
+    assert [layer.name for layer in layers] == [f"hidden_{i}" for i in range(depth)] + ["output"]
+    # Input to output: each kernel's input width is the previous one's output width.
+    widths = [n_inputs] + [width] * depth + [2]
+    assert [layer.kernel.shape for layer in layers] == list(itertools.pairwise(widths))
+    assert [layer.bias.shape for layer in layers] == [(w,) for w in widths[1:]]
+    # The "params" collection is optional, and layer_names are the same names.
+    assert models.dense_layers(params["params"]) == layers
+    assert models.layer_names(params) == [layer.name for layer in layers]
+
+
+def test_dense_layers_order_does_not_depend_on_the_trees_insertion_order():
+    names = [f"hidden_{i}" for i in (10, 2, 11, 0, 1)] + ["output"]
+    tree = {
+        name: {"kernel": _kernel(2, 2, i), "bias": jnp.zeros(2)} for i, name in enumerate(names)
+    }
+    reversed_tree = dict(reversed(list(tree.items())))
+    expected = ["hidden_0", "hidden_1", "hidden_2", "hidden_10", "hidden_11", "output"]
+    for candidate in (tree, reversed_tree, {"params": tree}):
+        layers = models.dense_layers(candidate)
+        assert [layer.name for layer in layers] == expected
+        for layer in layers:  # each name keeps its own kernel and bias
+            assert layer.kernel is tree[layer.name]["kernel"]
+            assert layer.bias is tree[layer.name]["bias"]
+
+
+def test_dense_layers_of_nested_trees_are_named_by_path_with_outputs_last():
+    tree = {
+        "params": {
+            "encoder": {
+                "output": {"kernel": _kernel(3, 4), "bias": jnp.zeros(4)},
+                "hidden_0": {"kernel": _kernel(2, 3), "bias": jnp.zeros(3)},
+            },
+            "decoder": {"block_1": {"dense": {"kernel": _kernel(4, 2)}}},
+        }
+    }
+    layers = models.dense_layers(tree)
+    assert [layer.name for layer in layers] == [
+        "decoder/block_1/dense",
+        "encoder/hidden_0",
+        "encoder/output",
+    ]
+    assert layers[0].bias is None  # a layer without a bias
+    assert layers[2].kernel.shape == (3, 4)
+
+
+def test_dense_layers_of_a_gradients_tree_are_the_gradients():
+    model = models.MLP(hidden=(3, 3))
+    params = random_params(model, 0, 2)
+    x = jax.random.normal(jax.random.key(1), (5, 2))
+    grads = jax.grad(lambda p: jnp.sum(model.apply(p, x) ** 2))(params)
+    by_params, by_grads = models.dense_layers(params), models.dense_layers(grads)
+    assert [layer.name for layer in by_grads] == [layer.name for layer in by_params]
+    for layer in by_grads:
+        np.testing.assert_array_equal(layer.kernel, grads["params"][layer.name]["kernel"])
+        np.testing.assert_array_equal(layer.bias, grads["params"][layer.name]["bias"])
+    # Traced values work too (only shapes are read): under jit, per-layer sums.
+    sums = jax.jit(lambda g: [jnp.sum(layer.kernel) for layer in models.dense_layers(g)])(grads)
+    np.testing.assert_allclose(sums, [np.sum(layer.kernel) for layer in by_grads], rtol=1e-6)
+
+
+def test_dense_layers_skip_layer_norm_parameters():
+    model = models.MLP(hidden=(3, 4), layer_norm=True)
+    params = shapes(model, 2)
+    assert {"norm_0", "norm_1"} <= set(params["params"])  # present in the tree...
+    assert models.layer_names(params) == ["hidden_0", "hidden_1", "output"]  # ...not layers
+
+
+def test_dense_layers_skip_what_is_not_a_2d_kernel():
+    assert models.dense_layers({}) == []
+    assert models.dense_layers({"params": {}}) == []
+    assert models.dense_layers({"scale": jnp.ones(3), "norm": {"scale": jnp.ones(3)}}) == []
+    # A 1-D or 3-D "kernel" (a convolution's, say) is not a dense layer.
+    assert models.dense_layers({"conv": {"kernel": jnp.ones((3, 3, 2, 4))}}) == []
+    assert models.dense_layers({"odd": {"kernel": jnp.ones(3)}}) == []
+
+
+@pytest.mark.parametrize("params", [[jnp.ones((2, 2))], jnp.ones((2, 2)), None, "params"])
+def test_dense_layers_reject_a_non_mapping(params):
+    with pytest.raises(TypeError, match="params must be a mapping"):
+        models.dense_layers(params)

@@ -366,7 +366,7 @@ Y = np.array([1, 1, -1])
         ({"learning_rate": "fast"}, TypeError, "learning_rate must be a real number"),
         ({"max_epochs": 0}, ValueError, "max_epochs must be an int >= 1, got 0"),
         ({"max_epochs": 10.0}, TypeError, "max_epochs must be an int"),
-        ({"params": (1, 2)}, TypeError, "params must be a perceptron.Params"),
+        ({"params": (1, 2)}, TypeError, r"params must be a perceptron.Params.*got tuple \(1, 2\)"),
         ({"params": perceptron.init(3)}, ValueError, r"params must have w of shape \(2,\)"),
     ],
 )
@@ -417,7 +417,16 @@ def test_mistake_bound_rejects_a_wrong_sized_w_star():
             ValueError,
             r"params must have w of shape \(5,\)",
         ),
-        (lambda: perceptron.predict((1.0, 2.0), X), TypeError, "params must be a perceptron"),
+        (
+            lambda: perceptron.predict((1.0, 2.0), X),
+            TypeError,
+            r"params must be a perceptron.Params\(w, b\), got tuple \(1.0, 2.0\)",
+        ),
+        (
+            lambda: perceptron.pocket(X, Y, every_update="yes"),
+            TypeError,
+            "every_update must be a bool, got 'yes'",
+        ),
         (lambda: perceptron.margin((1.0, 2.0), X, Y), TypeError, "params must be a perceptron"),
         (
             lambda: perceptron.fit(

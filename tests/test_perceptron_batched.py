@@ -119,7 +119,9 @@ def test_fit_batched_resumes_from_given_params():
 
 
 # ---------------------------------------------------------------------------
-# The lanes schedule: finished datasets leave between chunks.
+# The lanes schedule: finished datasets leave between chunks. These tests wrap
+# perceptron._advance, the documented test seam of the lanes schedule (one call
+# per compiled chunk; see its docstring), to watch the chunks without changing them.
 
 
 def test_lanes_drop_finished_datasets_between_chunks(monkeypatch):
@@ -210,7 +212,7 @@ Y = np.array([[1, 1, -1]] * 2)
         ({"method": "parallel"}, ValueError, r"unknown method 'parallel'; expected one of"),
         ({"chunk_epochs": 0}, ValueError, "chunk_epochs must be an int >= 1, got 0"),
         ({"chunk_epochs": 1.5}, TypeError, "chunk_epochs must be an int"),
-        ({"params": (1, 2)}, TypeError, "params must be a perceptron.Params"),
+        ({"params": (1, 2)}, TypeError, r"params must be a perceptron.Params.*got tuple \(1, 2\)"),
         ({"params": perceptron.init(2)}, ValueError, r"params.w must have rank 2"),
         (
             {"params": perceptron.Params(np.zeros((3, 2)), np.zeros(3))},
