@@ -51,6 +51,10 @@ __all__ = [
 ]
 
 
+# A typed handle on a JAX function that mypy sees as untyped.
+_barrier: Callable[[jax.Array], jax.Array] = lax.optimization_barrier
+
+
 def _mean(values: jax.Array, weights: jax.Array | None) -> jax.Array:
     r""":math:`\sum_i w_i \ell_i / \sum_i w_i` (plain mean without weights; 0 if all w are 0).
 
@@ -65,7 +69,7 @@ def _mean(values: jax.Array, weights: jax.Array | None) -> jax.Array:
     weights = jnp.asarray(weights, values.dtype)
     # The barrier keeps XLA from rewriting ``/ n`` as ``* (1 / n)`` for a constant n,
     # which would make a perfect accuracy 0.99999994 for n = 41.
-    total = lax.optimization_barrier(jnp.sum(weights))
+    total = _barrier(jnp.sum(weights))
     safe_total = jnp.where(total > 0, total, 1)
     weighted = jnp.sum(values * weights)
     direct = weighted / safe_total

@@ -15,7 +15,7 @@ The figures, and what they take:
 - :func:`plot_gradient_heatmap`: a gradient pytree shaped like the params (layers × units).
 - :func:`plot_neuron_maps`: a :class:`~dlvr_jax.models.MLP` and its params (every unit's output
   over the plane, the TensorFlow Playground's picture).
-- :func:`plot_optimization_paths`, :func:`plot_convergence`: :class:`~dlvr_jax.optim.Path`
+- :func:`plot_optimization_paths`, :func:`plot_convergence`: :class:`~dlvr_jax.descent.Path`
   runs over a toy objective (contour or 3-D surface) and ``f - f*`` against the step.
 
 Examples:
@@ -31,6 +31,7 @@ from __future__ import annotations
 import math
 import numbers
 import os
+import warnings
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
@@ -43,7 +44,7 @@ from matplotlib.colors import ListedColormap, LogNorm, Normalize
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator, NullLocator
 
-from dlvr_jax import _io, models
+from dlvr_jax import _io, models, parallel
 from dlvr_jax.data import Dataset
 from dlvr_jax.descent import Path
 from dlvr_jax.perceptron import Params
@@ -64,7 +65,6 @@ __all__ = [
     "plot_optimization_paths",
     "plot_sweep_heatmap",
     "save",
-    "sweep_summary",
 ]
 
 # The chapter's colours: class +1 (or 1) red, class -1 (or 0) blue.
@@ -861,12 +861,12 @@ def _descent_paths(paths: Any) -> dict[str, tuple[np.ndarray, np.ndarray, int, b
     """``{name: Path}`` -> ``{name: (xs, values, steps, converged, diverged)}``, visited part."""
     if not isinstance(paths, Mapping) or not paths:
         raise TypeError(
-            f"paths must be a non-empty mapping name -> optim.Path, got {type(paths).__name__}"
+            f"paths must be a non-empty mapping name -> descent.Path, got {type(paths).__name__}"
         )
     out = {}
     for name, path in paths.items():
         if not isinstance(path, Path):
-            raise TypeError(f"paths[{name!r}] must be an optim.Path, got {type(path).__name__}")
+            raise TypeError(f"paths[{name!r}] must be an descent.Path, got {type(path).__name__}")
         xs = np.asarray(path.xs, dtype=np.float64)
         values = np.asarray(path.values, dtype=np.float64)
         if xs.ndim not in (1, 2) or values.ndim != 1 or xs.shape[0] != values.shape[0]:
@@ -915,12 +915,12 @@ def plot_optimization_paths(
     in one jitted ``vmap`` call; paths that leave the window are clipped.
 
     Args:
-        f: the objective, e.g. ``optim.rosenbrock``.
-        paths: ``{name: optim.Path}``, e.g. from :func:`dlvr_jax.optim.compare`.
+        f: the objective, e.g. ``descent.rosenbrock``.
+        paths: ``{name: descent.Path}``, e.g. from :func:`dlvr_jax.descent.compare`.
         extent: the window ``(x0, x1, y0, y1)``; for one variable, the ``x``
             range and the ``f`` range.
         kind: ``"contour"`` or ``"surface"`` (two variables only).
-        minima: points to mark, e.g. ``optim.OBJECTIVES[name].minima``.
+        minima: points to mark, e.g. ``descent.OBJECTIVES[name].minima``.
         resolution: grid points per axis (default 200 for contours, 60 for surfaces).
         levels: number of contour levels, ``>= 2``.
         ax: draw into this axes (a ``projection="3d"`` one for surfaces).
@@ -1103,14 +1103,14 @@ def plot_convergence(
 ) -> Figure:
     """The gap ``f(x_k) − f*`` on a log scale against the step, for many runs.
 
-    With keys ``(learning_rate, batch_size)`` (as :func:`dlvr_jax.optim.convergence_grid`
+    With keys ``(learning_rate, batch_size)`` (as :func:`dlvr_jax.descent.convergence_grid`
     returns) there is one panel per batch size and one colour per learning rate,
     the same in every panel; with any other keys (e.g. optimizer names), one
     panel with one line per run. A diverged run ends in a cross.
 
     Args:
         paths: ``{(learning_rate, batch_size): Path}`` or ``{name: Path}``.
-        f_star: the minimum value, finite (e.g. ``optim.least_squares_solution(problem)[1]``).
+        f_star: the minimum value, finite (e.g. ``descent.least_squares_solution(problem)[1]``).
         floor: gaps below this (rounding) are drawn at it, ``> 0``.
         log_steps: a logarithmic step axis.
         title: the figure title.
@@ -1132,7 +1132,7 @@ def plot_convergence(
         raise ValueError(f"floor must be a number > 0, got {floor!r}")
     if not isinstance(paths, Mapping) or not paths:
         raise TypeError(
-            f"paths must be a non-empty mapping -> optim.Path, got {type(paths).__name__}"
+            f"paths must be a non-empty mapping -> descent.Path, got {type(paths).__name__}"
         )
     grid = all(isinstance(k, tuple) and len(k) == 2 for k in paths)
     drawn = _descent_paths({str(k): v for k, v in paths.items()})
@@ -1187,40 +1187,17 @@ _MATMUL_STYLES = {
 
 def sweep_summary(
     rows: Any, metric: str, *, x: str = "learning_rate", y: str = "batch_size"
-) -> tuple[list[Any], list[Any], np.ndarray, np.ndarray, np.ndarray]:
-    """Mean, spread (standard deviation) and count over seeds of ``metric`` on a grid.
+) -> Any:
+    """Deprecated: moved to :func:`dlvr_jax.parallel.sweep_summary` (a statistic, not a figure).
 
-    The grid is ``x`` (columns) × ``y`` (rows), by default learning rate × batch size.
-
-    ``rows`` is the table of :func:`dlvr_jax.parallel.sweep_table`. Diverged
-    runs (a None metric) are left out of the mean and counted apart.
-
-    Returns:
-        ``(x_values, y_values, mean[y, x], std[y, x], finite_count[y, x])``.
+    Kept for one release; it warns and returns what ``parallel.sweep_summary`` does.
     """
-    if not isinstance(rows, list) or not rows or not all(isinstance(r, Mapping) for r in rows):
-        raise TypeError("rows must be a non-empty list of dicts (parallel.sweep_table)")
-    for name in (metric, x, y):
-        if name not in rows[0]:
-            raise ValueError(f"{name!r} is not a column of the table; columns: {sorted(rows[0])}")
-    xs = sorted({r[x] for r in rows})
-    ys = sorted({r[y] for r in rows})
-    mean = np.full((len(ys), len(xs)), np.nan)
-    std = np.full((len(ys), len(xs)), np.nan)
-    count = np.zeros((len(ys), len(xs)), np.int64)
-    for i, y_value in enumerate(ys):
-        for j, x_value in enumerate(xs):
-            values = [
-                float(r[metric])
-                for r in rows
-                if r[x] == x_value and r[y] == y_value and r[metric] is not None
-            ]
-            values = [v for v in values if math.isfinite(v)]
-            count[i, j] = len(values)
-            if values:
-                mean[i, j] = float(np.mean(values))
-                std[i, j] = float(np.std(values))
-    return xs, ys, mean, std, count
+    warnings.warn(
+        "viz.sweep_summary moved to dlvr_jax.parallel.sweep_summary; import it from there",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return parallel.sweep_summary(rows, metric, x=x, y=y)
 
 
 def plot_sweep_heatmap(
@@ -1242,7 +1219,7 @@ def plot_sweep_heatmap(
     """
     if not isinstance(metrics, tuple) or not metrics:
         raise TypeError(f"metrics must be a non-empty tuple of column names, got {metrics!r}")
-    summaries = [sweep_summary(rows, metric) for metric in metrics]
+    summaries = [parallel.sweep_summary(rows, metric) for metric in metrics]
     xs, ys = summaries[0][0], summaries[0][1]
     figure = Figure(
         figsize=(max(6.0, 0.55 * len(xs) + 2.5) * len(metrics), 2.0 + 1.3 * len(ys) * 2),

@@ -264,25 +264,17 @@ def _weights(kind: str, n: int, draw: st.DataObject) -> np.ndarray | None:
     return np.asarray(values, np.float32)
 
 
-# Known defect, reported with its fix (losses.py is not this change's to edit): under
-# jit without weights, the divisor of losses._mean is the constant n, and XLA rewrites
-# `sum / n` into `sum * (1 / n)`, so a perfect accuracy reads 0.99999994 for n = 41,
-# 47, 55, 61, 82, 83, 94, 97, 107, 109, ... (51 values of n below 400; eagerly it is
-# 1.0). Fix: `total = lax.optimization_barrier(jnp.sum(weights))` in losses._mean.
-# Strict: these tests fail (XPASS) once it is fixed, and the marks must go.
-CONSTANT_N_DIVISION = pytest.mark.xfail(
-    strict=True, reason="losses._mean: XLA turns / n into * (1 / n) under jit without weights"
-)
-
-
+# Under jit without weights the divisor of losses._mean is the constant n, and XLA
+# would rewrite `sum / n` into `sum * (1 / n)`, so that a perfect accuracy read
+# 0.99999994 for n = 41, 47, 55, ... (eagerly it was 1.0); 41 and 107 are two such n.
 @pytest.mark.parametrize(
     "n",
     [
         10,
         40,
         160,
-        pytest.param(41, marks=CONSTANT_N_DIVISION),
-        pytest.param(107, marks=CONSTANT_N_DIVISION),
+        41,
+        107,
     ],
 )
 @pytest.mark.parametrize("k", [1, 2, 3])
@@ -325,7 +317,6 @@ def test_accuracy_lies_in_zero_one_and_a_perfect_score_is_exactly_one(n, k, seed
         assert float(accuracy(-perfect, labels, weights)) == 0.0
 
 
-@CONSTANT_N_DIVISION
 @given(n=st.integers(1, 300), k=st.sampled_from([1, 2, 5]), seed=seeds, data=st.data())
 def test_a_perfect_score_without_weights_is_exactly_one_for_every_n(n, k, seed, data):
     labels = _labels(data, n, k)

@@ -13,7 +13,7 @@ from matplotlib.colors import LogNorm
 from matplotlib.contour import ContourSet
 from matplotlib.figure import Figure
 
-from dlvr_jax import data, models, perceptron, train, viz
+from dlvr_jax import data, models, parallel, perceptron, train, viz
 
 
 def test_importing_the_package_does_not_load_matplotlib_and_viz_avoids_pyplot():
@@ -504,14 +504,13 @@ def _sweep_rows():
     return rows
 
 
-def test_sweep_summary_is_the_mean_and_spread_over_seeds():
-    xs, ys, mean, std, count = viz.sweep_summary(_sweep_rows(), "test_accuracy")
-    assert xs == [1e-3, 1e-2]
-    assert ys == [32, 128]
-    np.testing.assert_allclose(mean[0], [0.6 + 1e-3, 0.6 + 1e-2])
-    np.testing.assert_allclose(std[0, 0], np.std([0.5, 0.6, 0.7]))
-    np.testing.assert_array_equal(count, [[3, 3], [3, 0]])
-    assert np.isnan(mean[1, 1])
+def test_viz_sweep_summary_is_deprecated_for_parallel_sweep_summary():
+    with pytest.deprecated_call(match="parallel.sweep_summary"):
+        summary = viz.sweep_summary(_sweep_rows(), "test_accuracy")
+    expected = parallel.sweep_summary(_sweep_rows(), "test_accuracy")
+    assert summary.x_values == expected.x_values == [1e-3, 1e-2]
+    np.testing.assert_array_equal(summary.mean, expected.mean)
+    assert "sweep_summary" not in viz.__all__
 
 
 def test_sweep_heatmap_draws_mean_and_spread_panels():
@@ -527,11 +526,3 @@ def test_sweep_heatmap_draws_mean_and_spread_panels():
     texts = [t.get_text() for t in axes[0].texts]
     assert "div" in texts
     assert "0.60" in texts
-
-
-@pytest.mark.parametrize(
-    ("rows", "error"), [([], TypeError), ([{"learning_rate": 1, "batch_size": 2}], ValueError)]
-)
-def test_sweep_summary_rejects_bad_tables(rows, error):
-    with pytest.raises(error):
-        viz.sweep_summary(rows, "test_accuracy")
