@@ -441,6 +441,13 @@ def _progress(args: argparse.Namespace, label: str, epochs: int) -> dict[str, An
     return {"progress": _ProgressBar(label), "chunk_epochs": max(1, epochs // 50)}
 
 
+def _loss(value: float | None) -> str:
+    """A loss for a human: 4 decimals, or 4 significant digits when it is huge (near divergence)."""
+    if value is None:
+        return "n/a"
+    return f"{value:.4f}" if abs(value) < 1e4 else f"{value:.4g}"
+
+
 def _percent(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.1f}%"
 
@@ -477,8 +484,8 @@ def _mlp(args: argparse.Namespace) -> _Outcome:
     ]
     if m["train_loss"] is not None:
         lines.append(
-            f"final loss: train {m['train_loss']:.4f}"
-            + ("" if m["test_loss"] is None else f", test {m['test_loss']:.4f}")
+            f"final loss: train {_loss(m['train_loss'])}"
+            + ("" if m["test_loss"] is None else f", test {_loss(m['test_loss'])}")
         )
     if m["train_accuracy"] is not None:
         lines.append(f"train accuracy: {_percent(m['train_accuracy'])}")
@@ -512,7 +519,7 @@ def _compare(args: argparse.Namespace) -> _Outcome:
     lines = [f"dataset: {m['dataset']} (n={m['n']}, seed={m['seed']}), {m['epochs']} epochs each"]
     diverged = []
     for name, run in m["results"].items():
-        loss = "n/a" if run["train_loss"] is None else f"{run['train_loss']:.4f}"
+        loss = "n/a" if run["train_loss"] is None else _loss(run["train_loss"])
         lines.append(
             f"{name:>12}: train loss {loss}, test accuracy {_percent(run['test_accuracy'])}"
         )

@@ -723,13 +723,13 @@ class MlpSession:
         if checkpoint_path is not None and self.state is not None:
             checkpoint.save(checkpoint_path, self.state, self.history, config=self.record)
         metrics = self._metrics(files, notes, checkpoint_path)
+        self.timings["files"] = time.perf_counter() - started  # the checkpoint and the metrics
+        metrics["timings"] = {name: round(value, 3) for name, value in self.timings.items()}
         if out is not None:
             path = os.path.join(out, "metrics.json")
             files.append(path)
             metrics["files"] = list(files)
             write_json(path, metrics)
-        self.timings["files"] = time.perf_counter() - started
-        metrics["timings"] = {name: round(value, 3) for name, value in self.timings.items()}
         return MlpResult(
             self.config,
             self.model,

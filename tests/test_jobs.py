@@ -81,6 +81,9 @@ def test_the_job_writes_the_figures_and_one_metrics_document(tmp_path):
         assert (tmp_path / name).stat().st_size > 0
     assert json.loads((tmp_path / "metrics.json").read_text()) == result.metrics
     assert result.metrics["epochs"] == 3
+    # Where the command's time went, phase by phase (the benchmarks' "wait" workload reads it).
+    assert set(result.metrics["timings"]) == {"data", "init", "train", "figures", "files"}
+    assert all(seconds >= 0 for seconds in result.metrics["timings"].values())
     assert result.diverged is None
     assert not result.nothing_to_train
 
