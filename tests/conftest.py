@@ -10,7 +10,9 @@ Profiles (choose with ``HYPOTHESIS_PROFILE``):
 
 from __future__ import annotations
 
+import gc
 import os
+from collections.abc import Iterator
 
 import jax
 import pytest
@@ -35,6 +37,20 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 # Catch accidental broadcasting in library code.
 jax.config.update("jax_numpy_rank_promotion", "raise")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs() -> Iterator[None]:
+    """Drops JAX's compiled programs after each test module.
+
+    Every XLA:CPU executable holds memory maps; the whole suite in one process
+    compiles thousands of programs, and kept alive they passed Linux's limit of
+    65,530 maps per process (vm.max_map_count), where the next compilation
+    crashed with a segmentation fault. Measured: 58,000 maps after 500 tests.
+    """
+    yield
+    jax.clear_caches()
+    gc.collect()
 
 
 @pytest.fixture
