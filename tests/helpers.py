@@ -24,3 +24,23 @@ def assert_bit_identical(a: Any, b: Any) -> None:
     for x, y in zip(first, second, strict=True):
         assert np.asarray(x).dtype == np.asarray(y).dtype
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def sweep_rows() -> list[dict[str, Any]]:
+    """A small ``parallel.sweep_table``-like table: 2 batch sizes x 2 rates x 3 seeds, one
+    (batch 128, rate 1e-2) cell diverged in every seed (its metrics are None)."""
+    rows = []
+    for batch in (32, 128):
+        for rate in (1e-3, 1e-2):
+            for seed in (0, 1, 2):
+                diverged = batch == 128 and rate == 1e-2
+                rows.append(
+                    {
+                        "learning_rate": rate,
+                        "batch_size": batch,
+                        "seed": seed,
+                        "test_accuracy": None if diverged else 0.5 + 0.1 * seed + rate,
+                        "test_loss": None if diverged else 1.0 - 0.1 * seed,
+                    }
+                )
+    return rows

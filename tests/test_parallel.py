@@ -12,7 +12,7 @@ import sys
 import jax
 import numpy as np
 import pytest
-from helpers import leaves
+from helpers import leaves, sweep_rows
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -285,26 +285,8 @@ def test_the_vmap_group_size_does_not_change_the_models():
         parallel.sweep([0], MODEL, XOR, group=0, **kwargs)
 
 
-def _sweep_rows():
-    rows = []
-    for batch in (32, 128):
-        for rate in (1e-3, 1e-2):
-            for seed in (0, 1, 2):
-                diverged = batch == 128 and rate == 1e-2
-                rows.append(
-                    {
-                        "learning_rate": rate,
-                        "batch_size": batch,
-                        "seed": seed,
-                        "test_accuracy": None if diverged else 0.5 + 0.1 * seed + rate,
-                        "test_loss": None if diverged else 1.0 - 0.1 * seed,
-                    }
-                )
-    return rows
-
-
 def test_sweep_summary_is_the_mean_and_spread_over_seeds():
-    xs, ys, mean, std, count = parallel.sweep_summary(_sweep_rows(), "test_accuracy")
+    xs, ys, mean, std, count = parallel.sweep_summary(sweep_rows(), "test_accuracy")
     assert xs == [1e-3, 1e-2]
     assert ys == [32, 128]
     np.testing.assert_allclose(mean[0], [0.6 + 1e-3, 0.6 + 1e-2])

@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import sweep_rows
 from matplotlib.colors import LogNorm
 from matplotlib.contour import ContourSet
 from matplotlib.figure import Figure
@@ -486,35 +487,17 @@ def test_a_classifier_predicting_one_class_everywhere_gets_that_class_colour(lab
     assert filled == ([1] if red else [0])
 
 
-def _sweep_rows():
-    rows = []
-    for batch in (32, 128):
-        for rate in (1e-3, 1e-2):
-            for seed in (0, 1, 2):
-                diverged = batch == 128 and rate == 1e-2
-                rows.append(
-                    {
-                        "learning_rate": rate,
-                        "batch_size": batch,
-                        "seed": seed,
-                        "test_accuracy": None if diverged else 0.5 + 0.1 * seed + rate,
-                        "test_loss": None if diverged else 1.0 - 0.1 * seed,
-                    }
-                )
-    return rows
-
-
 def test_viz_sweep_summary_is_deprecated_for_parallel_sweep_summary():
     with pytest.deprecated_call(match="parallel.sweep_summary"):
-        summary = viz.sweep_summary(_sweep_rows(), "test_accuracy")
-    expected = parallel.sweep_summary(_sweep_rows(), "test_accuracy")
+        summary = viz.sweep_summary(sweep_rows(), "test_accuracy")
+    expected = parallel.sweep_summary(sweep_rows(), "test_accuracy")
     assert summary.x_values == expected.x_values == [1e-3, 1e-2]
     np.testing.assert_array_equal(summary.mean, expected.mean)
     assert "sweep_summary" not in viz.__all__
 
 
 def test_sweep_heatmap_draws_mean_and_spread_panels():
-    figure = viz.plot_sweep_heatmap(_sweep_rows())
+    figure = viz.plot_sweep_heatmap(sweep_rows())
     axes = [ax for ax in figure.axes if ax.get_title()]
     titles = sorted(ax.get_title() for ax in axes)
     assert titles == [
