@@ -255,8 +255,17 @@ def dense_layers(params: Any) -> list[DenseLayer]:
 
 
 def layer_names(params: Any) -> list[str]:
-    """The names of :func:`dense_layers`, input to output (``hidden_0``, ..., ``output``)."""
-    return [layer.name for layer in dense_layers(params)]
+    """The names of :func:`dense_layers`, input to output (``hidden_0``, ..., ``output``).
+
+    A tree keyed by layer without kernels, such as ``History.grad_norms``
+    (``{layer: values}``), gives its ``hidden_*`` and ``output`` keys in the same order.
+    """
+    layers = dense_layers(params)
+    if layers:
+        return [layer.name for layer in layers]
+    tree = params["params"] if isinstance(params.get("params"), Mapping) else params
+    names = (name for name in tree if name.startswith("hidden_") or name == "output")
+    return sorted(names, key=_layer_order)
 
 
 def hidden_activations(model: MLP, params: Any, x: jax.Array) -> list[jax.Array]:

@@ -335,14 +335,14 @@ def test_sgd_path_is_plain_sgd_over_data_batch_order_bit_for_bit(n, batch_size, 
     xs = [w]
     for e in range(epochs):
         for rows in _documented_batches(key, e, n, batch_size):
-            w = step(w, jnp.asarray(rows), jnp.float32(learning_rate))
+            w = step(w, jnp.asarray(rows), jnp.asarray(learning_rate, w.dtype))
             xs.append(w)
     np.testing.assert_array_equal(path.xs, np.stack(xs))
     # Reusing epoch 0's order in every epoch gives another path (the comparison has teeth).
     wrong = jnp.zeros(3)
     for _ in range(epochs):
         for rows in _documented_batches(key, 0, n, batch_size):
-            wrong = step(wrong, jnp.asarray(rows), jnp.float32(learning_rate))
+            wrong = step(wrong, jnp.asarray(rows), jnp.asarray(learning_rate, wrong.dtype))
     assert not np.array_equal(path.xs[-1], wrong)
 
 

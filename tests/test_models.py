@@ -547,3 +547,10 @@ def test_dense_layers_skip_what_is_not_a_2d_kernel():
 def test_dense_layers_reject_a_non_mapping(params):
     with pytest.raises(TypeError, match="params must be a mapping"):
         models.dense_layers(params)
+
+
+def test_layer_names_of_a_tree_keyed_by_layer_without_kernels():
+    # History.grad_norms is {layer: values}: its layers come in the same order.
+    norms = {name: jnp.zeros(3) for name in ("output", "hidden_10", "norm_0", "hidden_2")}
+    assert models.layer_names({"params": norms}) == ["hidden_2", "hidden_10", "output"]
+    assert models.layer_names(norms) == ["hidden_2", "hidden_10", "output"]

@@ -401,7 +401,9 @@ def test_predict_gives_labels_for_classification_and_values_for_regression():
         np.testing.assert_array_equal(labels, [0, 1, 0])  # logit > 0
     for kwargs in ({"loss": "mse"}, {"task": "regression"}):
         predicted = train.predict(LINEAR, LINEAR_PARAMS, POINTS, **kwargs)
-        assert predicted.dtype == jnp.float32
+        # The model's own output dtype (float32, or float64 under JAX_ENABLE_X64).
+        assert predicted.dtype == LINEAR.apply(LINEAR_PARAMS, POINTS).dtype
+        assert jnp.issubdtype(predicted.dtype, jnp.floating)
         np.testing.assert_array_equal(predicted, values)
     # Several outputs: the argmax, or every value for regression.
     two = {"params": {"output": {"kernel": jnp.eye(2), "bias": jnp.zeros(2)}}}
