@@ -54,7 +54,7 @@ import jax
 import numpy as np
 
 import dlvr_jax
-from dlvr_jax import _io, checkpoint, data, descent, models, optim, train
+from dlvr_jax import _io, checkpoint, data, descent, engine, models, optim, train
 from dlvr_jax import _validate as check
 from dlvr_jax import perceptron as pla
 
@@ -521,7 +521,22 @@ def _first_difference(saved: Any, given: Any, prefix: str = "") -> tuple[str, An
 
 
 def _divergence_cause(state: train.TrainState, train_set: data.Dataset, batch_size: int) -> str:
-    """Replays the diverging epoch step by step: what became non-finite first."""
+    """Replays the diverging epoch: what became non-finite first.
+
+    First with the engine's own compiled epoch (a shorter run of the same loop
+    gives the same bits, which is how the engine recovers the last good state),
+    then step by step, which names the loss or the parameters when the epoch's
+    record alone cannot.
+    """
+    after, records, _, _ = engine.run(state, train_set, None, 1, batch_size)
+    epoch_loss = float(records.train_loss[0])
+    if not math.isfinite(epoch_loss):
+        return f"loss became {'nan' if math.isnan(epoch_loss) else 'inf'}"
+    final = [np.asarray(leaf) for leaf in jax.tree.leaves(after.params)]
+    if any(np.isnan(leaf).any() for leaf in final):
+        return "parameters became nan"
+    if any(np.isinf(leaf).any() for leaf in final):
+        return "parameters became inf"
     step = jax.jit(train.train_step)
     n = int(train_set.x.shape[0])
     if batch_size >= n:
