@@ -33,7 +33,7 @@ import numbers
 import os
 import warnings
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
@@ -48,9 +48,7 @@ from dlvr_jax import _io, models, parallel
 from dlvr_jax.data import Dataset
 from dlvr_jax.descent import Path
 from dlvr_jax.perceptron import Params
-
-if TYPE_CHECKING:
-    from dlvr_jax.train import History
+from dlvr_jax.train import History  # at run time, so the docs resolve the hint to one class
 
 __all__ = [
     "plot_activation_comparison",
