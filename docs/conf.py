@@ -103,6 +103,11 @@ napoleon_attr_annotations = False
 # Type hints go into the parameter descriptions, not into the signatures,
 # which keeps signatures short; nitpicky stays off, so type names that have no
 # target here (jax.Array, matplotlib's Axes, ...) are not warnings.
+# train re-exports the engine's TrainState, History, ...: the source pages link only
+# the objects a module defines, so engine's source links to engine's pages (following
+# the re-exports linked it to train's pages with anchors that only engine's pages have).
+viewcode_follow_imported_members = False
+
 autodoc_typehints = "description"
 autodoc_typehints_description_target = "documented"
 autodoc_member_order = "bysource"
