@@ -29,11 +29,12 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
+import jax.numpy as jnp
 import optax
 
 from dlvr_jax import _validate as check
 
-__all__ = ["names", "optimizer"]
+__all__ = ["injected", "names", "optimizer", "with_learning_rate"]
 
 # The descent toolkit's names, moved to dlvr_jax.descent: still importable from
 # here for one release, with a DeprecationWarning (see __getattr__). dir(optim)
@@ -195,3 +196,52 @@ def _build(
 # The same arguments give the same object, so jitted training that holds the
 # optimizer as static data is not recompiled for an equal optimizer.
 _build_cached = functools.lru_cache(maxsize=256)(_build)
+
+
+def injected(
+    name: str, *, clip_norm: float | None = None, **options: Any
+) -> optax.GradientTransformation:
+    """The optimizer ``name`` with its learning rate in its state, not in its program.
+
+    ``optax.inject_hyperparams`` over :func:`optimizer`: the learning rate is
+    a leaf of ``opt_state.hyperparams`` (start value 1.0; set it with
+    :func:`with_learning_rate`), so compiled training that holds the optimizer
+    as static data runs any learning rate without recompiling. The same
+    arguments give the same object (cached), which keeps that static data equal.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> from dlvr_jax import optim
+        >>> tx = optim.injected("adam")
+        >>> tx is optim.injected("adam")
+        True
+        >>> state = optim.with_learning_rate(tx.init({"w": jnp.zeros(2)}), 0.5)
+        >>> float(state.hyperparams["learning_rate"])
+        0.5
+    """
+    check.choice("optimizer", name, names())
+    if clip_norm is not None:
+        clip_norm = check.real("clip_norm", clip_norm, low=0.0, low_open=True)
+    optimizer(name, 1.0, clip_norm=clip_norm, **options)  # checks the options
+    return _injected(name, clip_norm, tuple(sorted(options.items())))
+
+
+@functools.lru_cache(maxsize=64)
+def _injected(
+    name: str, clip_norm: float | None, options: tuple[tuple[str, Any], ...]
+) -> optax.GradientTransformation:
+    def factory(learning_rate: Any) -> optax.GradientTransformation:
+        return optimizer(name, learning_rate, clip_norm=clip_norm, **dict(options))
+
+    return optax.inject_hyperparams(factory)(learning_rate=1.0)
+
+
+def with_learning_rate(opt_state: Any, learning_rate: Any) -> Any:
+    """``opt_state`` of an :func:`injected` optimizer with its learning rate set (a copy).
+
+    ``learning_rate`` may be a number or a (traced) array; it takes the dtype
+    of the state's learning rate.
+    """
+    hyperparams = dict(opt_state.hyperparams)
+    hyperparams["learning_rate"] = jnp.asarray(learning_rate, hyperparams["learning_rate"].dtype)
+    return opt_state._replace(hyperparams=hyperparams)

@@ -183,24 +183,6 @@ def _grid_values(name: str, values: Any, *, positive: bool) -> tuple[float, ...]
     return tuple(out)
 
 
-@functools.lru_cache(maxsize=64)
-def _injected(
-    name: str, clip_norm: float | None, options: tuple[tuple[str, Any], ...]
-) -> optax.GradientTransformation:
-    """The optimizer with its learning rate in the state (one object per arguments)."""
-
-    def factory(learning_rate: Any) -> optax.GradientTransformation:
-        return optim.optimizer(name, learning_rate, clip_norm=clip_norm, **dict(options))
-
-    return optax.inject_hyperparams(factory)(learning_rate=1.0)
-
-
-def _with_learning_rate(opt_state: Any, learning_rate: jax.Array) -> Any:
-    hyperparams = dict(opt_state.hyperparams)
-    hyperparams["learning_rate"] = jnp.asarray(learning_rate, hyperparams["learning_rate"].dtype)
-    return opt_state._replace(hyperparams=hyperparams)
-
-
 def _sweep_body(
     states: train.TrainState,
     data: Dataset,
@@ -250,7 +232,7 @@ def _init_states(
 
     def init(key: jax.Array, rate: jax.Array, l1: jax.Array, l2: jax.Array) -> Any:
         state = engine.init_state(key, model, tx, x, loss_fn=loss_fn, task=task, l1=l1, l2=l2)
-        return state.replace(opt_state=_with_learning_rate(state.opt_state, rate))
+        return state.replace(opt_state=optim.with_learning_rate(state.opt_state, rate))
 
     return cast(train.TrainState, jax.vmap(init)(keys, rates, l1, l2))
 
@@ -368,7 +350,7 @@ def sweep(
         l1=l1s[0], l2=l2s[0], test=test,
     )  # fmt: skip
     data, test, epochs, batch_size = args.data, args.test, args.epochs, args.batch_size
-    tx = _injected(name, clip_norm, options)
+    tx = optim.injected(name, clip_norm=clip_norm, **dict(options))
     if group is None:
         group = GROUP if jax.default_backend() == "cpu" else 2**31 - 1
     group = check.positive_int("group", group)

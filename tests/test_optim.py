@@ -302,7 +302,7 @@ MOVED = (
 
 
 def test_optim_lists_only_the_factory_and_every_moved_name_is_descents():
-    assert optim.__all__ == ["names", "optimizer"]
+    assert optim.__all__ == ["injected", "names", "optimizer", "with_learning_rate"]
     assert sorted(MOVED) == sorted(descent.__all__)
 
 
@@ -333,3 +333,33 @@ def test_the_factory_names_do_not_warn_and_unknown_names_still_fail():
         with pytest.raises(AttributeError, match="has no attribute 'gradient_decent'"):
             optim.gradient_decent  # noqa: B018
         assert not hasattr(optim, "_descent_loop")
+
+
+@pytest.mark.parametrize("name", optim.names())
+def test_injected_with_a_learning_rate_steps_as_the_plain_optimizer(name):
+    # One cached object for every learning rate: compiled training holding it as
+    # static data is not recompiled when the rate changes, and it steps the same bits.
+    tx = optim.injected(name, clip_norm=1.0)
+    assert tx is optim.injected(name, clip_norm=1.0)
+    params = {"w": jnp.array([0.5, -1.5, 2.0]), "b": jnp.array(0.25)}
+    grads = {"w": jnp.array([0.3, -0.2, 4.0]), "b": jnp.array(-1.0)}
+    for rate in (0.01, 0.3):
+        plain = optim.optimizer(name, rate, clip_norm=1.0)
+        plain_state = plain.init(params)
+        state = optim.with_learning_rate(tx.init(params), rate)
+        p1, p2 = params, params
+        for _ in range(3):
+            u1, plain_state = plain.update(grads, plain_state, p1)
+            u2, state = tx.update(grads, state, p2)
+            p1, p2 = optax.apply_updates(p1, u1), optax.apply_updates(p2, u2)
+        for a, b in zip(jax.tree.leaves(p1), jax.tree.leaves(p2), strict=True):
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6)
+
+
+def test_injected_checks_its_arguments():
+    with pytest.raises(ValueError, match="optimizer"):
+        optim.injected("nope")
+    with pytest.raises(ValueError, match="clip_norm"):
+        optim.injected("sgd", clip_norm=0.0)
+    with pytest.raises(TypeError, match="unknown option"):
+        optim.injected("sgd", momentum=0.9)
