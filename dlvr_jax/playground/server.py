@@ -93,8 +93,13 @@ class Playground:
             return {"127.0.0.1", "localhost", "[::1]", host}
         return {host}
 
-    def origin_ok(self, origin: str | None, port: int | None) -> bool:
-        """Whether ``origin`` is ``http://HOST:PORT`` of this server."""
+    def origin_ok(self, origin: str | None, port: int | None, host_header: str = "") -> bool:
+        """Whether ``origin`` is ``http://HOST:PORT`` of this server.
+
+        HOST is the bound host (any loopback name for a loopback host); a
+        server bound to every interface (``0.0.0.0``, ``::``) accepts the
+        origin of the ``Host`` the browser asked for (a page of this server).
+        """
         if not origin:
             return False
         allowed = set()
@@ -102,6 +107,8 @@ class Playground:
             allowed.add(f"http://{host}:{port}")
             if port in (80, None):
                 allowed.add(f"http://{host}")
+        if self.host in ("0.0.0.0", "::", "") and host_header:
+            allowed.add(f"http://{host_header}")
         return origin in allowed
 
     def token_ok(self, scope: Scope) -> bool:
@@ -192,15 +199,8 @@ class _Guard:
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         server = scope.get("server") or (None, None)
-        port = server[1]
         host_header = _header(scope, b"host") or ""
-        if ":" in host_header.rsplit("]", 1)[-1]:
-            port = (
-                int(host_header.rsplit(":", 1)[1])
-                if host_header.rsplit(":", 1)[1].isdigit()
-                else port
-            )
-        origin_ok = self.playground.origin_ok(_header(scope, b"origin"), port)
+        origin_ok = self.playground.origin_ok(_header(scope, b"origin"), server[1], host_header)
         if not (self.playground.token_ok(scope) and origin_ok):
             message = await receive()
             if message["type"] == "websocket.connect":
