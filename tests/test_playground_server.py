@@ -281,6 +281,7 @@ def test_eight_sessions_train_at_once_each_on_its_own_state(client, application)
             assert refused["code"] == "too_many_sessions"
             assert "at most 8" in refused["message"]
             assert extra.next() == {"type": "closed", "code": 1013}
+        assert len(registry) == 8  # the refused one built nothing
         for page in pages:
             page.send({"type": "pause"})
             page.until("status")
