@@ -80,7 +80,7 @@ def _weights(packed: jax.Array, mask: jax.Array | None) -> jax.Array:
     return weight if mask is None else weight * mask
 
 
-def weighted_cross_entropy(
+def _weighted_cross_entropy(
     logits: jax.Array, packed: jax.Array, mask: jax.Array | None = None
 ) -> jax.Array:
     """Cross-entropy over ``packed = [label, weight]`` rows (labels stored as floats)."""
@@ -88,7 +88,7 @@ def weighted_cross_entropy(
     return losses.cross_entropy(logits, labels, _weights(packed, mask))
 
 
-def weighted_squared_error(
+def _weighted_squared_error(
     outputs: jax.Array, packed: jax.Array, mask: jax.Array | None = None
 ) -> jax.Array:
     """Mean squared error over ``packed = [target_1 .. target_k, weight]`` rows.
@@ -376,7 +376,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):  # type: ignore[misc]
     """
 
     _loss = "cross_entropy"
-    _weighted = staticmethod(weighted_cross_entropy)
+    _weighted = staticmethod(_weighted_cross_entropy)
     classes_: np.ndarray
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> MLPClassifier:
@@ -458,7 +458,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):  # type: ignore[misc]
     """
 
     _loss = "mse"
-    _weighted = staticmethod(weighted_squared_error)
+    _weighted = staticmethod(_weighted_squared_error)
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> MLPRegressor:
         """Trains for ``epochs`` epochs (continuing if ``warm_start`` and fitted); returns self."""
