@@ -404,6 +404,11 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):  # type: ignore[misc]
                 )
         else:
             known = self.classes_
+            if classes is not None and not np.array_equal(np.unique(classes), known):
+                raise ValueError(
+                    f"classes={np.unique(classes).tolist()} is not the same as on the first "
+                    f"call to partial_fit: {known.tolist()}"
+                )
         labels = np.searchsorted(known, y)
         unknown = (labels >= known.shape[0]) | (known[np.minimum(labels, known.shape[0] - 1)] != y)
         if np.any(unknown):

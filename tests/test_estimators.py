@@ -174,6 +174,8 @@ def test_partial_fit_from_scratch_takes_the_classes(moons):
     assert clf.predict_proba(x).shape == (120, 3)
     with pytest.raises(ValueError, match="not in classes_"):
         clf.partial_fit(x, np.array(["a", "d"] * 60))
+    with pytest.raises(ValueError, match="not the same as on the first call"):
+        clf.partial_fit(x, labels, classes=["a", "b"])
 
 
 def test_sample_weight_equals_repetition_in_float32():
