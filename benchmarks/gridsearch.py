@@ -131,7 +131,7 @@ def run(config: h.Config) -> h.Workload:
             name,
             first=firsts[name],
             times=times,
-            compiled=name == warm_name,
+            compiled=False,  # the compile time is the difference of the two dlvr_jax rows
             throughput=fits / h.median(times),
             unit="fits/s",
             details={
@@ -142,6 +142,10 @@ def run(config: h.Config) -> h.Workload:
         rows.append(row)
     h.set_speedups(rows, sklearn_name)
     cold = next(row for row in rows if row.method == cold_name)
+    warm = next(row for row in rows if row.method == warm_name)
+    if cold.run_seconds is not None and warm.run_seconds is not None:
+        cold.compile_seconds = max(cold.run_seconds - warm.run_seconds, 0.0)
+        cold.compile_source = "median with compilation − median compiled"
     reference = next(row for row in rows if row.method == sklearn_name)
     met = None
     if not config.quick and cold.run_seconds and reference.run_seconds:
@@ -161,7 +165,9 @@ def run(config: h.Config) -> h.Workload:
         "float32 (dlvr_jax) and float64 (scikit-learn).",
         "*compile included*: every repeat starts with jax.clear_caches(), so it compiles "
         "the training loop once per fold size and the prediction once per test size; "
-        "*compiled*: the same search with the programs kept.",
+        "*compiled*: the same search with the programs kept (its first call reuses the "
+        "programs of the row above). Compile (s) of the first row: its median minus the "
+        "compiled median.",
     ]
     return h.Workload(KEY, TITLE, rows, targets, notes)
 
