@@ -1,6 +1,6 @@
 """``python -m benchmarks [WORKLOAD ...] [--quick] [--repeats N] [--out DIR]``: the suite.
 
-Workloads (default: all five, in this order):
+Workloads (default: all six, in this order):
 
 - ``A`` / ``mlp``: the seed MLP, dlvr_jax ``train.fit`` vs PyTorch eager vs scikit-learn;
 - ``B`` / ``sweep``: 256 models, dlvr_jax ``parallel.sweep`` vs sequential PyTorch;
@@ -8,7 +8,9 @@ Workloads (default: all five, in this order):
   dlvr_jax vs pure Python, NumPy and scikit-learn;
 - ``D``: matrix multiplication throughput;
 - ``E`` / ``wait``: the user's wait, ``dlvr-jax mlp`` end to end in fresh
-  processes (cold, warm compilation cache, import, ``train.fit``'s first call).
+  processes (cold, warm compilation cache, import, ``train.fit``'s first call);
+- ``F`` / ``gridsearch``: ``GridSearchCV`` over 3 learning rates × 5 folds on breast
+  cancer, dlvr_jax ``estimators.MLPClassifier`` (compile included) vs scikit-learn's.
 
 It writes ``DIR/results.md`` and ``DIR/results.json`` (atomically, after each
 workload, so an interrupted run keeps what it measured) and prints the
@@ -31,7 +33,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from benchmarks import _harness as h
-from benchmarks import matmul, mlp, perceptron, sweep, wait
+from benchmarks import gridsearch, matmul, mlp, perceptron, sweep, wait
 
 # key -> (title, run, aliases)
 WORKLOADS: dict[str, tuple[str, Callable[[h.Config], h.Workload], tuple[str, ...]]] = {
@@ -40,6 +42,7 @@ WORKLOADS: dict[str, tuple[str, Callable[[h.Config], h.Workload], tuple[str, ...
     "C": (perceptron.TITLE, perceptron.run, ("perceptron",)),
     "D": (matmul.TITLE, matmul.workload, ()),
     "E": (wait.TITLE, wait.run, ("wait",)),
+    "F": (gridsearch.TITLE, gridsearch.run, ("gridsearch",)),
 }
 # Kept for the old entry point: python -m benchmarks matmul [options].
 BENCHMARKS: dict[str, Callable[[Sequence[str] | None], int]] = {"matmul": matmul.main}
@@ -66,7 +69,7 @@ def _parser() -> argparse.ArgumentParser:
         nargs="*",
         type=_workload,
         metavar="WORKLOAD",
-        help="A, B, C, D, E (or mlp, sweep, perceptron, wait); default: all",
+        help="A, B, C, D, E, F (or mlp, sweep, perceptron, wait, gridsearch); default: all",
     )
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
     parser.add_argument(

@@ -18,7 +18,7 @@ def suite(monkeypatch):
     """``benchmarks.__main__`` with every --quick size made tiny."""
     monkeypatch.syspath_prepend(str(ROOT))
     from benchmarks import __main__ as suite
-    from benchmarks import matmul, mlp, perceptron, sweep, wait
+    from benchmarks import gridsearch, matmul, mlp, perceptron, sweep, wait
 
     monkeypatch.setattr(mlp, "QUICK_STEPS", 10)
     monkeypatch.setattr(mlp, "HIDDEN", (4,))  # A and B: a one-layer MLP compiles faster
@@ -33,6 +33,8 @@ def suite(monkeypatch):
     monkeypatch.setattr(matmul, "SUITE_QUICK_BATCHED", ((2, 32),))
     monkeypatch.setattr(matmul, "SUITE_QUICK_TIMING", (0.001, 0.0))
     monkeypatch.setattr(wait, "QUICK_EPOCHS", 5)
+    for name, value in [("QUICK_EPOCHS", 2), ("HIDDEN", (4,)), ("RATES", (1e-2,)), ("FOLDS", 2)]:
+        monkeypatch.setattr(gridsearch, name, value)
     return suite
 
 
@@ -74,6 +76,25 @@ def test_quick_suite_writes_both_tables_with_every_workload(suite, tmp_path, cap
     assert all(row["details"]["equals fit per dataset"] for row in perceptron_rows)
 
 
+def test_grid_search_workload_times_both_libraries(suite, tmp_path):
+    # Not in the run above: its "compile included" row compiles on every call.
+    pytest.importorskip("sklearn")
+    assert suite.main(["gridsearch", "--quick", "--repeats", "1", "--out", str(tmp_path)]) == 0
+    (workload,) = json.loads((tmp_path / "results.json").read_text())["workloads"]
+    assert workload["key"] == "F"
+    methods = [row["method"] for row in workload["rows"]]
+    assert methods == [
+        "dlvr_jax estimators.MLPClassifier (compile included)",
+        "dlvr_jax estimators.MLPClassifier (compiled)",
+        "scikit-learn MLPClassifier",
+    ]
+    for row in workload["rows"]:
+        assert row["status"] == "ok"
+        assert row["run_seconds"] > 0
+        assert 0.5 < row["details"]["best mean CV accuracy"] <= 1.0
+    assert workload["targets"][0]["met"] is None  # --quick measures no target
+
+
 def test_a_missing_peer_is_skipped_with_its_reason(suite, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", None)  # import torch now raises ImportError
     assert suite.main(["A", "--quick", "--repeats", "1", "--out", str(tmp_path)]) == 0
@@ -90,7 +111,7 @@ def test_a_missing_peer_is_skipped_with_its_reason(suite, tmp_path, monkeypatch)
     [
         (["--repeats", "2"], "--repeats must be >= 5"),
         (["--quick", "--repeats", "0"], "--repeats must be >= 5"),
-        (["F"], "unknown workload 'F'"),
+        (["G"], "unknown workload 'G'"),
     ],
 )
 def test_bad_arguments_exit_2(suite, arguments, message, capsys):
