@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 
+# The benchmark suite end to end, against its peers: tox -e e2e.
+pytestmark = pytest.mark.e2e
+
 ROOT = Path(__file__).resolve().parents[1]
 PEERS = {"torch": "PyTorch", "sklearn": "scikit-learn"}
 

@@ -15,6 +15,9 @@ from matplotlib import image
 
 from dlvr_jax import cli
 
+# The command line end to end (files, exit codes, fresh processes): tox -e e2e.
+pytestmark = pytest.mark.e2e
+
 
 def run(capsys, *argv):
     status = cli.main(list(argv))

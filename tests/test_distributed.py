@@ -18,6 +18,9 @@ import pytest
 
 from dlvr_jax import parallel
 
+# Several processes started and joined: tox -e e2e.
+pytestmark = pytest.mark.e2e
+
 WORKER = Path(__file__).with_name("distributed_worker.py")
 TIMEOUT = 240
 

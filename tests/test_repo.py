@@ -32,6 +32,7 @@ def test_ci_runs_the_readme_test_command_verbatim():
     assert test_command in (ROOT / ".ci" / "run").read_text()
 
 
+@pytest.mark.e2e
 def test_readme_python_example_runs(tmp_path):
     readme = (ROOT / "README.md").read_text()
     section = readme.split("## From Python", 1)[1]

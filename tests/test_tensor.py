@@ -342,6 +342,7 @@ def test_softmax_is_stable_and_follows_the_axis():
 # The benchmark runs end to end.
 
 
+@pytest.mark.e2e
 def test_matmul_benchmark_runs(tmp_path):
     subprocess.run(
         [sys.executable, "-m", "benchmarks", "matmul", "--sizes", "32,64", "--batched", "4x32",
