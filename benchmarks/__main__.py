@@ -9,6 +9,8 @@ Workloads (default: all five, in this order):
 - ``D``: matrix multiplication throughput;
 - ``E`` / ``wait``: the user's wait, ``dlvr-jax mlp`` end to end in fresh
   processes (cold, warm compilation cache, import, ``train.fit``'s first call).
+- ``G`` / ``playground``: the Playground live, its page driven in headless
+  Chromium (snapshots/s, epochs/s, first snapshot after Play).
 
 It writes ``DIR/results.md`` and ``DIR/results.json`` (atomically, after each
 workload, so an interrupted run keeps what it measured) and prints the
@@ -32,6 +34,7 @@ from pathlib import Path
 
 from benchmarks import _harness as h
 from benchmarks import matmul, mlp, perceptron, sweep, wait
+from benchmarks import playground as playground_workload
 
 # key -> (title, run, aliases)
 WORKLOADS: dict[str, tuple[str, Callable[[h.Config], h.Workload], tuple[str, ...]]] = {
@@ -40,6 +43,7 @@ WORKLOADS: dict[str, tuple[str, Callable[[h.Config], h.Workload], tuple[str, ...
     "C": (perceptron.TITLE, perceptron.run, ("perceptron",)),
     "D": (matmul.TITLE, matmul.workload, ()),
     "E": (wait.TITLE, wait.run, ("wait",)),
+    "G": (playground_workload.TITLE, playground_workload.run, ("playground",)),
 }
 # Kept for the old entry point: python -m benchmarks matmul [options].
 BENCHMARKS: dict[str, Callable[[Sequence[str] | None], int]] = {"matmul": matmul.main}

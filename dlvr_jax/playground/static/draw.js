@@ -1,0 +1,250 @@
+// Drawing helpers of the dlvr_jax Playground: colour scales, heatmaps, points,
+// the loss chart, the gradient heatmap and the sweep heatmap. Canvas only.
+
+// The TF Playground's diverging scale: orange (-1), light grey (0), blue (+1).
+const NEGATIVE = [245, 147, 34];
+const MIDDLE = [232, 234, 235];
+const POSITIVE = [8, 119, 189];
+// Class colours for multi-class output (class 0 and 1 as in the binary case).
+export const CLASS_COLOURS = [
+  [245, 147, 34], [8, 119, 189], [46, 160, 67], [200, 60, 150],
+  [140, 100, 40], [90, 90, 200], [220, 60, 60], [40, 170, 170],
+  [120, 120, 120], [180, 180, 40],
+];
+
+/** The diverging colour of v in [-1, 1] (clamped), as [r, g, b]. */
+export function diverging(v) {
+  if (!(v === v)) return [0, 0, 0]; // NaN: black
+  const t = Math.max(-1, Math.min(1, v));
+  const a = t < 0 ? NEGATIVE : POSITIVE;
+  const w = Math.abs(t);
+  return [
+    MIDDLE[0] + (a[0] - MIDDLE[0]) * w,
+    MIDDLE[1] + (a[1] - MIDDLE[1]) * w,
+    MIDDLE[2] + (a[2] - MIDDLE[2]) * w,
+  ];
+}
+
+export function rgb(c, alpha = 1) {
+  return `rgba(${c[0] | 0},${c[1] | 0},${c[2] | 0},${alpha})`;
+}
+
+/** A sequential scale (light yellow -> dark blue) for t in [0, 1]. */
+export function sequential(t) {
+  const stops = [[255, 247, 188], [161, 218, 180], [65, 182, 196], [44, 127, 184], [37, 52, 148]];
+  const x = Math.max(0, Math.min(1, t)) * (stops.length - 1);
+  const i = Math.min(stops.length - 2, Math.floor(x));
+  const f = x - i;
+  return [0, 1, 2].map((k) => stops[i][k] + (stops[i + 1][k] - stops[i][k]) * f);
+}
+
+const scratch = new Map();
+function scratchCanvas(w, h) {
+  const key = `${w}x${h}`;
+  let c = scratch.get(key);
+  if (!c) {
+    c = document.createElement("canvas");
+    c.width = w;
+    c.height = h;
+    scratch.set(key, c);
+  }
+  return c;
+}
+
+/**
+ * Paints an R x R grid onto a canvas, scaled to its size. colourOf(i) gives
+ * [r, g, b] (or [r, g, b, a]) of cell i (row 0 = top).
+ */
+export function paintGrid(canvas, rows, cols, colourOf, smooth = true) {
+  const tmp = scratchCanvas(cols, rows);
+  const tctx = tmp.getContext("2d");
+  const image = tctx.createImageData(cols, rows);
+  const px = image.data;
+  for (let i = 0; i < rows * cols; i++) {
+    const c = colourOf(i);
+    px[4 * i] = c[0];
+    px[4 * i + 1] = c[1];
+    px[4 * i + 2] = c[2];
+    px[4 * i + 3] = c.length > 3 ? c[3] : 255;
+  }
+  tctx.putImageData(image, 0, 0);
+  const ctx = canvas.getContext("2d");
+  ctx.imageSmoothingEnabled = smooth;
+  ctx.clearRect(0, 0, canvas.width, canvas.height);
+  ctx.drawImage(tmp, 0, 0, canvas.width, canvas.height);
+}
+
+/** A map of values, coloured by the diverging scale after dividing by `scale`. */
+export function paintValues(canvas, values, rows, cols, scale, discretize = false) {
+  const s = scale > 0 ? scale : 1;
+  paintGrid(canvas, rows, cols, (i) => {
+    const v = values[i] / s;
+    return diverging(discretize ? Math.sign(v) : v);
+  });
+}
+
+/** The multi-class output: class colour, lighter where the confidence is low. */
+export function paintClasses(canvas, classes, confidence, rows, cols, k, discretize) {
+  paintGrid(canvas, rows, cols, (i) => {
+    const c = CLASS_COLOURS[(classes[i] | 0) % CLASS_COLOURS.length];
+    let w = discretize || !confidence ? 1 : (confidence[i] - 1 / k) / (1 - 1 / k);
+    w = Math.max(0, Math.min(1, w)) * 0.85 + 0.15;
+    return [
+      MIDDLE[0] + (c[0] - MIDDLE[0]) * w,
+      MIDDLE[1] + (c[1] - MIDDLE[1]) * w,
+      MIDDLE[2] + (c[2] - MIDDLE[2]) * w,
+    ];
+  });
+}
+
+/** Max |v| of an array (1 if it is all zeros or empty). */
+export function maxAbs(values) {
+  let m = 0;
+  for (let i = 0; i < values.length; i++) {
+    const a = Math.abs(values[i]);
+    if (a > m) m = a;
+  }
+  return m > 0 ? m : 1;
+}
+
+/** Draws data points on a heatmap canvas: train with white edges, test with black. */
+export function drawPoints(canvas, points, domain, colourOf, edge) {
+  if (!points || !points.x) return;
+  const ctx = canvas.getContext("2d");
+  const [xmin, xmax, ymin, ymax] = domain;
+  const sx = canvas.width / (xmax - xmin);
+  const sy = canvas.height / (ymax - ymin);
+  ctx.lineWidth = 1;
+  ctx.strokeStyle = edge;
+  for (let i = 0; i < points.x.length; i++) {
+    const [a, b] = points.x[i];
+    ctx.beginPath();
+    ctx.arc((a - xmin) * sx, (ymax - b) * sy, 3, 0, 2 * Math.PI);
+    ctx.fillStyle = colourOf(points.y[i]);
+    ctx.fill();
+    ctx.stroke();
+  }
+}
+
+/** The loss chart: train (black) and test (grey) losses over all epochs so far. */
+export function drawLossChart(canvas, train, test) {
+  const ctx = canvas.getContext("2d");
+  const w = canvas.width;
+  const h = canvas.height;
+  ctx.clearRect(0, 0, w, h);
+  const n = train.length;
+  if (n === 0) return;
+  let top = 0;
+  for (const series of [train, test]) {
+    for (let i = 0; i < series.length; i++) {
+      if (Number.isFinite(series[i]) && series[i] > top) top = series[i];
+    }
+  }
+  if (!(top > 0)) top = 1;
+  const line = (series, colour) => {
+    ctx.beginPath();
+    ctx.strokeStyle = colour;
+    ctx.lineWidth = 1.5;
+    const cols = Math.min(w, series.length);
+    for (let c = 0; c < cols; c++) {
+      const i = cols === 1 ? series.length - 1 : Math.round((c * (series.length - 1)) / (cols - 1));
+      const x = cols === 1 ? w : (c * (w - 1)) / (cols - 1);
+      const v = Number.isFinite(series[i]) ? series[i] : top;
+      const y = h - 2 - (v / top) * (h - 4);
+      if (c === 0) ctx.moveTo(x, y);
+      else ctx.lineTo(x, y);
+    }
+    ctx.stroke();
+  };
+  line(test, "#777");
+  line(train, "#000");
+}
+
+/** The gradient heatmap: one row per layer (input side on top), epochs binned across. */
+export function drawGradientHeatmap(canvas, norms, layers) {
+  const ctx = canvas.getContext("2d");
+  const w = canvas.width;
+  const h = canvas.height;
+  ctx.clearRect(0, 0, w, h);
+  const n = norms.length;
+  if (n === 0 || layers === 0) return;
+  const cols = Math.min(w, n);
+  const logs = new Float32Array(cols * layers);
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (let c = 0; c < cols; c++) {
+    const start = Math.floor((c * n) / cols);
+    const end = Math.max(start + 1, Math.floor(((c + 1) * n) / cols));
+    for (let l = 0; l < layers; l++) {
+      let sum = 0;
+      for (let e = start; e < end; e++) sum += norms[e][l];
+      const v = Math.log10(sum / (end - start) + 1e-12);
+      logs[l * cols + c] = v;
+      if (Number.isFinite(v)) {
+        lo = Math.min(lo, v);
+        hi = Math.max(hi, v);
+      }
+    }
+  }
+  const span = hi > lo ? hi - lo : 1;
+  paintGrid(canvas, layers, cols, (i) => {
+    const v = logs[i];
+    return Number.isFinite(v) ? sequential((v - lo) / span) : [0, 0, 0];
+  }, false);
+  ctx.fillStyle = "rgba(0,0,0,0.6)";
+  ctx.font = "10px sans-serif";
+  ctx.fillText(`10^${lo.toFixed(1)} … 10^${hi.toFixed(1)}`, 4, h - 4);
+}
+
+/** The sweep heatmap: rows = learning rates, columns = seeds, colour = log test loss. */
+export function drawSweepHeatmap(canvas, result) {
+  const ctx = canvas.getContext("2d");
+  const w = canvas.width;
+  const h = canvas.height;
+  ctx.clearRect(0, 0, w, h);
+  const rates = result.learningRates;
+  const losses = result.testLoss;
+  const seeds = result.seeds;
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const row of losses) {
+    for (const v of row) {
+      if (Number.isFinite(v) && v > 0) {
+        lo = Math.min(lo, Math.log10(v));
+        hi = Math.max(hi, Math.log10(v));
+      }
+    }
+  }
+  if (!Number.isFinite(lo)) {
+    lo = 0;
+    hi = 1;
+  }
+  const span = hi > lo ? hi - lo : 1;
+  const left = 52;
+  const cw = (w - left) / seeds;
+  const ch = (h - 14) / rates.length;
+  ctx.font = "10px sans-serif";
+  ctx.textBaseline = "middle";
+  for (let r = 0; r < rates.length; r++) {
+    ctx.fillStyle = "#333";
+    ctx.fillText(String(rates[r]), 2, 14 + (r + 0.5) * ch);
+    for (let s = 0; s < seeds; s++) {
+      const v = losses[r][s];
+      const bad = (result.diverged && result.diverged[r] && result.diverged[r][s]) || !Number.isFinite(v);
+      const t = bad ? 1 : 1 - (Math.log10(Math.max(v, 1e-12)) - lo) / span;
+      ctx.fillStyle = bad ? "#444" : rgb(sequential(t));
+      ctx.fillRect(left + s * cw + 1, 14 + r * ch + 1, cw - 2, ch - 2);
+      ctx.fillStyle = bad ? "#fff" : t > 0.6 ? "#fff" : "#000";
+      ctx.textAlign = "center";
+      ctx.fillText(bad ? "×" : v.toFixed(3), left + (s + 0.5) * cw, 14 + (r + 0.5) * ch);
+      ctx.textAlign = "start";
+    }
+  }
+  ctx.fillStyle = "#333";
+  ctx.fillText("lr \\ seed", 2, 6);
+  for (let s = 0; s < seeds; s++) {
+    ctx.textAlign = "center";
+    ctx.fillText(String(s), left + (s + 0.5) * cw, 6);
+    ctx.textAlign = "start";
+  }
+}
