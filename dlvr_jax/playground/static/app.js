@@ -42,6 +42,7 @@ const state = {
   gradNorms: [],
   gradLayers: 0,
   network: null, // built DOM of the network
+  rawInputs: null, // number of raw input columns of an upload without a 2-D grid
   hover: null,
   featureMaps: null,
   featureKey: "",
@@ -255,8 +256,7 @@ function fillOptions() {
   fillSelect("learning-rate", LEARNING_RATES);
   fillSelect("regularization-rate", REGULARIZATION_RATES);
   fillSelect("dropout", DROPOUTS);
-  const batch = (state.limits && state.limits.batchSize) || null;
-  if (Array.isArray(batch) && batch.length === 2) $("batch-size").max = String(Math.min(batch[1], 30));
+  $("batch-size").max = String(Math.min(limit("batchSize", 1, 30), 30));
 }
 
 function applyConfig(config) {
@@ -390,16 +390,17 @@ function bindControls() {
   });
 }
 
+function limit(name, index, fallback) {
+  const range = state.limits && state.limits[name];
+  return Array.isArray(range) && Number.isFinite(range[index]) ? range[index] : fallback;
+}
+
 function layerLimit() {
-  const hidden = state.limits && state.limits.hidden;
-  if (hidden && typeof hidden === "object" && !Array.isArray(hidden) && hidden.maxLayers) return hidden.maxLayers;
-  return 16;
+  return limit("hiddenLayers", 1, 16);
 }
 
 function widthLimit() {
-  const hidden = state.limits && state.limits.hidden;
-  if (hidden && typeof hidden === "object" && !Array.isArray(hidden) && hidden.maxWidth) return hidden.maxWidth;
-  return 256;
+  return limit("hiddenWidth", 1, 256);
 }
 
 function clampInt(text, lo, hi, fallback) {
@@ -409,6 +410,7 @@ function clampInt(text, lo, hi, fallback) {
 
 function setWidth(layer, width) {
   const hidden = state.config.hidden.slice();
+  if (String(width).trim() === "") return; // a cleared box: wait for a number
   const w = clampInt(width, 1, widthLimit(), hidden[layer]);
   if (w === hidden[layer]) return;
   hidden[layer] = w;
@@ -465,8 +467,8 @@ function onSweep(msg) {
 const SVG = "http://www.w3.org/2000/svg";
 
 function inputNames() {
-  if (state.config.dataset === "upload" && state.last && !state.last.header.grid) {
-    return Array.from({ length: state.last.header.layers[0] }, (_, i) => `column ${i}`);
+  if (state.rawInputs !== null) {
+    return Array.from({ length: state.rawInputs }, (_, i) => `column ${i}`);
   }
   return FEATURE_NAMES;
 }
@@ -707,6 +709,12 @@ function drawSnapshot(snap) {
   if (!net) return;
   const hidden = h.layers.slice(1, -1);
   if (JSON.stringify(hidden) !== JSON.stringify(state.config.hidden)) return; // a stale shape
+  const raw = h.grid ? null : h.layers[0];
+  if (raw !== state.rawInputs) { // an upload with other than 2 inputs, or back to 2-D data
+    state.rawInputs = raw;
+    buildNetwork(); // draws this snapshot again
+    return;
+  }
   const R = h.resolution;
   // Input nodes: the features over the grid, computed here from the domain.
   if (h.grid) {
