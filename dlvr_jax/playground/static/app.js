@@ -3,7 +3,7 @@
 // the whole configuration in the URL fragment. Plain ES module, no library.
 
 import {
-  CLASS_COLOURS, diverging, drawGradientHeatmap, drawLossChart, drawPoints,
+  CLASS_COLOURS, diverging, drawGradientHeatmap, drawThumbnail, drawLossChart, drawPoints,
   drawSweepHeatmap, maxAbs, paintClasses, paintGrid, paintValues, rgb,
 } from "./draw.js";
 import { decodeSnapshot } from "./snapshot.js";
@@ -251,6 +251,22 @@ function setSelect(id, value) {
 function fillOptions() {
   const o = state.options;
   fillSelect("dataset", o.datasets || []);
+  const thumbnails = $("dataset-thumbnails");
+  thumbnails.replaceChildren();
+  for (const name of o.datasets || []) {
+    const canvas = document.createElement("canvas");
+    canvas.width = 48;
+    canvas.height = 48;
+    canvas.className = "thumbnail";
+    canvas.title = name;
+    canvas.dataset.name = name;
+    if (!drawThumbnail(canvas, name)) continue;
+    canvas.addEventListener("click", () => {
+      $("dataset").value = name;
+      $("dataset").dispatchEvent(new Event("change"));
+    });
+    thumbnails.append(canvas);
+  }
   fillSelect("activation", o.activations || []);
   fillSelect("optimizer", o.optimizers || []);
   fillSelect("learning-rate", LEARNING_RATES);
@@ -263,6 +279,9 @@ function applyConfig(config) {
   const old = state.config;
   state.config = config;
   setSelect("dataset", config.dataset);
+  for (const canvas of $("dataset-thumbnails").children) {
+    canvas.classList.toggle("selected", canvas.dataset.name === config.dataset);
+  }
   $("noise").value = config.noise;
   $("noise-value").textContent = config.noise;
   $("train-ratio").value = config.trainRatio;

@@ -248,3 +248,72 @@ export function drawSweepHeatmap(canvas, result) {
     ctx.textAlign = "start";
   }
 }
+
+// Illustrative thumbnails of the datasets (drawn here, like the TF Playground's
+// dataset buttons; the data trained on always comes from the server).
+function thumbnailPoints(name) {
+  let seed = 7;
+  const rand = () => {
+    seed = (seed * 16807) % 2147483647;
+    return seed / 2147483647;
+  };
+  const u = (a, b) => a + (b - a) * rand();
+  const normal = () => Math.sqrt(-2 * Math.log(rand() + 1e-12)) * Math.cos(2 * Math.PI * rand());
+  const points = [];
+  for (let i = 0; i < 120; i++) {
+    let x = 0;
+    let y = 0;
+    let v = 0;
+    if (name === "circle") {
+      const inner = i % 2 === 0;
+      const r = inner ? u(0, 2) : u(3.5, 5);
+      const t = u(0, 2 * Math.PI);
+      [x, y, v] = [r * Math.cos(t), r * Math.sin(t), inner ? 1 : -1];
+    } else if (name === "xor") {
+      [x, y] = [u(-5, 5), u(-5, 5)];
+      v = x * y >= 0 ? 1 : -1;
+    } else if (name === "gaussian") {
+      v = i % 2 === 0 ? 1 : -1;
+      [x, y] = [2 * v + normal(), 2 * v + normal()];
+    } else if (name === "spiral") {
+      const n = i >> 1;
+      v = i % 2 === 0 ? 1 : -1;
+      const r = (n / 60) * 5;
+      const t = (1.75 * n / 60) * 2 * Math.PI + (v > 0 ? 0 : Math.PI);
+      [x, y] = [r * Math.sin(t), r * Math.cos(t)];
+    } else if (name === "linear") {
+      [x, y] = [u(-5, 5), u(-5, 5)];
+      v = x + y >= 0 ? 1 : -1;
+    } else if (name === "moons") {
+      v = i % 2 === 0 ? 1 : -1;
+      const t = u(0, Math.PI);
+      [x, y] = v > 0 ? [3 * Math.cos(t) - 1.5, 3 * Math.sin(t) - 1] : [3 - 3 * Math.cos(t) - 1.5, 1 - 3 * Math.sin(t) + 0.5];
+    } else if (name === "plane") {
+      [x, y] = [u(-5, 5), u(-5, 5)];
+      v = (x + y) / 10;
+    } else if (name === "multi_gaussian") {
+      [x, y] = [u(-5, 5), u(-5, 5)];
+      v = Math.exp(-((x - 2) ** 2 + (y - 2) ** 2) / 4) - Math.exp(-((x + 2) ** 2 + (y + 2) ** 2) / 4);
+    } else {
+      return null;
+    }
+    points.push([x, y, v]);
+  }
+  return points;
+}
+
+/** Draws a dataset's thumbnail; false if the name has none. */
+export function drawThumbnail(canvas, name) {
+  const points = thumbnailPoints(name);
+  if (!points) return false;
+  const ctx = canvas.getContext("2d");
+  ctx.fillStyle = "#f7f7f7";
+  ctx.fillRect(0, 0, canvas.width, canvas.height);
+  for (const [x, y, v] of points) {
+    ctx.beginPath();
+    ctx.arc(((x + 6) / 12) * canvas.width, ((6 - y) / 12) * canvas.height, 1.6, 0, 2 * Math.PI);
+    ctx.fillStyle = rgb(diverging(v));
+    ctx.fill();
+  }
+  return true;
+}
