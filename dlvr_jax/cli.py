@@ -61,6 +61,7 @@ _positive_float = _number(float, lambda v: math.isfinite(v) and v > 0, "a number
 _non_negative = _number(float, lambda v: math.isfinite(v) and v >= 0, "a number >= 0")
 _margin = _number(float, lambda v: 0 <= v <= 1, "a number in [0, 1]")
 _fraction = _number(float, lambda v: 0 < v < 1, "a number in (0, 1)")
+_port = _number(int, lambda v: 0 <= v <= 65535, "a port in [0, 65535] (0: a free one)")
 
 
 def _widths(text: str) -> tuple[int, ...]:
@@ -314,6 +315,14 @@ _START_HELP = (
 )
 
 
+def _playground_arguments(command: argparse.ArgumentParser) -> None:
+    _add(command, "--host", "127.0.0.1", str, "the interface to bind (127.0.0.1: this machine)")
+    _add(command, "--port", 0, _port, "the port (0: a free one)")
+    _add(command, "--no-browser", False, bool, "print the URL but do not open a browser")
+    _add(command, "--max-sessions", 8, _positive_int, "the most browser tabs training at once")
+    command.set_defaults(run=_playground)
+
+
 _COMMANDS: dict[str, tuple[str, str, Callable[[argparse.ArgumentParser], None]]] = {
     "perceptron": (
         "train Rosenblatt's perceptron on a 2-D dataset and plot its line",
@@ -353,6 +362,15 @@ _COMMANDS: dict[str, tuple[str, str, Callable[[argparse.ArgumentParser], None]]]
         "per batch size) and metrics.json. 'gd' is x <- x - lr grad f(x); the other names are "
         "Optax optimizers (on a deterministic function 'sgd' is the same as 'gd').",
         _optimize_arguments,
+    ),
+    "playground": (
+        "the TensorFlow Playground in the browser, trained live by JAX",
+        "Start a local web server (127.0.0.1, a random token in the URL) whose page trains "
+        "MLPs live: datasets, features, layers, activations, optimizers, regularization, "
+        "your own CSV, export and sweeps. Prints the URL with its token and opens it in the "
+        "default browser unless --no-browser. Ctrl-C stops it. Needs the playground extra: "
+        'pip install "dlvr-jax[playground]".',
+        _playground_arguments,
     ),
     "sweep": (
         "train many MLPs in one vmap per shape: learning rate x batch size x seed",
@@ -593,6 +611,29 @@ def _sweep(args: argparse.Namespace) -> _Outcome:
         )
     lines.append("wrote " + ", ".join(m["files"]))
     return _Outcome(m, "\n".join(lines))
+
+
+def _playground(args: argparse.Namespace) -> _Outcome:
+    try:
+        import starlette  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError:
+        raise ValueError(
+            'the playground needs Starlette and uvicorn: pip install "dlvr-jax[playground]"'
+        ) from None
+    from dlvr_jax import playground
+
+    def announce(url: str) -> None:
+        print(f"dlvr-jax playground: open {url}  (Ctrl-C stops it)", flush=True)
+
+    playground.serve(
+        host=args.host,
+        port=args.port,
+        open_browser=not args.no_browser,
+        max_sessions=args.max_sessions,
+        announce=announce,
+    )
+    return _Outcome({"command": "playground", "stopped": True}, "dlvr-jax playground: stopped")
 
 
 def _optimize(args: argparse.Namespace) -> _Outcome:

@@ -1,0 +1,124 @@
+"""Export: a short Python script that reproduces a Playground run with dlvr_jax's public API.
+
+The script regenerates the data (or reads the uploaded CSV it carries), builds
+the same :class:`~dlvr_jax.models.MLP`, creates the state with
+``train.create_train_state`` and replays the run's stretches of epochs
+(:attr:`dlvr_jax.playground.session.Session.segments`) with ``train.fit(...,
+state=state)``, setting each stretch's learning rate with
+:func:`dlvr_jax.optim.with_learning_rate`. Same seed and epochs give the same
+parameters, bit for bit; it saves them with :func:`dlvr_jax.checkpoint.save`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+import dlvr_jax
+
+if TYPE_CHECKING:
+    from dlvr_jax.playground.session import Session
+
+__all__ = ["metadata", "script"]
+
+
+def metadata(session: Session) -> dict[str, Any]:
+    """What the exported checkpoint records: the configuration, the epochs and the stretches."""
+    return {
+        "playground": {
+            "config": dict(session.config),
+            "epoch": session.epoch,
+            "segments": [list(segment) for segment in session.segments],
+            "upload": session.upload_name,
+            "version": dlvr_jax.__version__,
+        }
+    }
+
+
+def script(session: Session) -> str:
+    """The Python source that reproduces ``session``'s run up to its current epoch."""
+    config = session.config
+    p = session.prepared
+    upload = config["dataset"] == "upload"
+    lines = [
+        '"""Reproduces a dlvr_jax Playground run and saves its parameters (checkpoint.save).',
+        "",
+        f"Exported at epoch {session.epoch} by dlvr_jax {dlvr_jax.__version__}. Run:",
+        "    python playground_run.py [OUT.ckpt]",
+        '"""',
+        "",
+        "import os",
+        "import sys",
+        "import tempfile",
+        "",
+        "import jax",
+        "",
+        "from dlvr_jax import checkpoint, data, models, optim, train",
+    ]
+    if p.loss_name == "mse" and p.task == "classification":
+        lines.append("from dlvr_jax.playground.session import signed_mse")
+    lines += [
+        "",
+        f"CONFIG = {json.dumps(config, sort_keys=True)}",
+        "# [epochs, learning rate, l1, l2] for each stretch of the run",
+        f"SEGMENTS = {json.dumps(session.segments)}",
+    ]
+    if upload:
+        lines.append(f"CSV = {session.upload_text!r}")
+    lines += [
+        "",
+        "keys = jax.random.split(jax.random.key(CONFIG['seed']), 3)",
+    ]
+    if upload:
+        lines += [
+            "handle, path = tempfile.mkstemp(suffix='.csv')",
+            "with os.fdopen(handle, 'w', encoding='utf-8', newline='') as stream:",
+            "    stream.write(CSV)",
+            "full = data.load_csv(path)",
+            "os.unlink(path)",
+        ]
+    else:
+        lines.append(
+            "full = data.make(CONFIG['dataset'], keys[0], CONFIG['points'], "
+            "noise=CONFIG['noise'] / 100)"
+        )
+    lines += [
+        "fraction = (100 - CONFIG['trainRatio']) / 100",
+        "train_raw, test_raw = data.train_test_split(keys[1], full, test_fraction=fraction)",
+    ]
+    if p.grid:
+        lines += [
+            "train_set = data.Dataset(data.features(train_raw.x, CONFIG['features']), train_raw.y)",
+            "test_set = data.Dataset(data.features(test_raw.x, CONFIG['features']), test_raw.y)",
+        ]
+    else:
+        lines.append("train_set, test_set = train_raw, test_raw")
+    loss = "signed_mse" if p.loss_name == "mse" and p.task == "classification" else repr(p.loss)
+    lines += [
+        "model = models.MLP(",
+        "    hidden=tuple(CONFIG['hidden']),",
+        f"    n_outputs={p.model.n_outputs},",
+        "    activation=CONFIG['activation'],",
+        "    residual=CONFIG['residual'],",
+        "    dropout=CONFIG['dropout'],",
+        ")",
+        f"loss, task = {loss}, {p.task!r}",
+        f"batch_size = min(CONFIG['batchSize'], {int(p.train.x.shape[0])})",
+        "tx = optim.injected(CONFIG['optimizer'])  # the learning rate lives in the state",
+        "state = train.create_train_state(keys[2], model, tx, train_set.x, loss=loss, task=task)",
+        "for epochs, learning_rate, l1, l2 in SEGMENTS:",
+        "    state = state.replace(",
+        "        opt_state=optim.with_learning_rate(state.opt_state, learning_rate)",
+        "    )",
+        "    state, history = train.fit(",
+        "        keys[2], model, tx, train_set, epochs=epochs, batch_size=batch_size,",
+        "        loss=loss, task=task, l1=l1, l2=l2, test=test_set, state=state,",
+        "    )",
+        "    print(f'epoch {int(state.epoch)}: test loss {float(history.test_loss[-1]):.4f}')",
+        "",
+        "out = sys.argv[1] if len(sys.argv) > 1 else 'playground_run.ckpt'",
+        "checkpoint.save(out, state)",
+        "print(f'saved the parameters of epoch {int(state.epoch)} to {out}')",
+        "",
+    ]
+    return "\n".join(lines)

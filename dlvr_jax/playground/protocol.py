@@ -1,0 +1,435 @@
+"""The Playground's wire protocol (v1): message validation and the binary snapshot encoding.
+
+This module is the authoritative implementation of ``PROTOCOL.md`` (beside it):
+
+- :func:`parse_message` checks one text frame from the page (JSON, an object
+  with a known ``"type"``, only that type's fields, each of the right type and
+  in range) and returns it normalised, or raises :class:`ProtocolError` whose
+  message names the field, the value and what is expected;
+- :func:`check_config` does the same for a ``config`` message's fields;
+- :func:`encode_snapshot` / :func:`decode_snapshot` write and read a snapshot
+  frame: ``uint32 H`` (little-endian) | ``H`` bytes of UTF-8 JSON header |
+  zero padding to a multiple of 4 | float32 data (C order), each array placed
+  at ``header["arrays"][name]["offset"]`` bytes from the start of the data
+  section with its ``shape``.
+
+Nothing here runs training or touches the network; the server and the session
+call it.
+
+Examples:
+    >>> import numpy as np
+    >>> from dlvr_jax.playground import protocol
+    >>> frame = protocol.encode_snapshot({"type": "snapshot", "epoch": 3},
+    ...                                  {"w": np.ones((2, 3), np.float32)})
+    >>> header, arrays = protocol.decode_snapshot(frame)
+    >>> header["epoch"], arrays["w"].shape
+    (3, (2, 3))
+    >>> protocol.parse_message('{"type": "play"}')
+    {'type': 'play'}
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from dlvr_jax import data, models, optim
+
+__all__ = [
+    "DATASETS",
+    "DEFAULT_CONFIG",
+    "LIMITS",
+    "LOSSES",
+    "MAX_CSV_BYTES",
+    "MAX_CSV_ROWS",
+    "MAX_FRAME_BYTES",
+    "MESSAGE_FIELDS",
+    "VERSION",
+    "ProtocolError",
+    "check_config",
+    "decode_snapshot",
+    "encode_snapshot",
+    "options",
+    "parse_message",
+]
+
+VERSION = 1
+"""The protocol's version."""
+
+DATASETS: tuple[str, ...] = (
+    "circle",
+    "xor",
+    "gaussian",
+    "spiral",
+    "linear",
+    "moons",
+    "plane",
+    "multi_gaussian",
+    "upload",
+)
+"""The ``dataset`` names: the generators of :mod:`dlvr_jax.data`, and ``upload`` (a CSV)."""
+
+LOSSES: dict[str, tuple[str, ...]] = {
+    "classification": ("cross_entropy", "mse"),
+    "regression": ("mse",),
+}
+"""The losses each problem type may use (the first is its default)."""
+
+MAX_FRAME_BYTES = 12 * 1024 * 1024
+"""The largest text frame the server reads (uploads included)."""
+
+MAX_CSV_BYTES = 10 * 1024 * 1024
+"""The largest CSV an ``upload`` may carry (UTF-8 bytes)."""
+
+MAX_CSV_ROWS = 100_000
+"""The most data rows an ``upload`` may carry."""
+
+DEFAULT_CONFIG: dict[str, Any] = {
+    "dataset": "circle",
+    "noise": 0,
+    "trainRatio": 50,
+    "batchSize": 10,
+    "points": 500,
+    "seed": 0,
+    "features": ["x1", "x2"],
+    "hidden": [4, 2],
+    "activation": "tanh",
+    "learningRate": 0.03,
+    "optimizer": "sgd",
+    "regularization": "none",
+    "regularizationRate": 0.0,
+    "problem": "classification",
+    "loss": "cross_entropy",
+    "dropout": 0.0,
+    "residual": False,
+    "resolution": 50,
+}
+"""A new session's configuration: the TensorFlow Playground's defaults."""
+
+LIMITS: dict[str, Any] = {
+    "noise": [0, 50],
+    "trainRatio": [10, 90],
+    "batchSize": [1, 500],
+    "points": [50, 5000],
+    "seed": [0, 2**31 - 1],
+    "hiddenLayers": [0, 16],
+    "hiddenWidth": [1, 256],
+    "learningRate": [0.0, 10.0],
+    "regularizationRate": [0.0, 10.0],
+    "dropout": [0.0, 1.0],
+    "resolution": [10, 200],
+    "sweepLearningRates": [1, 16],
+    "sweepSeeds": [1, 8],
+    "sweepEpochs": [1, 2000],
+    "frameBytes": MAX_FRAME_BYTES,
+    "csvBytes": MAX_CSV_BYTES,
+    "csvRows": MAX_CSV_ROWS,
+}
+"""The ranges of the numbers a message may carry (sent in ``hello``). ``learningRate``
+is in ``(0, 10]``, ``dropout`` in ``[0, 1)``; the others are closed."""
+
+
+class ProtocolError(ValueError):
+    """A message the protocol refuses; ``code`` is the error frame's code.
+
+    Attributes:
+        code: ``"bad_message"`` (or ``"bad_upload"``, ``"too_many_sessions"``...).
+    """
+
+    def __init__(self, message: str, code: str = "bad_message") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _show(value: Any) -> str:
+    """A value as the error message shows it: JSON, cut to 60 characters."""
+    try:
+        text = json.dumps(value)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _int(field: str, value: Any, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ProtocolError(f"{field} must be an integer in [{low}, {high}], got {_show(value)}")
+    if not low <= value <= high:
+        raise ProtocolError(f"{field} must be an integer in [{low}, {high}], got {value}")
+    return value
+
+
+def _float(
+    field: str, value: Any, low: float, high: float, *, low_open: bool = False,
+    high_open: bool = False,
+) -> float:  # fmt: skip
+    left, right = "(" if low_open else "[", ")" if high_open else "]"
+    expected = f"a number in {left}{low:g}, {high:g}{right}"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ProtocolError(f"{field} must be {expected}, got {_show(value)}")
+    number = float(value)
+    bad_low = number <= low if low_open else number < low
+    bad_high = number >= high if high_open else number > high
+    if not math.isfinite(number) or bad_low or bad_high:
+        raise ProtocolError(f"{field} must be {expected}, got {_show(value)}")
+    return number
+
+
+def _choice(field: str, value: Any, choices: tuple[str, ...]) -> str:
+    if not isinstance(value, str) or value not in choices:
+        raise ProtocolError(f"{field} must be one of {list(choices)}, got {_show(value)}")
+    return value
+
+
+def _bool(field: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ProtocolError(f"{field} must be true or false, got {_show(value)}")
+    return value
+
+
+def _features(field: str, value: Any) -> list[str]:
+    if not isinstance(value, list) or not value:
+        raise ProtocolError(
+            f"{field} must be a non-empty list of distinct names from {list(data.FEATURES)}, "
+            f"got {_show(value)}"
+        )
+    for i, name in enumerate(value):
+        _choice(f"{field}[{i}]", name, data.FEATURES)
+    if len(set(value)) != len(value):
+        raise ProtocolError(f"{field} must list distinct names, got {_show(value)}")
+    return [name for name in data.FEATURES if name in value]  # the Playground's order
+
+
+def _hidden(field: str, value: Any) -> list[int]:
+    low, high = LIMITS["hiddenLayers"]
+    if not isinstance(value, list) or len(value) > high:
+        raise ProtocolError(
+            f"{field} must be a list of {low} to {high} layer widths, got {_show(value)}"
+        )
+    width_low, width_high = LIMITS["hiddenWidth"]
+    return [_int(f"{field}[{i}]", width, width_low, width_high) for i, width in enumerate(value)]
+
+
+def _activations() -> tuple[str, ...]:
+    return tuple(sorted(models.activations))
+
+
+def _check_field(name: str, value: Any) -> Any:
+    """One config field, checked and normalised."""
+    limits = LIMITS
+    if name == "dataset":
+        return _choice(name, value, DATASETS)
+    if name in ("noise", "trainRatio", "batchSize", "points", "seed", "resolution"):
+        return _int(name, value, *limits[name])
+    if name == "features":
+        return _features(name, value)
+    if name == "hidden":
+        return _hidden(name, value)
+    if name == "activation":
+        return _choice(name, value, _activations())
+    if name == "learningRate":
+        return _float(name, value, *limits[name], low_open=True)
+    if name == "optimizer":
+        return _choice(name, value, optim.names())
+    if name == "regularization":
+        return _choice(name, value, ("none", "l1", "l2"))
+    if name == "regularizationRate":
+        return _float(name, value, *limits[name])
+    if name == "problem":
+        return _choice(name, value, ("classification", "regression"))
+    if name == "loss":
+        return _choice(name, value, ("cross_entropy", "mse"))
+    if name == "dropout":
+        return _float(name, value, *limits[name], high_open=True)
+    if name == "residual":
+        return _bool(name, value)
+    raise ProtocolError(
+        f"config.{name} is not a configuration field; expected one of {sorted(DEFAULT_CONFIG)}"
+    )
+
+
+def check_config(config: Any) -> dict[str, Any]:
+    """A ``config`` message's ``config`` object (any subset of the fields), checked.
+
+    Cross-field rules (a problem against a dataset, a loss against a problem)
+    are the session's: see :meth:`dlvr_jax.playground.session.Session.configure`.
+
+    Raises:
+        ProtocolError: naming the field, the value and what is expected.
+    """
+    if not isinstance(config, dict):
+        raise ProtocolError(f"config must be an object of fields, got {_show(config)}")
+    checked = {}
+    for name, value in config.items():
+        if name not in DEFAULT_CONFIG:
+            raise ProtocolError(
+                f"config.{_show(name)} is not a configuration field; expected one of "
+                f"{sorted(DEFAULT_CONFIG)}"
+            )
+        checked[name] = _check_field(name, value)
+    return checked
+
+
+MESSAGE_FIELDS: dict[str, tuple[str, ...]] = {
+    "config": ("config",),
+    "play": (),
+    "pause": (),
+    "step": (),
+    "reset": (),
+    "regenerate": (),
+    "ack": ("epoch",),
+    "upload": ("name", "csv"),
+    "export": (),
+    "sweep": ("learningRates", "seeds", "epochs"),
+}
+"""Each message type the page may send, and its fields besides ``type`` (all required)."""
+
+
+def _check_upload(message: dict[str, Any]) -> None:
+    name, text = message["name"], message["csv"]
+    if not isinstance(name, str) or not 1 <= len(name) <= 255:
+        raise ProtocolError(f"name must be a file name of 1 to 255 characters, got {_show(name)}")
+    if not isinstance(text, str):
+        raise ProtocolError(f"csv must be the file's text (a string), got {_show(text)}")
+    size = len(text.encode("utf-8", errors="surrogatepass"))
+    if size > MAX_CSV_BYTES:
+        raise ProtocolError(
+            f"csv is {size / 1e6:.1f} MB; uploads are limited to "
+            f"{MAX_CSV_BYTES // (1024 * 1024)} MB",
+            code="bad_upload",
+        )
+
+
+def _check_sweep(message: dict[str, Any]) -> None:
+    rates = message["learningRates"]
+    low, high = LIMITS["sweepLearningRates"]
+    if not isinstance(rates, list) or not low <= len(rates) <= high:
+        raise ProtocolError(
+            f"learningRates must be a list of {low} to {high} learning rates, got {_show(rates)}"
+        )
+    lr_low, lr_high = LIMITS["learningRate"]
+    message["learningRates"] = [
+        _float(f"learningRates[{i}]", rate, lr_low, lr_high, low_open=True)
+        for i, rate in enumerate(rates)
+    ]
+    message["seeds"] = _int("seeds", message["seeds"], *LIMITS["sweepSeeds"])
+    message["epochs"] = _int("epochs", message["epochs"], *LIMITS["sweepEpochs"])
+
+
+def parse_message(frame: Any) -> dict[str, Any]:
+    """One frame from the page, parsed and checked; returns the message (normalised).
+
+    Args:
+        frame: the frame's payload: ``str`` for a text frame, ``bytes`` for a
+            binary one (always refused: the page sends JSON text only).
+
+    Raises:
+        ProtocolError: naming the field, the value and what is expected.
+    """
+    if not isinstance(frame, str):
+        raise ProtocolError(
+            "binary frames are not accepted; send JSON text frames (an object with a 'type')"
+        )
+    if len(frame) > MAX_FRAME_BYTES:
+        raise ProtocolError(
+            f"the frame has {len(frame)} characters; at most {MAX_FRAME_BYTES} are accepted"
+        )
+    try:
+        message = json.loads(frame)
+    except (json.JSONDecodeError, RecursionError):
+        raise ProtocolError(
+            f"the frame is not valid JSON: {_show(frame)}; expected an object with a 'type'"
+        ) from None
+    if not isinstance(message, dict):
+        raise ProtocolError(f"a message must be a JSON object with a 'type', got {_show(message)}")
+    kind = message.get("type")
+    if not isinstance(kind, str) or kind not in MESSAGE_FIELDS:
+        raise ProtocolError(f"type must be one of {sorted(MESSAGE_FIELDS)}, got {_show(kind)}")
+    fields = MESSAGE_FIELDS[kind]
+    unknown = sorted(set(message) - {"type", *fields})
+    if unknown:
+        raise ProtocolError(
+            f"{kind} message has unknown field {_show(unknown[0])}; expected only "
+            f"{['type', *fields]}"
+        )
+    missing = [field for field in fields if field not in message]
+    if missing:
+        raise ProtocolError(f"{kind} message needs the field {_show(missing[0])}")
+    if kind == "config":
+        message["config"] = check_config(message["config"])
+    elif kind == "ack":
+        message["epoch"] = _int("epoch", message["epoch"], 0, 2**53)
+    elif kind == "upload":
+        _check_upload(message)
+    elif kind == "sweep":
+        _check_sweep(message)
+    return message
+
+
+def options() -> dict[str, Any]:
+    """The choices the page offers (``hello``'s ``options``)."""
+    return {
+        "datasets": list(DATASETS),
+        "activations": list(_activations()),
+        "optimizers": list(optim.names()),
+        "features": list(data.FEATURES),
+        "losses": {problem: list(names) for problem, names in LOSSES.items()},
+        "regressionDatasets": list(data.names("regression")),
+    }
+
+
+# ----------------------------------------------------------------------------
+# Snapshots.
+
+
+def encode_snapshot(header: Mapping[str, Any], arrays: Mapping[str, Any]) -> bytes:
+    """A binary snapshot frame: the JSON ``header`` (with ``arrays`` filled in) and float32 data.
+
+    Args:
+        header: the header's fields; its ``"arrays"`` entry is written here.
+        arrays: name -> array (converted to float32, C order).
+
+    Returns:
+        ``uint32 H | header (H bytes UTF-8) | padding to 4 | data``.
+    """
+    index: dict[str, Any] = {}
+    blocks = []
+    offset = 0
+    for name, value in arrays.items():
+        block = np.ascontiguousarray(value, dtype="<f4")
+        index[name] = {"offset": offset, "shape": list(block.shape)}
+        blocks.append(block.tobytes())
+        offset += block.nbytes
+    document = dict(header)
+    document["arrays"] = index
+    text = json.dumps(document, allow_nan=False, separators=(",", ":")).encode("utf-8")
+    padding = -(4 + len(text)) % 4
+    return b"".join([struct.pack("<I", len(text)), text, b"\0" * padding, *blocks])
+
+
+def decode_snapshot(frame: bytes) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The header and arrays of a frame written by :func:`encode_snapshot`.
+
+    Raises:
+        ProtocolError: for a frame too short for its header or arrays.
+    """
+    if len(frame) < 4:
+        raise ProtocolError(f"a snapshot frame needs at least 4 bytes, got {len(frame)}")
+    (size,) = struct.unpack_from("<I", frame)
+    if 4 + size > len(frame):
+        raise ProtocolError(f"the header says {size} bytes but the frame has {len(frame) - 4}")
+    header = json.loads(frame[4 : 4 + size].decode("utf-8"))
+    start = 4 + size + (-(4 + size) % 4)
+    arrays = {}
+    for name, entry in header["arrays"].items():
+        shape = tuple(entry["shape"])
+        count = int(np.prod(shape, dtype=np.int64))
+        begin = start + entry["offset"]
+        if begin + 4 * count > len(frame):
+            raise ProtocolError(f"array {name!r} runs past the end of the frame")
+        arrays[name] = np.frombuffer(frame, "<f4", count, begin).reshape(shape)
+    return header, arrays

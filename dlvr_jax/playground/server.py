@@ -1,0 +1,403 @@
+"""The Playground's web server: Starlette routes, the WebSocket loop, and uvicorn.
+
+The contract::
+
+    application = app(token="...", host="127.0.0.1", max_sessions=8)   # an ASGI app
+    serve(host="127.0.0.1", port=0, open_browser=True)                  # runs until Ctrl-C
+
+Safety (``PROTOCOL.md``): every HTTP and WebSocket request needs the token (in
+the query, or the cookie that ``GET /?token=T`` sets); WebSockets need an
+``Origin`` of the served host and port; responses carry ``no-store``, a
+strict CSP and ``nosniff``. Each WebSocket is one :class:`~.session.Session`;
+at most ``max_sessions`` run at once. Training runs in worker threads, never
+on the event loop; a closed socket stops its session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import json
+import os
+import pathlib
+import secrets
+import socket
+import threading
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+from urllib.parse import parse_qs
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, PlainTextResponse, Response
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from dlvr_jax.playground import protocol
+from dlvr_jax.playground.session import Session
+
+__all__ = ["COOKIE", "STATIC", "Playground", "app", "free_port", "serve"]
+
+COOKIE = "dlvr_jax_playground"
+"""The cookie that carries the token after ``GET /?token=T``."""
+
+STATIC = pathlib.Path(__file__).resolve().parent / "static"
+"""The page's files (``index.html``, ``app.js``, ``style.css``)."""
+
+_LOOPBACK = ("127.0.0.1", "localhost", "[::1]", "::1")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class Playground:
+    """The server's state: the token, the allowed host names and the live sessions.
+
+    Attributes:
+        token: the secret every request must carry.
+        host: the host the server is bound to.
+        max_sessions: the most sessions at once.
+        sessions: the live sessions by id (a closed socket's session leaves it).
+        static: the folder of the page's files.
+    """
+
+    def __init__(
+        self, token: str, host: str, max_sessions: int, static: pathlib.Path | None = None
+    ) -> None:
+        self.token = token
+        self.host = host
+        self.max_sessions = max_sessions
+        self.sessions: dict[str, Session] = {}
+        self.static = STATIC if static is None else pathlib.Path(static)
+        self._lock = threading.Lock()
+
+    def hosts(self) -> set[str]:
+        """The host names an Origin may use (the loopback names together)."""
+        host = self.host
+        if host in _LOOPBACK or host.startswith("127."):
+            return {"127.0.0.1", "localhost", "[::1]", host}
+        return {host}
+
+    def origin_ok(self, origin: str | None, port: int | None) -> bool:
+        """Whether ``origin`` is ``http://HOST:PORT`` of this server."""
+        if not origin:
+            return False
+        allowed = set()
+        for host in self.hosts():
+            allowed.add(f"http://{host}:{port}")
+            if port in (80, None):
+                allowed.add(f"http://{host}")
+        return origin in allowed
+
+    def token_ok(self, scope: Scope) -> bool:
+        """Whether the request carries the token (query or cookie)."""
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        given = query.get("token", [""])[0]
+        if not given:
+            for name, value in scope.get("headers", []):
+                if name == b"cookie":
+                    for part in value.decode("latin-1").split(";"):
+                        key, _, cookie = part.strip().partition("=")
+                        if key == COOKIE:
+                            given = cookie
+        return bool(given) and secrets.compare_digest(given.encode(), self.token.encode())
+
+    def claim(self, session: Session) -> bool:
+        """Registers ``session`` unless ``max_sessions`` are running."""
+        with self._lock:
+            if len(self.sessions) >= self.max_sessions:
+                return False
+            self.sessions[session.id] = session
+            return True
+
+    def release(self, session: Session) -> None:
+        """Stops ``session`` and forgets it."""
+        session.close()
+        with self._lock:
+            self.sessions.pop(session.id, None)
+
+
+def _headers(host: str) -> list[tuple[bytes, bytes]]:
+    csp = (
+        "default-src 'self'; script-src 'self'; style-src 'self'; "
+        "img-src 'self' data: blob:; "
+        f"connect-src 'self' ws://{host}; object-src 'none'; base-uri 'none'; "
+        "frame-ancestors 'none'; form-action 'self'"
+    )
+    return [
+        (b"cache-control", b"no-store"),
+        (b"referrer-policy", b"no-referrer"),
+        (b"x-content-type-options", b"nosniff"),
+        (b"x-frame-options", b"DENY"),
+        (b"content-security-policy", csp.encode("latin-1")),
+    ]
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+class _Guard:
+    """ASGI middleware: the token on every request, the Origin on WebSockets, safe headers."""
+
+    def __init__(self, inner: ASGIApp, playground: Playground) -> None:
+        self.inner = inner
+        self.playground = playground
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self._http(scope, receive, send)
+        elif scope["type"] == "websocket":
+            await self._websocket(scope, receive, send)
+        else:
+            await self.inner(scope, receive, send)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        host = _header(scope, b"host") or ""
+        extra = _headers(host)
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = dict(message)
+                message["headers"] = [*message.get("headers", []), *extra]
+            await send(message)
+
+        if not self.playground.token_ok(scope):
+            response = PlainTextResponse(
+                "403 Forbidden: this Playground needs its token; open the URL that "
+                "`dlvr-jax playground` printed (it ends in ?token=...)\n",
+                status_code=403,
+            )
+            await response(scope, receive, send_with_headers)
+            return
+        await self.inner(scope, receive, send_with_headers)
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        server = scope.get("server") or (None, None)
+        port = server[1]
+        host_header = _header(scope, b"host") or ""
+        if ":" in host_header.rsplit("]", 1)[-1]:
+            port = (
+                int(host_header.rsplit(":", 1)[1])
+                if host_header.rsplit(":", 1)[1].isdigit()
+                else port
+            )
+        origin_ok = self.playground.origin_ok(_header(scope, b"origin"), port)
+        if not (self.playground.token_ok(scope) and origin_ok):
+            message = await receive()
+            if message["type"] == "websocket.connect":
+                await send({"type": "websocket.close", "code": 1008})  # a 403 at the handshake
+            return
+        await self.inner(scope, receive, send)
+
+
+async def _index(request: Request) -> Response:
+    playground: Playground = request.app.state.playground
+    page = playground.static / "index.html"
+    if not page.is_file():
+        return PlainTextResponse(
+            f"the Playground's page is missing: {page} (reinstall dlvr-jax[playground])\n",
+            status_code=404,
+        )
+    response: Response = FileResponse(page, media_type="text/html")
+    if request.query_params.get("token"):
+        response.set_cookie(COOKIE, playground.token, httponly=True, samesite="strict", path="/")
+    return response
+
+
+def _error(code: str, message: str) -> dict[str, Any]:
+    return {"type": "error", "code": code, "message": message}
+
+
+async def _socket(websocket: WebSocket) -> None:
+    playground: Playground = websocket.app.state.playground
+    loop = asyncio.get_running_loop()
+    outbox: asyncio.Queue[list[Any] | None] = asyncio.Queue()
+
+    def post(frames: list[Any]) -> None:
+        """From a worker thread: queue frames in order (FIFO through the loop)."""
+        if frames:
+            loop.call_soon_threadsafe(outbox.put_nowait, frames)
+
+    await websocket.accept()
+    session = await asyncio.to_thread(Session)
+    if not playground.claim(session):
+        await websocket.send_text(
+            json.dumps(
+                _error(
+                    "too_many_sessions",
+                    f"too many sessions: this Playground runs at most {playground.max_sessions} "
+                    "at once; close another tab and reload",
+                )
+            )
+        )
+        await websocket.close(code=1013)
+        return
+    wake = asyncio.Event()
+
+    def run(call: Callable[[], list[Any]]) -> Callable[[], None]:
+        def work() -> None:
+            try:
+                post(call())
+            except protocol.ProtocolError as error:
+                post([_error(error.code, str(error))])
+            except Exception as error:  # a session bug must not kill the server
+                post([_error("internal", f"{type(error).__name__}: {error}")])
+
+        return work
+
+    async def sender() -> None:
+        while True:
+            frames = await outbox.get()
+            if frames is None:
+                return
+            for frame in frames:
+                if frame is None:
+                    continue
+                if isinstance(frame, bytes):
+                    await websocket.send_bytes(frame)
+                else:
+                    await websocket.send_text(json.dumps(frame, allow_nan=False))
+
+    async def trainer() -> None:
+        while not session.closed:
+            if not session.playing:
+                wake.clear()
+                await wake.wait()
+                continue
+            await asyncio.to_thread(run(session.train_chunk))
+
+    async def receiver() -> None:
+        await asyncio.to_thread(run(session.hello))
+        while True:
+            try:
+                received = await websocket.receive()
+            except WebSocketDisconnect:
+                return
+            if received["type"] == "websocket.disconnect":
+                return
+            frame = received.get("text")
+            if frame is None:
+                frame = received.get("bytes", b"")
+            try:
+                message = protocol.parse_message(frame)
+            except protocol.ProtocolError as error:
+                post([_error(error.code, str(error))])
+                continue
+            await asyncio.to_thread(run(functools.partial(session.handle, message)))
+            if session.playing:
+                wake.set()
+
+    sending, training = asyncio.create_task(sender()), asyncio.create_task(trainer())
+    try:
+        await receiver()
+    finally:
+        # Stop training: the chunk in progress (one, ~35 ms) ends, then the trainer returns.
+        playground.release(session)
+        wake.set()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await asyncio.shield(training)
+        sending.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await sending
+
+
+def app(
+    *,
+    token: str | None = None,
+    host: str = "127.0.0.1",
+    max_sessions: int = 8,
+    static: str | os.PathLike[str] | None = None,
+) -> Starlette:
+    """The Playground as an ASGI application (Starlette).
+
+    Args:
+        token: the secret of every request (default: ``secrets.token_urlsafe(32)``);
+            read it back as ``application.state.playground.token``.
+        host: the host name the page is served on (Origins must use it;
+            loopback names are interchangeable).
+        max_sessions: the most WebSocket sessions at once.
+        static: the folder of the page's files (default: the package's ``static/``).
+
+    Raises:
+        ValueError: for ``max_sessions < 1`` or an empty token.
+    """
+    if isinstance(max_sessions, bool) or not isinstance(max_sessions, int) or max_sessions < 1:
+        raise ValueError(f"max_sessions must be an integer >= 1, got {max_sessions!r}")
+    if token is not None and (not isinstance(token, str) or len(token) < 16):
+        raise ValueError("token must be a string of at least 16 characters")
+    playground = Playground(
+        token or secrets.token_urlsafe(32),
+        host,
+        max_sessions,
+        None if static is None else pathlib.Path(static),
+    )
+    routes = [
+        Route("/", _index),
+        WebSocketRoute("/ws", _socket),
+        Mount("/static", app=StaticFiles(directory=playground.static, check_dir=False)),
+    ]
+    application = Starlette(routes=routes)
+    application.state.playground = playground
+    application.add_middleware(_Guard, playground=playground)
+    return application
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port on ``host`` that is free now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+def serve(
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    open_browser: bool = True,
+    max_sessions: int = 8,
+    token: str | None = None,
+    announce: Callable[[str], None] = print,
+) -> None:
+    """Runs the Playground with uvicorn until Ctrl-C (uvicorn's signal handling).
+
+    Args:
+        host: the interface to bind (127.0.0.1: this machine only).
+        port: the port; 0 picks a free one.
+        open_browser: open the URL with :func:`webbrowser.open`.
+        max_sessions: the most sessions (browser tabs) at once.
+        token: the secret (default: a fresh ``secrets.token_urlsafe(32)``).
+        announce: called once with the URL (token included).
+    """
+    import uvicorn
+
+    if port == 0:
+        port = free_port(host)
+    application = app(token=token, host=host, max_sessions=max_sessions)
+    token = application.state.playground.token
+    shown = f"[{host}]" if ":" in host else host
+    url = f"http://{shown}:{port}/?token={token}"
+    config = uvicorn.Config(
+        application,
+        host=host,
+        port=port,
+        log_level="warning",
+        ws_max_size=protocol.MAX_FRAME_BYTES + 1024,
+        ws_ping_interval=None,
+        lifespan="off",
+    )
+    server = uvicorn.Server(config)
+    announce(url)
+    if open_browser:
+        import webbrowser
+
+        threading.Timer(0.5, webbrowser.open, args=(url,)).start()
+    server.run()
