@@ -19,7 +19,6 @@ const FEATURE_LABELS = {
   x1: "X\u2081", x2: "X\u2082", "x1^2": "X\u2081\u00b2", "x2^2": "X\u2082\u00b2",
   "x1*x2": "X\u2081X\u2082", "sin(x1)": "sin(X\u2081)", "sin(x2)": "sin(X\u2082)",
 };
-const REGRESSION_DATASETS = ["plane", "multi_gaussian"];
 const SWEEP_RATES = [0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1, 3];
 const PAGE_KEYS = { showTest: false, discretize: false }; // fragment keys kept by the page
 
@@ -308,15 +307,8 @@ function applyConfig(config) {
 
 function bindControls() {
   const onChange = (id, make) => $(id).addEventListener("change", () => sendConfig(make($(id))));
-  onChange("dataset", (el) => {
-    const problem = REGRESSION_DATASETS.includes(el.value) ? "regression" : "classification";
-    const config = { dataset: el.value };
-    if (problem !== state.config.problem) {
-      config.problem = problem;
-      config.loss = state.options.losses[problem][0];
-    }
-    return config;
-  });
+  // The server derives the problem type (and the regression loss) from the dataset.
+  onChange("dataset", (el) => ({ dataset: el.value }));
   onChange("noise", (el) => ({ noise: Number(el.value) }));
   onChange("train-ratio", (el) => ({ trainRatio: Number(el.value) }));
   onChange("batch-size", (el) => ({ batchSize: Number(el.value) }));
@@ -327,14 +319,8 @@ function bindControls() {
   onChange("activation", (el) => ({ activation: el.value }));
   onChange("regularization", (el) => ({ regularization: el.value }));
   onChange("regularization-rate", (el) => ({ regularizationRate: Number(el.value) }));
-  onChange("problem", (el) => {
-    const problem = el.value;
-    const config = { problem, loss: state.options.losses[problem][0] };
-    const isRegression = REGRESSION_DATASETS.includes(state.config.dataset);
-    if (problem === "regression" && !isRegression) config.dataset = REGRESSION_DATASETS[0];
-    if (problem === "classification" && isRegression) config.dataset = "circle";
-    return config;
-  });
+  // The server switches to circle or plane when the dataset does not fit the problem.
+  onChange("problem", (el) => ({ problem: el.value }));
   onChange("optimizer", (el) => ({ optimizer: el.value }));
   onChange("loss", (el) => ({ loss: el.value }));
   onChange("dropout", (el) => ({ dropout: Number(el.value) }));
@@ -473,11 +459,13 @@ function onSweep(msg) {
   window.playgroundSweep = msg;
   $("sweep").disabled = false;
   drawSweepHeatmap($("sweep-heatmap"), msg);
-  let best = 0;
-  for (let i = 1; i < msg.mean.length; i++) {
-    if (!(msg.mean[i] >= msg.mean[best])) best = i;
-  }
-  $("sweep-summary").textContent = `best learning rate ${msg.learningRates[best]}: mean test loss ${Number(msg.mean[best]).toFixed(3)} ± ${Number(msg.std[best]).toFixed(3)} (${msg.seeds} seeds, ${msg.epochs} epochs)`;
+  let best = -1;
+  msg.mean.forEach((m, i) => {
+    if (Number.isFinite(m) && (best < 0 || m < msg.mean[best])) best = i;
+  });
+  $("sweep-summary").textContent = best < 0
+    ? `every run diverged (${msg.seeds} seeds, ${msg.epochs} epochs)`
+    : `best learning rate ${msg.learningRates[best]}: mean test loss ${fmt(msg.mean[best])} ± ${fmt(msg.std[best])} (${msg.seeds} seeds, ${msg.epochs} epochs)`;
 }
 
 // ---------------------------------------------------------------------------
