@@ -400,7 +400,7 @@ def encode_snapshot(header: Mapping[str, Any], arrays: Mapping[str, Any]) -> byt
     blocks = []
     offset = 0
     for name, value in arrays.items():
-        block = np.ascontiguousarray(value, dtype="<f4")
+        block = np.array(value, dtype="<f4", order="C")  # a copy; keeps 0-d arrays 0-d
         index[name] = {"offset": offset, "shape": list(block.shape)}
         blocks.append(block.tobytes())
         offset += block.nbytes

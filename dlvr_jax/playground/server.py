@@ -64,12 +64,22 @@ class Playground:
         max_sessions: the most sessions at once.
         sessions: the live sessions by id (a closed socket's session leaves it).
         static: the folder of the page's files.
+        config: the configuration fields new sessions start from (over the defaults).
+        precompile: whether sessions compile their first chunk ahead, in the background.
     """
 
     def __init__(
-        self, token: str, host: str, max_sessions: int, static: pathlib.Path | None = None
+        self,
+        token: str,
+        host: str,
+        max_sessions: int,
+        static: pathlib.Path | None = None,
+        config: dict[str, Any] | None = None,
+        precompile: bool = True,
     ) -> None:
         self.token = token
+        self.config = dict(config or {})
+        self.precompile = precompile
         self.host = host
         self.max_sessions = max_sessions
         self.sessions: dict[str, Session] = {}
@@ -228,7 +238,9 @@ async def _socket(websocket: WebSocket) -> None:
             loop.call_soon_threadsafe(outbox.put_nowait, frames)
 
     await websocket.accept()
-    session = await asyncio.to_thread(Session)
+    session = await asyncio.to_thread(
+        functools.partial(Session, playground.config, precompile=playground.precompile)
+    )
     if not playground.claim(session):
         await websocket.send_text(
             json.dumps(
@@ -316,6 +328,8 @@ def app(
     host: str = "127.0.0.1",
     max_sessions: int = 8,
     static: str | os.PathLike[str] | None = None,
+    config: dict[str, Any] | None = None,
+    precompile: bool = True,
 ) -> Starlette:
     """The Playground as an ASGI application (Starlette).
 
@@ -326,9 +340,14 @@ def app(
             loopback names are interchangeable).
         max_sessions: the most WebSocket sessions at once.
         static: the folder of the page's files (default: the package's ``static/``).
+        config: configuration fields new sessions start from, over
+            :data:`~dlvr_jax.playground.protocol.DEFAULT_CONFIG` (checked here).
+        precompile: compile each new configuration's first chunk ahead, in a
+            background thread, so that Play starts at once.
 
     Raises:
-        ValueError: for ``max_sessions < 1`` or an empty token.
+        ValueError: for ``max_sessions < 1`` or a token shorter than 16 characters.
+        ProtocolError: for a bad ``config`` field (a ``ValueError``).
     """
     if isinstance(max_sessions, bool) or not isinstance(max_sessions, int) or max_sessions < 1:
         raise ValueError(f"max_sessions must be an integer >= 1, got {max_sessions!r}")
@@ -339,6 +358,8 @@ def app(
         host,
         max_sessions,
         None if static is None else pathlib.Path(static),
+        protocol.check_config(config or {}),
+        precompile,
     )
     routes = [
         Route("/", _index),

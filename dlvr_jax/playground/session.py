@@ -290,21 +290,30 @@ def _output_mode(prepared: Prepared) -> str:
     return "binary" if prepared.classes == 2 else "multi"
 
 
-@functools.partial(jax.jit, static_argnames=("model", "names", "mode", "classes", "resolution"))
+@functools.partial(jax.jit, static_argnames=("names", "mode", "classes", "resolution"))
 def _views(
-    params: Any,
+    state: train.TrainState,
     domain: jax.Array,
-    test_x: jax.Array,
-    test_y: jax.Array,
+    train_set: data.Dataset,
+    test_set: data.Dataset,
     *,
-    model: models.MLP,
     names: tuple[str, ...] | None,
     mode: str,
     classes: int,
     resolution: int,
 ) -> dict[str, jax.Array]:
-    """The snapshot's pictures in one program: output, features, neurons (grid) and confusion."""
+    """The snapshot's pictures and numbers in one program (compiled once per shape).
+
+    Output, features and neurons on the grid, the confusion matrix of the test
+    set, and the losses and accuracies of the current parameters.
+    """
+    model = cast(models.MLP, cast(engine.ModuleApply, state.apply_fn).module)
+    params = state.params
     out: dict[str, jax.Array] = {}
+    for prefix, dataset in (("train", train_set), ("test", test_set)):
+        evaluation = engine.evaluate_state(state, dataset)
+        out[f"{prefix}Loss"] = evaluation.loss
+        out[f"{prefix}Accuracy"] = evaluation.accuracy
     if names is not None:
         r = resolution
         x1 = jnp.linspace(domain[0], domain[1], r)
@@ -328,12 +337,14 @@ def _views(
         if hidden:
             out["neurons"] = jnp.concatenate(hidden, axis=1).T.reshape(-1, r, r)
     if mode != "value":
-        logits: jax.Array = cast(jax.Array, model.apply(params, test_x))
+        logits: jax.Array = cast(jax.Array, model.apply(params, test_set.x))
         if logits.shape[-1] == 1:
             predicted = (logits[:, 0] > 0).astype(jnp.int32)
         else:
             predicted = jnp.argmax(logits, axis=-1)
-        out["confusion"] = jnp.zeros((classes, classes), jnp.float32).at[test_y, predicted].add(1.0)
+        out["confusion"] = (
+            jnp.zeros((classes, classes), jnp.float32).at[test_set.y, predicted].add(1.0)
+        )
     return out
 
 
@@ -349,10 +360,10 @@ def _empty_pending() -> _Pending:
     return _Pending([], [], [], [], [])
 
 
-def _pieces(epochs: int) -> list[int]:
-    """``epochs`` as a sum of :data:`LADDER` sizes and ones, largest first (programs reused)."""
+def _pieces(epochs: int, sizes: tuple[int, ...]) -> list[int]:
+    """``epochs`` as a sum of ``sizes`` (compiled programs) and ones, largest first."""
     pieces = []
-    for size in (*reversed(LADDER), 1):
+    for size in (*sorted(sizes, reverse=True), 1):
         count, epochs = divmod(epochs, size)
         pieces += [size] * count
     return pieces
@@ -370,10 +381,13 @@ class Session:
             (what the exported script replays).
         chunks: compiled chunks run so far (a closed session's count stops).
         diverged: the 1-based epoch at which the run diverged, or None.
+        precompile: compile a new configuration's first chunk at once, in a
+            background thread (so Play starts without waiting).
     """
 
-    def __init__(self, config: dict[str, Any] | None = None) -> None:
+    def __init__(self, config: dict[str, Any] | None = None, *, precompile: bool = True) -> None:
         self.id = uuid.uuid4().hex[:12]
+        self.precompile = precompile
         self.lock = threading.RLock()
         self.config: dict[str, Any] = dict(protocol.DEFAULT_CONFIG)
         self.upload: data.Dataset | None = None
@@ -475,22 +489,9 @@ class Session:
         self._pending = _empty_pending()
         self._epochs_since_snapshot = 0
         self._last_snapshot_time = time.perf_counter()
-        self._last = self._evaluate()
         self._seconds_per_epoch = None
-        self.warm()
-
-    def _evaluate(self) -> dict[str, float | None]:
-        """Losses and accuracies of the current state (for the epoch-0 snapshot)."""
-        p = self.prepared
-        train_eval = engine.evaluate_state(self.state, p.train)
-        test_eval = engine.evaluate_state(self.state, p.test)
-        classification = p.task == "classification"
-        return {
-            "trainLoss": float(train_eval.loss),
-            "testLoss": float(test_eval.loss),
-            "trainAccuracy": float(train_eval.accuracy) if classification else None,
-            "testAccuracy": float(test_eval.accuracy) if classification else None,
-        }
+        if self.precompile:
+            self.warm()
 
     @property
     def epoch(self) -> int:
@@ -751,7 +752,9 @@ class Session:
         if bad >= 0:
             # The good epochs again, in compiled pieces: the state before the bad epoch.
             state, kept = start, []
-            for piece in _pieces(bad):
+            with _READY_LOCK:
+                ready = tuple(size for size in LADDER if (self._shape_key(), size) in _READY)
+            for piece in _pieces(bad, ready):
                 state, piece_records, _, _ = self._run(state, piece)
                 kept.append(piece_records)
             if kept:
@@ -820,35 +823,40 @@ class Session:
         p = self.prepared
         pending = self._pending
         now = time.perf_counter()
-        if pending.train_loss:
-            train_losses = np.concatenate(pending.train_loss)
-            test_losses = np.concatenate(pending.test_loss)
-            grad_norms = np.concatenate(pending.grad_norms)
-            last: dict[str, float | None] = {
-                "trainLoss": float(train_losses[-1]),
-                "testLoss": float(test_losses[-1]),
-                "trainAccuracy": float(np.concatenate(pending.train_accuracy)[-1]),
-                "testAccuracy": float(np.concatenate(pending.test_accuracy)[-1]),
-            }
-            if p.task == "regression":
-                last["trainAccuracy"] = last["testAccuracy"] = None
-            self._last = last
-        else:
-            train_losses = test_losses = np.zeros((0,), np.float32)
-            grad_norms = np.zeros((0, len(p.model.hidden) + 1), np.float32)
         seconds = now - self._last_snapshot_time
         rate = self._epochs_since_snapshot / seconds if seconds > 0 else 0.0
         views = _views(
-            self.state.params,
+            self.state,
             jnp.asarray(p.domain, jnp.float32),
-            p.test.x,
-            p.test.y if p.task == "classification" else jnp.zeros((1,), jnp.int32),
-            model=p.model,
+            p.train,
+            p.test,
             names=tuple(self.config["features"]) if p.grid else None,
             mode=_output_mode(p),
             classes=p.classes or 0,
             resolution=self.config["resolution"],
         )
+        if pending.train_loss:  # the last epoch's record (train loss: before each step)
+            train_losses = np.concatenate(pending.train_loss)
+            test_losses = np.concatenate(pending.test_loss)
+            grad_norms = np.concatenate(pending.grad_norms)
+            last = [
+                train_losses[-1],
+                test_losses[-1],
+                np.concatenate(pending.train_accuracy)[-1],
+                np.concatenate(pending.test_accuracy)[-1],
+            ]
+        else:  # no epoch since the last snapshot (epoch 0, a new resolution): evaluate
+            train_losses = test_losses = np.zeros((0,), np.float32)
+            grad_norms = np.zeros((0, len(p.model.hidden) + 1), np.float32)
+            last = [
+                views[name] for name in ("trainLoss", "testLoss", "trainAccuracy", "testAccuracy")
+            ]
+        numbers = {
+            "trainLoss": _finite(last[0]),
+            "testLoss": _finite(last[1]),
+            "trainAccuracy": _finite(last[2]) if p.task == "classification" else None,
+            "testAccuracy": _finite(last[3]) if p.task == "classification" else None,
+        }
         arrays: dict[str, Any] = {}
         for name in ("output", "confidence", "features", "neurons"):
             if name in views:
@@ -867,7 +875,7 @@ class Session:
             "type": "snapshot",
             "epoch": self.epoch,
             "step": int(self.state.step),
-            **{k: _finite(v) for k, v in self._last.items()},
+            **numbers,
             "epochsPerSecond": round(rate, 1),
             "task": p.task,
             "classes": p.classes,

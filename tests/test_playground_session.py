@@ -1,0 +1,257 @@
+"""The Playground's protocol and session logic, without a server (dlvr_jax.playground)."""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+
+import jax
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from dlvr_jax import data, models
+from dlvr_jax.playground import protocol
+from dlvr_jax.playground.session import Session, UploadError, load_upload
+
+_COMPILES: list[str] = []
+_COUNTING = [False]
+
+
+def _count(event: str, duration: float, **_: object) -> None:
+    if _COUNTING[0] and event == "/jax/core/compile/backend_compile_duration":
+        _COMPILES.append(event)
+
+
+jax.monitoring.register_event_duration_secs_listener(_count)
+
+
+# ----------------------------------------------------------------------------
+# Snapshots: the binary encoding.
+
+_names = st.text(alphabet="abcdefghijklmnopqrstuvwxyz_0123456789", min_size=1, max_size=12)
+_shapes = st.lists(st.integers(0, 5), min_size=0, max_size=3).map(tuple)
+
+
+@given(
+    arrays=st.dictionaries(_names, _shapes, max_size=6),
+    epoch=st.integers(0, 2**40),
+    note=st.text(max_size=40),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_snapshot_decodes_to_what_was_encoded(arrays, epoch, note, seed):
+    rng = np.random.default_rng(seed)
+    values = {name: rng.normal(size=shape).astype(np.float32) for name, shape in arrays.items()}
+    frame = protocol.encode_snapshot({"type": "snapshot", "epoch": epoch, "note": note}, values)
+    (size,) = struct.unpack("<I", frame[:4])
+    padding = -(4 + size) % 4
+    assert frame[4 + size : 4 + size + padding] == b"\0" * padding
+    header, decoded = protocol.decode_snapshot(frame)
+    assert header["epoch"] == epoch
+    assert header["note"] == note
+    assert list(decoded) == list(values)
+    for name, value in values.items():
+        assert decoded[name].shape == value.shape
+        assert decoded[name].tobytes() == value.tobytes()  # bit for bit
+        entry = header["arrays"][name]
+        assert entry["offset"] % 4 == 0
+        assert entry["shape"] == list(value.shape)
+
+
+# ----------------------------------------------------------------------------
+# Messages: validation.
+
+_valid_fields = {
+    "dataset": st.sampled_from([d for d in protocol.DATASETS if d != "upload"]),
+    "noise": st.integers(0, 50),
+    "trainRatio": st.integers(10, 90),
+    "batchSize": st.integers(1, 500),
+    "points": st.integers(50, 5000),
+    "seed": st.integers(0, 2**31 - 1),
+    "features": st.lists(st.sampled_from(data.FEATURES), min_size=1, unique=True),
+    "hidden": st.lists(st.integers(1, 256), max_size=16),
+    "activation": st.sampled_from(sorted(models.activations)),
+    "learningRate": st.floats(1e-6, 10.0),
+    "regularizationRate": st.floats(0.0, 10.0),
+    "dropout": st.floats(0.0, 0.99),
+    "residual": st.booleans(),
+    "resolution": st.integers(10, 200),
+}
+
+
+@given(st.fixed_dictionaries({}, optional=_valid_fields))
+def test_every_valid_config_is_accepted(config):
+    message = protocol.parse_message(json.dumps({"type": "config", "config": config}))
+    assert set(message["config"]) == set(config)
+
+
+_bad_values = {
+    "noise": [51, -1, 2.5, "3", True, None],
+    "trainRatio": [9, 91, 50.5],
+    "batchSize": [0, 501, [10]],
+    "points": [49, 5001],
+    "seed": [-1, 2**31, 1e3],
+    "features": [[], ["x3"], ["x1", "x1"], "x1", [1]],
+    "hidden": [[0], [257], [4] * 17, [4.0], "4,2", {"0": 4}],
+    "activation": ["tahn", 3],
+    "learningRate": [0, -0.1, 10.5, math.inf, "0.1", False],
+    "regularizationRate": [-1, 11],
+    "dropout": [1.0, -0.1],
+    "residual": [1, "true"],
+    "resolution": [9, 201],
+    "dataset": ["circles", 0],
+    "optimizer": ["adamm"],
+    "regularization": ["l3"],
+    "problem": ["ranking"],
+    "loss": ["hinge"],
+}
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [(f, v) for f, values in _bad_values.items() for v in values],
+    ids=lambda item: str(item)[:20],
+)
+def test_a_bad_field_is_refused_naming_the_field_and_the_value(field, value):
+    with pytest.raises(protocol.ProtocolError) as caught:
+        protocol.parse_message(json.dumps({"type": "config", "config": {field: value}}))
+    message = str(caught.value)
+    assert field in message
+    assert "must" in message  # says what is expected
+    assert caught.value.code == "bad_message"
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        "not json",
+        "[1, 2]",
+        '{"no": "type"}',
+        '{"type": "launch"}',
+        '{"type": "play", "now": true}',
+        '{"type": "ack"}',
+        '{"type": "ack", "epoch": -1}',
+        '{"type": "config", "config": {"layers": 3}}',
+        '{"type": "config", "config": [1]}',
+        '{"type": "sweep", "learningRates": [], "seeds": 1, "epochs": 1}',
+        '{"type": "sweep", "learningRates": [0.1], "seeds": 9, "epochs": 1}',
+        '{"type": "upload", "name": "a.csv", "csv": 3}',
+        b"\x00\x01",
+    ],
+)
+def test_malformed_messages_are_refused(frame):
+    with pytest.raises(protocol.ProtocolError):
+        protocol.parse_message(frame)
+
+
+# ----------------------------------------------------------------------------
+# Uploads.
+
+
+def test_uploads_detect_two_classes_several_classes_and_regression():
+    binary = "x1,x2,y\n" + "".join(f"{i / 10},{-i / 10},{i % 2}\n" for i in range(20))
+    several = "".join(f"{i / 10},{i % 3 / 10},{i % 3}\n" for i in range(30))
+    regression = "a,b,c,t\n" + "".join(f"{i},{i / 2},{i / 3},{i * 0.5}\n" for i in range(20))
+    assert load_upload(binary).y.dtype == np.int32
+    assert int(load_upload(several).y.max()) == 2
+    loaded = load_upload(regression)
+    assert loaded.x.shape == (20, 3)
+    assert loaded.y.dtype == np.float32
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("x1,x2,y\n0,0,1\n1,abc,0\n", "row 3: column 2 is not a number"),
+        ("0,0,1\n1,1,0\n2,2\n", "row 3: expected 3 columns"),
+        ("0,0,1\n1,nan,0\n", "row 2: column 2 is not a finite number"),
+        ("0,0,1\n1,1,-1\n", "row 2: the target '-1' is not a class label"),
+        ("x,y\n", "no data rows"),
+    ],
+)
+def test_a_bad_csv_is_refused_naming_the_row(text, expected):
+    with pytest.raises(UploadError, match=expected.replace("(", r"\(")):
+        load_upload(text)
+
+
+def test_an_oversize_csv_is_refused_with_the_limit():
+    with pytest.raises(UploadError, match="limited to 10 MB"):
+        load_upload("0,0,1\n" * (protocol.MAX_CSV_BYTES // 6 + 1))
+    with pytest.raises(UploadError, match="limited to 100,000 rows"):
+        load_upload("0,1\n" * (protocol.MAX_CSV_ROWS + 2))
+
+
+# ----------------------------------------------------------------------------
+# Training.
+
+
+def _play_until(session: Session, epochs: int) -> list:
+    session.handle({"type": "play"})
+    frames = []
+    while session.playing and session.epoch < epochs:
+        frames += session.train_chunk()
+        session.unacknowledged.clear()
+    session.handle({"type": "pause"})
+    return frames
+
+
+def test_a_learning_rate_change_keeps_training_and_does_not_recompile():
+    session = Session({"points": 100, "hidden": [3], "batchSize": 10}, precompile=False)
+    session.handle({"type": "step"})  # compiles the one-epoch program and the snapshot's
+    session.handle({"type": "step"})
+    _COMPILES.clear()
+    _COUNTING[0] = True
+    try:
+        replies = session.handle({"type": "config", "config": {"learningRate": 0.3}})
+        session.handle({"type": "config", "config": {"regularization": "l2"}})
+        session.handle({"type": "config", "config": {"regularizationRate": 0.01}})
+        frames = session.handle({"type": "step"})
+    finally:
+        _COUNTING[0] = False
+    assert _COMPILES == []
+    assert replies[0]["reset"] is False
+    assert session.epoch == 3
+    header, _ = protocol.decode_snapshot(frames[0])
+    assert header["epoch"] == 3
+    lr = session.state.opt_state.hyperparams["learning_rate"]
+    assert float(lr) == pytest.approx(0.3)
+    assert float(session.state.l2) == pytest.approx(0.01)
+    assert session.segments == [[2, 0.03, 0.0, 0.0], [1, 0.3, 0.0, 0.01]]
+
+
+def test_a_divergence_names_the_epoch_and_keeps_the_last_good_state():
+    session = Session(
+        {"dataset": "plane", "hidden": [8, 8], "activation": "relu", "learningRate": 10.0},
+        precompile=False,
+    )
+    frames = _play_until(session, 5000)
+    diverged = [f for f in frames if isinstance(f, dict) and f["type"] == "diverged"]
+    assert len(diverged) == 1, frames
+    epoch = diverged[0]["epoch"]
+    assert f"epoch {epoch}" in diverged[0]["message"]
+    assert "learning rate" in diverged[0]["message"]
+    assert "clip" in diverged[0]["message"]
+    assert session.epoch == epoch - 1 == diverged[0]["lastGoodEpoch"]
+    assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(session.state.params))
+    assert not session.playing
+    assert session.handle({"type": "play"})[0]["playing"] is False  # stays stopped
+    assert session.train_chunk() == []
+    assert sum(segment[0] for segment in session.segments) == session.epoch
+
+
+def test_config_changes_follow_the_cross_field_rules():
+    session = Session({"points": 100, "hidden": [3]}, precompile=False)
+    frames = session.handle({"type": "config", "config": {"dataset": "plane"}})
+    assert frames[0]["config"]["problem"] == "regression"
+    assert frames[0]["config"]["loss"] == "mse"
+    assert frames[0]["reset"] is True
+    assert [f["type"] for f in frames if isinstance(f, dict)] == ["config", "data", "status"]
+    frames = session.handle({"type": "config", "config": {"problem": "classification"}})
+    assert frames[0]["config"]["dataset"] == "circle"
+    with pytest.raises(protocol.ProtocolError, match="does not fit"):
+        session.handle({"type": "config", "config": {"dataset": "plane", "loss": "cross_entropy"}})
+    with pytest.raises(protocol.ProtocolError, match="upload"):
+        session.handle({"type": "config", "config": {"dataset": "upload"}})
+    assert session.config["dataset"] == "circle"  # unchanged by the refused messages
