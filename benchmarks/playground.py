@@ -162,8 +162,8 @@ def _wait(driver: Any, script: str, what: str, timeout: float = 60.0) -> Any:
 
 
 _SAMPLE = (
-    "return [performance.now(), window.playgroundStats.snapshots, "
-    "window.playgroundStats.lastEpoch];"
+    "const s = window.playgroundStats; "
+    "return [performance.now(), s.snapshots, s.lastEpoch, s.received, s.drawMs];"
 )
 _FRAME_RATE = """
 const done = arguments[arguments.length - 1];
@@ -195,9 +195,9 @@ def _repeat(driver: Any, window: float) -> dict[str, float]:
             driver, "window.playgroundStats.firstSnapshotMs", "the first snapshot after Play"
         )
         time.sleep(SETTLE)
-        t0, s0, e0 = driver.execute_script(_SAMPLE)
+        t0, s0, e0, r0, _ = driver.execute_script(_SAMPLE)
         time.sleep(window)
-        t1, s1, e1 = driver.execute_script(_SAMPLE)
+        t1, s1, e1, r1, draw = driver.execute_script(_SAMPLE)
         driver.execute_script("document.querySelector('[data-testid=\"play\"]').click();")
         seconds = (t1 - t0) / 1000.0
         return {
@@ -205,6 +205,8 @@ def _repeat(driver: Any, window: float) -> dict[str, float]:
             "snapshots": (s1 - s0) / seconds,
             "epochs": (e1 - e0) / seconds,
             "frames": frames,
+            "received": (r1 - r0) / seconds,
+            "draw ms": float(draw),
         }
 
 
@@ -261,7 +263,11 @@ def run(config: h.Config) -> h.Workload:
             samples=[1.0 / s if s > 0 else float("inf") for s in snapshots],
             throughput=snapshots_m,
             unit="snapshots/s",
-            details={"per repeat": ", ".join(f"{s:.1f}" for s in snapshots)},
+            details={
+                "per repeat": ", ".join(f"{s:.1f}" for s in snapshots),
+                "received/s": h.median([s["received"] for s in samples]),
+                "draw ms (last)": h.median([s["draw ms"] for s in samples]),
+            },
         ),
         h.Row(
             KEY,

@@ -59,6 +59,7 @@ const stats = {
   connected: false,
   playing: false,
   epochsPerSecond: 0,
+  drawMs: 0, // time to draw the last snapshot
 };
 window.playgroundStats = stats;
 window.playgroundExport = null; // the last export reply (script, checkpoint, epoch)
@@ -686,7 +687,9 @@ function frame() {
   const snap = state.pending;
   state.pending = null;
   if (snap) {
+    const start = performance.now();
     drawSnapshot(snap);
+    stats.drawMs = performance.now() - start;
     stats.snapshots += 1;
     stats.lastEpoch = snap.header.epoch;
     stats.epochsPerSecond = snap.header.epochsPerSecond;
