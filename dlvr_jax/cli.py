@@ -320,6 +320,7 @@ def _playground_arguments(command: argparse.ArgumentParser) -> None:
     _add(command, "--port", 0, _port, "the port (0: a free one)")
     _add(command, "--no-browser", False, bool, "print the URL but do not open a browser")
     _add(command, "--max-sessions", 8, _positive_int, "the most browser tabs training at once")
+    _add(command, "--json", False, bool, "on exit, print the outcome as one JSON document")
     command.set_defaults(run=_playground)
 
 

@@ -11,7 +11,6 @@ parameters, bit for bit; it saves them with :func:`dlvr_jax.checkpoint.save`.
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 import dlvr_jax
@@ -59,9 +58,9 @@ def script(session: Session) -> str:
         lines.append("from dlvr_jax.playground.session import signed_mse")
     lines += [
         "",
-        f"CONFIG = {json.dumps(config, sort_keys=True)}",
+        f"CONFIG = {dict(sorted(config.items()))!r}",
         "# [epochs, learning rate, l1, l2] for each stretch of the run",
-        f"SEGMENTS = {json.dumps(session.segments)}",
+        f"SEGMENTS = {session.segments!r}",
     ]
     if upload:
         lines.append(f"CSV = {session.upload_text!r}")

@@ -126,7 +126,7 @@ class Playground:
             return True
 
     def release(self, session: Session) -> None:
-        """Stops ``session`` and forgets it."""
+        """Stops ``session`` (if it still runs) and forgets it."""
         session.close()
         with self._lock:
             self.sessions.pop(session.id, None)
@@ -312,11 +312,13 @@ async def _socket(websocket: WebSocket) -> None:
     try:
         await receiver()
     finally:
-        # Stop training: the chunk in progress (one, ~35 ms) ends, then the trainer returns.
-        playground.release(session)
+        # Stop training: the chunk in progress (one, ~35 ms) ends, then the trainer
+        # returns; only then does the session leave the registry.
+        session.close()
         wake.set()
+        training.add_done_callback(lambda _: playground.release(session))
         with contextlib.suppress(asyncio.CancelledError, Exception):
-            await asyncio.shield(training)
+            await asyncio.shield(training)  # an ASGI server may cancel us: the callback stays
         sending.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await sending
@@ -392,7 +394,7 @@ def serve(
 
     Args:
         host: the interface to bind (127.0.0.1: this machine only).
-        port: the port; 0 picks a free one.
+        port: the port; 0 picks a free one (the socket is bound before the URL is announced).
         open_browser: open the URL with :func:`webbrowser.open`.
         max_sessions: the most sessions (browser tabs) at once.
         token: the secret (default: a fresh ``secrets.token_urlsafe(32)``).
@@ -400,16 +402,18 @@ def serve(
     """
     import uvicorn
 
-    if port == 0:
-        port = free_port(host)
     application = app(token=token, host=host, max_sessions=max_sessions)
     token = application.state.playground.token
+    # Bind and listen before printing the URL: it works the moment it is shown.
+    listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind((host, port))
+    listener.listen(128)
+    port = int(listener.getsockname()[1])
     shown = f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{port}/?token={token}"
     config = uvicorn.Config(
         application,
-        host=host,
-        port=port,
         log_level="warning",
         ws_max_size=protocol.MAX_FRAME_BYTES + 1024,
         ws_ping_interval=None,
@@ -421,4 +425,9 @@ def serve(
         import webbrowser
 
         threading.Timer(0.5, webbrowser.open, args=(url,)).start()
-    server.run()
+    try:
+        server.run(sockets=[listener])
+    except KeyboardInterrupt:  # uvicorn shuts down, then re-raises the Ctrl-C it caught
+        pass
+    finally:
+        listener.close()

@@ -30,6 +30,7 @@ writes exactly that, with dlvr_jax's public API, and gives the same bits.
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import math
 import os
@@ -69,9 +70,34 @@ LADDER = (4, 16, 64, 256, 1024)
 STEP_SECONDS_GUESS = 20e-6
 """A first guess of one optimizer step's time, to pick the first chunk before it is measured."""
 
+# The chunk programs compiled so far, by (shape key, epochs), shared by all sessions; and
+# those being compiled, with an event set when done (one compilation per program).
 _READY: set[tuple[Any, int]] = set()
-_WARMING: set[tuple[Any, int]] = set()
+_WARMING: dict[tuple[Any, int], threading.Event] = {}
 _READY_LOCK = threading.Lock()
+
+
+def _compile_once(key: tuple[Any, int], compile_it: Callable[[], None]) -> None:
+    """Runs ``compile_it`` unless ``key`` is compiled; waits if another thread compiles it."""
+    with _READY_LOCK:
+        if key in _READY:
+            return
+        event = _WARMING.get(key)
+        owner = event is None
+        if event is None:
+            event = _WARMING[key] = threading.Event()
+    if not owner:
+        event.wait(timeout=120)
+        return
+    try:
+        compile_it()
+        with _READY_LOCK:
+            _READY.add(key)
+    finally:
+        with _READY_LOCK:
+            _WARMING.pop(key, None)
+        event.set()
+
 
 MAX_CLASSES = 32
 """The most classes an uploaded CSV may have."""
@@ -693,10 +719,18 @@ class Session:
         key = self._shape_key()
         with _READY_LOCK:
             ready = [size for size in LADDER if (key, size) in _READY]
-        if desired in ready or not ready:
+        if desired in ready:
+            return desired
+        if not ready:  # nothing to train with meanwhile: compile it now (or wait for it)
+            state = self.state
+            _compile_once((key, desired), lambda: self._block(self._run_with(state, desired)))
             return desired
         self.warm(desired)
         return min(ready, key=lambda size: abs(math.log(size / desired)))
+
+    @staticmethod
+    def _block(result: Any) -> None:
+        int(result[3])  # waits for the run
 
     def warm(self, size: int | None = None) -> None:
         """Compiles the chunk program of ``size`` epochs (default: the first's) in a thread."""
@@ -705,20 +739,11 @@ class Session:
         with _READY_LOCK:
             if key in _READY or key in _WARMING:
                 return
-            _WARMING.add(key)
         state = self.state
 
         def compile_it() -> None:
-            try:
-                _, _, _, first_bad = self._run_with(state, size)
-                int(first_bad)  # waits for the run
-                with _READY_LOCK:
-                    _READY.add(key)
-            except Exception:  # the real run reports the error
-                pass
-            finally:
-                with _READY_LOCK:
-                    _WARMING.discard(key)
+            with contextlib.suppress(Exception):  # the real run reports any error
+                _compile_once(key, lambda: self._block(self._run_with(state, size)))
 
         threading.Thread(target=compile_it, name="playground-warm", daemon=False).start()
 
