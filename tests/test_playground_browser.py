@@ -324,18 +324,21 @@ def test_controls_change_the_running_network(server: str, browser: Any) -> None:
     assert not browser.find_elements("css selector", '[data-testid="neuron-2-0"]')
     _el(browser, "add-layer").click()
     _wait(browser, "document.querySelector('[data-testid=\"neuron-2-0\"]')", "a new layer")
+    _el(browser, "remove-layer").click()  # back to a shape compiled already
+    _wait(browser, "!document.querySelector('[data-testid=\"neuron-2-0\"]')", "one layer fewer")
+    _el(browser, "add-layer").click()
+    _wait(browser, "document.querySelector('[data-testid=\"neuron-2-0\"]')", "the layer again")
     width = _el(browser, "layer-0-width")
     _type(width, "6\n")
     _wait(browser, "document.querySelector('[data-testid=\"neuron-0-5\"]')", "a wider layer")
     _el(browser, "feature-x1^2").click()
     _wait(browser, "location.hash.includes('features=x1%2Cx2%2Cx1%5E2&')", "a third feature")
-    for testid, value in [("regularization", "l2"), ("optimizer", "adam"), ("dropout", "0.1")]:
-        _select(browser, testid, value)
-        _wait(browser, f"location.hash.includes('={value}&')", f"{testid} = {value}")
-    _el(browser, "residual").click()
-    _wait(browser, "location.hash.includes('residual=true')", "residual connections")
-    _select(browser, "dataset", "spiral")
-    _wait(browser, "location.hash.includes('dataset=spiral')", "the spiral")
+    # Regularization keeps training (no reset); optimizer, dropout, residual and
+    # the dataset are set through the URL fragment in the next test (one compile).
+    _select(browser, "regularization", "l2")
+    _wait(browser, "location.hash.includes('regularization=l2&')", "L2")
+    _select(browser, "regularization-rate", "0.001")
+    _wait(browser, "location.hash.includes('regularizationRate=0.001&')", "the L2 rate")
     _wait(browser, "window.playgroundStats.lastEpoch === 0", "the epoch-0 snapshot")
     _wait(browser, "document.querySelector('[data-testid=\"neuron-2-1\"]')", "the network")
     _play_until(browser, "window.playgroundStats.lastEpoch > 100", "training with the new setup")
@@ -348,9 +351,6 @@ def test_controls_change_the_running_network(server: str, browser: Any) -> None:
     )
     assert len(neurons) == 6 + 2 + 2  # [4, 2] + a layer of 2, the first widened to 6
     assert sum(_distinct_colours(browser, testid) > 1 for testid in neurons) >= 2
-    _screenshot(browser, "spiral")
-    _el(browser, "remove-layer").click()
-    _wait(browser, "!document.querySelector('[data-testid=\"neuron-2-0\"]')", "one layer fewer")
     # Regression: the problem type switches to a regression dataset and its loss.
     _select(browser, "problem", "regression")
     _wait(browser, "location.hash.includes('problem=regression')", "regression")
@@ -388,27 +388,40 @@ def test_data_controls(server: str, browser: Any) -> None:
     _wait(browser, f"location.hash.includes('seed={seed + 1}&')", "new data (the next seed)")
     _el(browser, "dataset").find_element("css selector", "option[value='xor']").click()
     _wait(browser, "location.hash.includes('dataset=xor&')", "the xor data")
-    _el(browser, "step").click()
-    _wait(browser, "window.playgroundStats.lastEpoch === 1", "one epoch on the new data")
+    _wait(browser, "window.playgroundStats.lastEpoch === 0", "the snapshot of the new data")
+    assert _distinct_colours(browser, "output-heatmap") > 20
     assert _text(browser, "error") == ""
 
 
 def test_the_url_fragment_reproduces_a_configuration(server: str, browser: Any) -> None:
-    fragment = "dataset=xor&noise=10&hidden=3,3,2&activation=sigmoid&learningRate=0.3&showTest=true"
+    fragment = (
+        "dataset=spiral&noise=10&hidden=8,8,4&activation=relu&learningRate=0.01&optimizer=adam"
+        "&dropout=0.1&residual=true&features=x1,x2,sin(x1),sin(x2)&showTest=true"
+    )
     _open(browser, server, fragment)
-    _wait(browser, "location.hash.includes('hidden=3%2C3%2C2')", "the fragment's configuration")
-    _wait(browser, "document.querySelector('[data-testid=\"neuron-2-1\"]')", "three layers")
-    written = browser.execute_script("return location.hash;")
-    for testid, value in [("dataset", "xor"), ("activation", "sigmoid"), ("noise", "10")]:
+    _wait(browser, "location.hash.includes('hidden=8%2C8%2C4')", "the fragment's configuration")
+    _wait(browser, "document.querySelector('[data-testid=\"neuron-2-3\"]')", "three layers")
+    for testid, value in [
+        ("dataset", "spiral"), ("activation", "relu"), ("noise", "10"), ("learning-rate", "0.01"),
+        ("optimizer", "adam"), ("dropout", "0.1"),
+    ]:  # fmt: skip
         assert _select_value(browser, testid) == value
-    assert _select_value(browser, "learning-rate") == "0.3"
+    assert _el(browser, "residual").is_selected()
     assert _el(browser, "show-test").is_selected()
+    assert _el(browser, "feature-sin(x1)").is_selected()
+    assert not _el(browser, "feature-x1^2").is_selected()
+    _play_until(browser, "window.playgroundStats.lastEpoch > 200", "training on the spiral")
+    assert _distinct_colours(browser, "output-heatmap") > 20
+    _screenshot(browser, "spiral")
+    written = browser.execute_script("return location.hash;")
     # The rewritten fragment (now the full configuration) gives the same page again.
     browser.refresh()
     _wait(browser, "window.playgroundStats.snapshots >= 1", "the reload")
     _wait(browser, f"location.hash === {written!r}", "the same configuration after reload")
-    assert _select_value(browser, "activation") == "sigmoid"
-    assert browser.find_elements("css selector", '[data-testid="neuron-2-1"]')
+    assert _select_value(browser, "activation") == "relu"
+    assert _select_value(browser, "optimizer") == "adam"
+    assert browser.find_elements("css selector", '[data-testid="neuron-2-3"]')
+    assert _stats(browser)["lastEpoch"] == 0  # a link gives the configuration, not the run
 
 
 def test_upload_a_csv_and_a_bad_one(server: str, browser: Any, tmp_path: Path) -> None:
