@@ -38,7 +38,7 @@ const state = {
   last: null, // last drawn snapshot
   trainLosses: [],
   testLosses: [],
-  gradNorms: [],
+  grad: { bins: [], open: null, stride: 1 }, // gradient norms, binned
   gradLayers: 0,
   network: null, // built DOM of the network
   rawInputs: null, // number of raw input columns of an upload without a 2-D grid
@@ -652,7 +652,7 @@ function toggleFeature(name, on) {
 function clearHistory() {
   state.trainLosses = [];
   state.testLosses = [];
-  state.gradNorms = [];
+  state.grad = { bins: [], open: null, stride: 1 };
 }
 
 function onSnapshot(snap) {
@@ -662,10 +662,14 @@ function onSnapshot(snap) {
   const a = snap.arrays;
   if (a.trainLosses) for (const v of a.trainLosses) state.trainLosses.push(v);
   if (a.testLosses) for (const v of a.testLosses) state.testLosses.push(v);
+  if (state.trainLosses.length > MAX_HISTORY) {
+    state.trainLosses = halve(state.trainLosses);
+    state.testLosses = halve(state.testLosses);
+  }
   if (a.gradNorms) {
     const [e, l] = snap.shapes.gradNorms;
     state.gradLayers = l;
-    for (let i = 0; i < e; i++) state.gradNorms.push(Array.from(a.gradNorms.subarray(i * l, (i + 1) * l)));
+    for (let i = 0; i < e; i++) addGradRow(a.gradNorms.subarray(i * l, (i + 1) * l));
   }
   if (state.playPressedAt !== null && h.epoch > state.playEpoch) {
     stats.firstSnapshotMs = performance.now() - state.playPressedAt;
@@ -674,6 +678,48 @@ function onSnapshot(snap) {
   state.pending = snap;
   state.toAck.push(h.epoch);
   requestDraw();
+}
+
+// Long runs keep bounded histories: averages of 2^k consecutive epochs.
+const MAX_HISTORY = 4000;
+const MAX_GRAD_BINS = 600;
+
+function halve(series) {
+  const out = [];
+  for (let i = 0; i + 1 < series.length; i += 2) out.push((series[i] + series[i + 1]) / 2);
+  if (series.length % 2) out.push(series[series.length - 1]);
+  return out;
+}
+
+function addGradRow(row) {
+  const g = state.grad;
+  if (!g.open || g.open.n >= g.stride) {
+    g.open = { sum: new Float64Array(row.length), n: 0 };
+    g.bins.push(g.open);
+  }
+  for (let k = 0; k < row.length; k++) g.open.sum[k] += row[k];
+  g.open.n += 1;
+  if (g.bins.length > MAX_GRAD_BINS && g.open.n >= g.stride) {
+    const merged = [];
+    for (let i = 0; i < g.bins.length; i += 2) {
+      const x = g.bins[i];
+      const y = g.bins[i + 1];
+      if (!y) {
+        merged.push(x);
+        continue;
+      }
+      const sum = new Float64Array(x.sum.length);
+      for (let k = 0; k < sum.length; k++) sum[k] = x.sum[k] + y.sum[k];
+      merged.push({ sum, n: x.n + y.n });
+    }
+    g.bins = merged;
+    g.stride *= 2;
+    g.open = null;
+  }
+}
+
+function gradMeans() {
+  return state.grad.bins.map((b) => Array.from(b.sum, (v) => v / b.n));
 }
 
 function requestDraw() {
@@ -759,7 +805,7 @@ function drawSnapshot(snap) {
     }
   });
   drawLossChart($("loss-chart"), state.trainLosses, state.testLosses);
-  drawGradientHeatmap($("gradient-heatmap"), state.gradNorms, state.gradLayers);
+  drawGradientHeatmap($("gradient-heatmap"), gradMeans(), state.gradLayers);
   drawConfusion(a.confusion, snap.shapes.confusion);
   redrawOutput();
 }

@@ -74,13 +74,49 @@ export function paintGrid(canvas, rows, cols, colourOf, smooth = true) {
   ctx.drawImage(tmp, 0, 0, canvas.width, canvas.height);
 }
 
+// The diverging scale as a lookup table of packed RGBA pixels (the byte order of
+// the platform, through a Uint8ClampedArray view): heatmaps are drawn often.
+const LUT_STEPS = 1023;
+const LUT = (() => {
+  const bytes = new Uint8ClampedArray(4 * (LUT_STEPS + 1));
+  for (let i = 0; i <= LUT_STEPS; i++) {
+    const c = diverging((2 * i) / LUT_STEPS - 1);
+    bytes.set([c[0], c[1], c[2], 255], 4 * i);
+  }
+  return new Uint32Array(bytes.buffer);
+})();
+const NAN_PIXEL = new Uint32Array(new Uint8ClampedArray([0, 0, 0, 255]).buffer)[0];
+const images = new Map();
+
 /** A map of values, coloured by the diverging scale after dividing by `scale`. */
 export function paintValues(canvas, values, rows, cols, scale, discretize = false) {
-  const s = scale > 0 ? scale : 1;
-  paintGrid(canvas, rows, cols, (i) => {
-    const v = values[i] / s;
-    return diverging(discretize ? Math.sign(v) : v);
-  });
+  const inv = scale > 0 ? 1 / scale : 1;
+  const tmp = scratchCanvas(cols, rows);
+  const tctx = tmp.getContext("2d");
+  const key = `${cols}x${rows}`;
+  let image = images.get(key);
+  if (!image) {
+    image = tctx.createImageData(cols, rows);
+    images.set(key, image);
+  }
+  const px = new Uint32Array(image.data.buffer);
+  const half = LUT_STEPS / 2;
+  for (let i = 0; i < rows * cols; i++) {
+    let v = values[i] * inv;
+    if (v !== v) {
+      px[i] = NAN_PIXEL;
+      continue;
+    }
+    if (discretize) v = v > 0 ? 1 : v < 0 ? -1 : 0;
+    else if (v > 1) v = 1;
+    else if (v < -1) v = -1;
+    px[i] = LUT[Math.round((v + 1) * half)];
+  }
+  tctx.putImageData(image, 0, 0);
+  const ctx = canvas.getContext("2d");
+  ctx.imageSmoothingEnabled = true;
+  ctx.clearRect(0, 0, canvas.width, canvas.height);
+  ctx.drawImage(tmp, 0, 0, canvas.width, canvas.height);
 }
 
 /** The multi-class output: class colour, lighter where the confidence is low. */
