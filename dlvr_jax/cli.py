@@ -321,6 +321,7 @@ def _playground_arguments(command: argparse.ArgumentParser) -> None:
     _add(command, "--no-browser", False, bool, "print the URL but do not open a browser")
     _add(command, "--max-sessions", 8, _positive_int, "the most browser tabs training at once")
     _add(command, "--json", False, bool, "on exit, print the outcome as one JSON document")
+    _add(command, "--no-cache", False, bool, "do not use JAX's persistent compilation cache")
     command.set_defaults(run=_playground)
 
 
@@ -622,7 +623,9 @@ def _playground(args: argparse.Namespace) -> _Outcome:
         raise ValueError(
             'the playground needs Starlette and uvicorn: pip install "dlvr-jax[playground]"'
         ) from None
-    from dlvr_jax import playground
+    from dlvr_jax import jobs, playground
+
+    jobs.compilation_cache(not args.no_cache)  # a second start loads its programs from disk
 
     def announce(url: str) -> None:
         print(f"dlvr-jax playground: open {url}  (Ctrl-C stops it)", flush=True)

@@ -158,6 +158,9 @@ def test_the_origin_rule_accepts_the_loopback_names_of_the_served_port():
         assert playground.origin_ok(origin, 8765)
     for origin in ("http://127.0.0.1:8766", "https://localhost:8765", "http://evil:8765", None):
         assert not playground.origin_ok(origin, 8765)
+    everywhere = server.Playground(TOKEN, "0.0.0.0", 8)  # the page's own Host is its origin
+    assert everywhere.origin_ok("http://192.168.1.5:8765", 8765, "192.168.1.5:8765")
+    assert not everywhere.origin_ok("http://evil.example", 8765, "192.168.1.5:8765")
 
 
 # ----------------------------------------------------------------------------
@@ -278,6 +281,7 @@ def test_eight_sessions_train_at_once_each_on_its_own_state(client, application)
             assert refused["code"] == "too_many_sessions"
             assert "at most 8" in refused["message"]
             assert extra.next() == {"type": "closed", "code": 1013}
+        assert len(registry) == 8  # the refused one built nothing
         for page in pages:
             page.send({"type": "pause"})
             page.until("status")

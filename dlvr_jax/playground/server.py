@@ -85,6 +85,7 @@ class Playground:
         self.sessions: dict[str, Session] = {}
         self.static = STATIC if static is None else pathlib.Path(static)
         self._lock = threading.Lock()
+        self._reserved = 0  # places taken by sessions being built
 
     def hosts(self) -> set[str]:
         """The host names an Origin may use (the loopback names together)."""
@@ -93,8 +94,13 @@ class Playground:
             return {"127.0.0.1", "localhost", "[::1]", host}
         return {host}
 
-    def origin_ok(self, origin: str | None, port: int | None) -> bool:
-        """Whether ``origin`` is ``http://HOST:PORT`` of this server."""
+    def origin_ok(self, origin: str | None, port: int | None, host_header: str = "") -> bool:
+        """Whether ``origin`` is ``http://HOST:PORT`` of this server.
+
+        HOST is the bound host (any loopback name for a loopback host); a
+        server bound to every interface (``0.0.0.0``, ``::``) accepts the
+        origin of the ``Host`` the browser asked for (a page of this server).
+        """
         if not origin:
             return False
         allowed = set()
@@ -102,6 +108,8 @@ class Playground:
             allowed.add(f"http://{host}:{port}")
             if port in (80, None):
                 allowed.add(f"http://{host}")
+        if self.host in ("0.0.0.0", "::", "") and host_header:
+            allowed.add(f"http://{host_header}")
         return origin in allowed
 
     def token_ok(self, scope: Scope) -> bool:
@@ -117,13 +125,20 @@ class Playground:
                             given = cookie
         return bool(given) and secrets.compare_digest(given.encode(), self.token.encode())
 
-    def claim(self, session: Session) -> bool:
-        """Registers ``session`` unless ``max_sessions`` are running."""
+    def reserve(self) -> bool:
+        """Takes a place for a new session unless ``max_sessions`` are taken."""
         with self._lock:
-            if len(self.sessions) >= self.max_sessions:
+            if len(self.sessions) + self._reserved >= self.max_sessions:
                 return False
-            self.sessions[session.id] = session
+            self._reserved += 1
             return True
+
+    def claim(self, session: Session | None) -> None:
+        """Turns a reserved place into ``session``'s (None: gives the place back)."""
+        with self._lock:
+            self._reserved -= 1
+            if session is not None:
+                self.sessions[session.id] = session
 
     def release(self, session: Session) -> None:
         """Stops ``session`` (if it still runs) and forgets it."""
@@ -192,15 +207,8 @@ class _Guard:
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         server = scope.get("server") or (None, None)
-        port = server[1]
         host_header = _header(scope, b"host") or ""
-        if ":" in host_header.rsplit("]", 1)[-1]:
-            port = (
-                int(host_header.rsplit(":", 1)[1])
-                if host_header.rsplit(":", 1)[1].isdigit()
-                else port
-            )
-        origin_ok = self.playground.origin_ok(_header(scope, b"origin"), port)
+        origin_ok = self.playground.origin_ok(_header(scope, b"origin"), server[1], host_header)
         if not (self.playground.token_ok(scope) and origin_ok):
             message = await receive()
             if message["type"] == "websocket.connect":
@@ -238,10 +246,7 @@ async def _socket(websocket: WebSocket) -> None:
             loop.call_soon_threadsafe(outbox.put_nowait, frames)
 
     await websocket.accept()
-    session = await asyncio.to_thread(
-        functools.partial(Session, playground.config, precompile=playground.precompile)
-    )
-    if not playground.claim(session):
+    if not playground.reserve():  # before building anything
         await websocket.send_text(
             json.dumps(
                 _error(
@@ -253,6 +258,14 @@ async def _socket(websocket: WebSocket) -> None:
         )
         await websocket.close(code=1013)
         return
+    try:
+        session = await asyncio.to_thread(
+            functools.partial(Session, playground.config, precompile=playground.precompile)
+        )
+    except BaseException:
+        playground.claim(None)
+        raise
+    playground.claim(session)
     wake = asyncio.Event()
 
     def run(call: Callable[[], list[Any]]) -> Callable[[], None]:

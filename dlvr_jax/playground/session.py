@@ -53,6 +53,7 @@ __all__ = [
     "LADDER",
     "MAX_CLASSES",
     "MAX_INPUTS",
+    "MAX_SHAPES",
     "Prepared",
     "Session",
     "UploadError",
@@ -64,7 +65,7 @@ __all__ = [
 CHUNK_SECONDS = 0.035
 """The wall time one training chunk aims at (the snapshot rate follows)."""
 
-LADDER = (4, 16, 64, 256, 1024)
+LADDER = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 """The chunk sizes (epochs) a session uses: few, so that few programs are compiled per shape."""
 
 STEP_SECONDS_GUESS = 20e-6
@@ -75,6 +76,31 @@ STEP_SECONDS_GUESS = 20e-6
 _READY: set[tuple[Any, int]] = set()
 _WARMING: dict[tuple[Any, int], threading.Event] = {}
 _READY_LOCK = threading.Lock()
+
+
+_clear_caches: Callable[[], None] = jax.clear_caches  # typed: mypy sees it as untyped
+
+MAX_SHAPES = 48
+"""Configurations of distinct shapes whose compiled programs are kept; one more clears them all."""
+
+_SHAPES: set[Any] = set()
+
+
+def _bound_programs(shape: Any) -> None:
+    """Clears JAX's compiled programs when a new shape would pass :data:`MAX_SHAPES`.
+
+    Each XLA:CPU program holds memory maps; a long-running server whose users
+    try many configurations would otherwise reach the kernel's limit. Sessions
+    of the kept shapes recompile once, at their next chunk.
+    """
+    with _READY_LOCK:
+        if shape in _SHAPES:
+            return
+        if len(_SHAPES) >= MAX_SHAPES and not _WARMING:
+            _SHAPES.clear()
+            _READY.clear()
+            _clear_caches()
+        _SHAPES.add(shape)
 
 
 def _compile_once(key: tuple[Any, int], compile_it: Callable[[], None]) -> None:
@@ -488,6 +514,7 @@ class Session:
                 f"loss 'mse' needs two classes, the data have {prepared.classes}; use cross_entropy"
             )
         self.prepared = prepared
+        _bound_programs(self._shape_key())
         self._reset_state()
 
     def _penalties(self) -> tuple[float, float]:
@@ -702,12 +729,13 @@ class Session:
                 self.config["optimizer"])  # fmt: skip
 
     def _desired_size(self) -> int:
-        """The ladder's size whose chunk takes closest to :data:`CHUNK_SECONDS`."""
+        """The ladder's largest size whose chunk fits in :data:`CHUNK_SECONDS` (at least 1)."""
         per_epoch = self._seconds_per_epoch
         if per_epoch is None:
             steps = -(-int(self.prepared.train.x.shape[0]) // self._batch_size())
             per_epoch = steps * STEP_SECONDS_GUESS
-        return min(LADDER, key=lambda size: abs(math.log(size * per_epoch / CHUNK_SECONDS)))
+        fitting = [size for size in LADDER if size * per_epoch <= CHUNK_SECONDS]
+        return max(fitting, default=LADDER[0])
 
     def _chunk_size(self) -> int:
         """The desired size if its program is compiled, else the nearest compiled one.
@@ -725,6 +753,9 @@ class Session:
             state = self.state
             _compile_once((key, desired), lambda: self._block(self._run_with(state, desired)))
             return desired
+        nearest = min(ready, key=lambda size: abs(math.log(size / desired)))
+        if desired / 2 <= nearest <= desired:  # fits, if not fully: no new program
+            return nearest
         self.warm(desired)
         return min(ready, key=lambda size: abs(math.log(size / desired)))
 
@@ -733,17 +764,37 @@ class Session:
         int(result[3])  # waits for the run
 
     def warm(self, size: int | None = None) -> None:
-        """Compiles the chunk program of ``size`` epochs (default: the first's) in a thread."""
+        """Compiles the chunk program of ``size`` epochs in a background thread.
+
+        Without ``size`` (a new configuration): the first chunk's program, from
+        a guess of the speed; then one timed run measures the speed, and the
+        program of the size that fits :data:`CHUNK_SECONDS` is compiled too, so
+        that Play trains at full speed from the start.
+        """
+        first = size is None
         size = self._desired_size() if size is None else size
-        key = (self._shape_key(), size)
-        with _READY_LOCK:
-            if key in _READY or key in _WARMING:
+        shape = self._shape_key()
+        key = (shape, size)
+        with _READY_LOCK:  # one compilation at a time per shape: they share the cores
+            if any(warming[0] == shape for warming in _WARMING):
+                return
+            if key in _READY and not first:
                 return
         state = self.state
 
         def compile_it() -> None:
             with contextlib.suppress(Exception):  # the real run reports any error
                 _compile_once(key, lambda: self._block(self._run_with(state, size)))
+                if not first or self._seconds_per_epoch is not None or shape != self._shape_key():
+                    return
+                began = time.perf_counter()
+                self._block(self._run_with(state, size))
+                self._seconds_per_epoch = (time.perf_counter() - began) / size
+                desired = self._desired_size()
+                if desired != size:
+                    _compile_once(
+                        (shape, desired), lambda: self._block(self._run_with(state, desired))
+                    )
 
         threading.Thread(target=compile_it, name="playground-warm", daemon=False).start()
 
