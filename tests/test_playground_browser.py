@@ -60,7 +60,11 @@ def server() -> Iterator[str]:
             __import__(module)
         except ImportError:
             _skip(f"{module} is not installed (pip install '.[playground]')")
-    environment = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=str(ROOT))
+    # No persistent compilation cache: the run is hermetic (nothing read from or
+    # written to the user's cache) and its time is a cold start's.
+    environment = dict(
+        os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=str(ROOT), DLVR_JAX_NO_CACHE="1"
+    )
     process = subprocess.Popen(
         [sys.executable, "-m", "dlvr_jax", "playground", "--no-browser", "--port", "0"],
         cwd=ROOT,
@@ -424,6 +428,21 @@ def test_the_url_fragment_reproduces_a_configuration(server: str, browser: Any) 
     assert _stats(browser)["lastEpoch"] == 0  # a link gives the configuration, not the run
 
 
+def test_divergence_is_explained(server: str, browser: Any) -> None:
+    # A deep linear network at learning rate 10 overflows within an epoch or two.
+    _open(browser, server, "activation=linear&hidden=8,8,8&learningRate=10&loss=mse")
+    _wait(browser, "location.hash.includes('learningRate=10&')", "the configuration")
+    _el(browser, "play").click()
+    _wait(browser, "document.querySelector('[data-testid=\"error\"]').textContent !== ''", "why")
+    message = _text(browser, "error")
+    assert "epoch" in message, message
+    assert "learning rate" in message, message
+    _wait(browser, "!window.playgroundStats.playing", "training to stop")
+    assert _text(browser, "status").startswith("connected")
+    # The last good state is kept and shown: finite readouts.
+    assert np.isfinite(_number(browser, "train-loss"))
+
+
 def test_upload_a_csv_and_a_bad_one(server: str, browser: Any, tmp_path: Path) -> None:
     _open(browser, server)
     rng = np.random.default_rng(0)
@@ -473,6 +492,12 @@ def test_export_script_reproduces_the_run(
     while not downloaded.exists() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert downloaded.read_text() == exported["script"]
+    _el(browser, "export-checkpoint").click()
+    checkpoint_file = downloads / exported["checkpointName"]
+    deadline = time.monotonic() + 10
+    while not checkpoint_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert checkpoint_file.read_bytes() == base64.b64decode(exported["checkpoint"])
     page_checkpoint = tmp_path / "page.ckpt"
     page_checkpoint.write_bytes(base64.b64decode(exported["checkpoint"]))
     run = subprocess.run(
