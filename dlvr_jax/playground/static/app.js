@@ -857,6 +857,7 @@ function redrawOutput() {
     ctx.fillText(`${h.layers[0]} input columns: no 2-D map`, 20, 150);
     return;
   }
+  drawLegend(h.task, h.classes, regressionScale());
   if (state.hover && a.neurons) {
     const { layer, unit } = state.hover;
     const index = state.config.hidden.slice(0, layer).reduce((s, n) => s + n, 0) + unit;
@@ -905,10 +906,28 @@ function cell(tag, text) {
   return el;
 }
 
-function drawLegend() {
+let legendKey = "";
+
+/** The colour legend under the output: the diverging scale, or one swatch per class. */
+function drawLegend(task = "classification", classes = 2, scale = 1) {
+  const key = `${task}:${classes}:${scale}`;
+  if (key === legendKey) return;
+  legendKey = key;
   const canvas = $("legend");
+  const labels = [$("legend-min"), $("legend-mid"), $("legend-max")];
+  if (task === "classification" && classes > 2) {
+    paintGrid(canvas, 1, classes, (i) => CLASS_COLOURS[i % CLASS_COLOURS.length], false);
+    labels[0].textContent = "class 0";
+    labels[1].textContent = `${classes} classes`;
+    labels[2].textContent = `class ${classes - 1}`;
+    return;
+  }
   const n = 101;
   paintGrid(canvas, 1, n, (i) => diverging((i / (n - 1)) * 2 - 1));
+  const s = task === "regression" ? Number(scale.toPrecision(3)) : 1;
+  labels[0].textContent = String(-s);
+  labels[1].textContent = "0";
+  labels[2].textContent = String(s);
 }
 
 // ---------------------------------------------------------------------------
