@@ -445,19 +445,25 @@ def test_divergence_is_explained(server: str, browser: Any) -> None:
 
 def test_upload_a_csv_and_a_bad_one(server: str, browser: Any, tmp_path: Path) -> None:
     _open(browser, server)
+    # Three classes: the sectors of the plane around the origin.
     rng = np.random.default_rng(0)
-    x = rng.uniform(-5, 5, size=(120, 2))
-    y = (x[:, 0] * x[:, 1] > 0).astype(int)
-    good = tmp_path / "quadrants.csv"
+    x = rng.uniform(-5, 5, size=(150, 2))
+    y = np.floor((np.arctan2(x[:, 1], x[:, 0]) + np.pi) / (2 * np.pi / 3)).astype(int) % 3
+    good = tmp_path / "sectors.csv"
     good.write_text(
-        "a,b,label\n" + "".join(f"{p:.4f},{q:.4f},{c}\n" for (p, q), c in zip(x, y, strict=False))
+        "a,b,label\n" + "".join(f"{p:.4f},{q:.4f},{c}\n" for (p, q), c in zip(x, y, strict=True))
     )
     _el(browser, "upload").send_keys(str(good))
     _wait(browser, "location.hash.includes('dataset=upload')", "the upload to be used")
     _wait(browser, "window.playgroundStats.lastEpoch === 0", "the upload's first snapshot")
+    assert "3 classes" in _text(browser, "status")
     _play_until(browser, "window.playgroundStats.lastEpoch > 50", "training on the upload")
     assert _text(browser, "error") == ""
     assert _distinct_colours(browser, "output-heatmap") > 20
+    cells = browser.execute_script(
+        "return document.querySelectorAll('[data-testid=\"confusion\"] td').length;"
+    )
+    assert cells == 9  # a 3 x 3 confusion matrix
     bad = tmp_path / "bad.csv"
     bad.write_text("a,b,label\n1,2,0\n3,4,1\n5,oops,0\n")
     _el(browser, "upload").send_keys(str(bad))

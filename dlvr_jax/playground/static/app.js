@@ -49,6 +49,8 @@ const state = {
   playPressedAt: null,
   playEpoch: 0,
   fragment: {},
+  note: "", // shown after the status (what was uploaded)
+  uploadName: "",
 };
 
 const stats = {
@@ -170,6 +172,7 @@ function onMessage(msg) {
     }
     case "config":
       if (msg.reset) clearHistory();
+      if (msg.config.dataset !== "upload") state.note = "";
       applyConfig(msg.config);
       writeFragment();
       break;
@@ -188,7 +191,8 @@ function onMessage(msg) {
       if (msg.ok) {
         setError("");
         const kind = msg.task === "classification" ? `${msg.classes} classes` : "regression";
-        showStatus(`uploaded ${msg.rows} rows, ${msg.inputs} inputs, ${kind}`);
+        state.note = `${state.uploadName}: ${msg.rows} rows, ${msg.inputs} inputs, ${kind}`;
+        showStatus();
       }
       break;
     case "export":
@@ -219,7 +223,8 @@ function setError(text) {
 
 function showStatus(text) {
   const base = stats.connected ? (state.playing ? "connected · playing" : "connected · paused") : "disconnected";
-  $("status").textContent = text ? `${base} — ${text}` : base;
+  const note = text || state.note;
+  $("status").textContent = note ? `${base} — ${note}` : base;
 }
 
 // ---------------------------------------------------------------------------
@@ -376,6 +381,7 @@ function bindControls() {
     setError("");
     const csv = await file.text();
     clearHistory();
+    state.uploadName = file.name;
     send({ type: "upload", name: file.name, csv });
     input.value = "";
   });
