@@ -255,3 +255,25 @@ def test_config_changes_follow_the_cross_field_rules():
     with pytest.raises(protocol.ProtocolError, match="upload"):
         session.handle({"type": "config", "config": {"dataset": "upload"}})
     assert session.config["dataset"] == "circle"  # unchanged by the refused messages
+
+
+def test_compiled_programs_are_bounded_by_the_number_of_shapes(monkeypatch):
+    # Last in this file: it clears JAX's caches. A long-running server must not keep
+    # a program per configuration for ever (each holds memory maps).
+    from dlvr_jax.playground import session as session_module
+
+    kept = Session({"points": 100, "hidden": [3]}, precompile=False)
+    kept.handle({"type": "step"})
+    _COMPILES.clear()
+    _COUNTING[0] = True
+    try:
+        kept.handle({"type": "step"})  # compiled: nothing new
+        assert _COMPILES == []
+        monkeypatch.setattr(session_module, "MAX_SHAPES", 1)
+        Session({"points": 60, "hidden": [2]}, precompile=False)  # one shape too many
+        _COMPILES.clear()
+        kept.handle({"type": "step"})  # its programs were dropped: compiled again
+        assert _COMPILES
+    finally:
+        _COUNTING[0] = False
+    assert kept.epoch == 3
