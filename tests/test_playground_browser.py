@@ -52,9 +52,22 @@ def _skip(reason: str) -> None:
     pytest.skip(reason)
 
 
+def _require_browser() -> None:
+    if not CHROMIUM.exists() or not CHROMEDRIVER.exists():
+        _skip(
+            f"no browser: {CHROMIUM} or {CHROMEDRIVER} is missing "
+            "(apt-get install chromium chromium-driver)"
+        )
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        _skip("selenium is not installed (it comes with the test extra: pip install '.[test]')")
+
+
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
     """``dlvr-jax playground --no-browser --port 0`` in a subprocess; yields its URL."""
+    _require_browser()  # skip before starting anything
     for module in ("starlette", "uvicorn", "websockets"):
         try:
             __import__(module)
@@ -111,16 +124,10 @@ def downloads() -> Iterator[Path]:
 
 @pytest.fixture(scope="module")
 def browser(downloads: Path) -> Iterator[Any]:
-    if not CHROMIUM.exists() or not CHROMEDRIVER.exists():
-        _skip(
-            f"no browser: {CHROMIUM} or {CHROMEDRIVER} is missing "
-            "(apt-get install chromium chromium-driver)"
-        )
-    try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-    except ImportError:
-        _skip("selenium is not installed (it comes with the test extra: pip install '.[test]')")
+    _require_browser()
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
     os.environ.setdefault("SE_OFFLINE", "true")  # selenium-manager must never download
     profile = tempfile.mkdtemp(prefix="dlvr_jax_chromium_")
     options = webdriver.ChromeOptions()
