@@ -1,6 +1,6 @@
 """``python -m benchmarks [WORKLOAD ...] [--quick] [--repeats N] [--out DIR]``: the suite.
 
-Workloads (default: all six, in this order):
+Workloads (default: all seven, in this order):
 
 - ``A`` / ``mlp``: the seed MLP, dlvr_jax ``train.fit`` vs PyTorch eager vs scikit-learn;
 - ``B`` / ``sweep``: 256 models, dlvr_jax ``parallel.sweep`` vs sequential PyTorch;
@@ -10,7 +10,9 @@ Workloads (default: all six, in this order):
 - ``E`` / ``wait``: the user's wait, ``dlvr-jax mlp`` end to end in fresh
   processes (cold, warm compilation cache, import, ``train.fit``'s first call);
 - ``F`` / ``gridsearch``: ``GridSearchCV`` over 3 learning rates × 5 folds on breast
-  cancer, dlvr_jax ``estimators.MLPClassifier`` (compile included) vs scikit-learn's.
+  cancer, dlvr_jax ``estimators.MLPClassifier`` (compile included) vs scikit-learn's;
+- ``G`` / ``playground``: the Playground live, its page driven in headless
+  Chromium (snapshots/s, epochs/s, first snapshot after Play).
 
 It writes ``DIR/results.md`` and ``DIR/results.json`` (atomically, after each
 workload, so an interrupted run keeps what it measured) and prints the
@@ -34,6 +36,7 @@ from pathlib import Path
 
 from benchmarks import _harness as h
 from benchmarks import gridsearch, matmul, mlp, perceptron, sweep, wait
+from benchmarks import playground as playground_workload
 
 # key -> (title, run, aliases)
 WORKLOADS: dict[str, tuple[str, Callable[[h.Config], h.Workload], tuple[str, ...]]] = {
@@ -43,6 +46,7 @@ WORKLOADS: dict[str, tuple[str, Callable[[h.Config], h.Workload], tuple[str, ...
     "D": (matmul.TITLE, matmul.workload, ()),
     "E": (wait.TITLE, wait.run, ("wait",)),
     "F": (gridsearch.TITLE, gridsearch.run, ("gridsearch",)),
+    "G": (playground_workload.TITLE, playground_workload.run, ("playground",)),
 }
 # Kept for the old entry point: python -m benchmarks matmul [options].
 BENCHMARKS: dict[str, Callable[[Sequence[str] | None], int]] = {"matmul": matmul.main}
@@ -69,7 +73,10 @@ def _parser() -> argparse.ArgumentParser:
         nargs="*",
         type=_workload,
         metavar="WORKLOAD",
-        help="A, B, C, D, E, F (or mlp, sweep, perceptron, wait, gridsearch); default: all",
+        help=(
+            "A, B, C, D, E, F, G (or mlp, sweep, perceptron, wait, gridsearch, playground); "
+            "default: all"
+        ),
     )
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
     parser.add_argument(
