@@ -29,11 +29,9 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -42,12 +40,11 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import _harness as h
+from benchmarks import chromium
 
 KEY = "G"
 TITLE = "the Playground live in headless Chromium (circle, 500 points, batch 10, seed MLP)"
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = Path(os.environ.get("DLVR_JAX_CHROMIUM", "/usr/bin/chromium"))
-CHROMEDRIVER = Path(os.environ.get("DLVR_JAX_CHROMEDRIVER", "/usr/bin/chromedriver"))
 # The Playground's defaults with the chapter's seed network (models.MLP's defaults).
 FRAGMENT = (
     "dataset=circle&points=500&trainRatio=50&batchSize=10&noise=0&"
@@ -66,11 +63,9 @@ PEER = "TF Playground (1 epoch per animation frame)"
 
 
 def _missing() -> str | None:
-    if not CHROMIUM.exists() or not CHROMEDRIVER.exists():
-        return (
-            f"no browser: {CHROMIUM} or {CHROMEDRIVER} is missing "
-            "(apt-get install chromium chromium-driver)"
-        )
+    why = chromium.missing()
+    if why:
+        return why
     for module in ("selenium", "starlette", "uvicorn", "websockets"):
         _, why = h.peer(module)
         if why:
@@ -118,37 +113,6 @@ def _server() -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-
-
-@contextmanager
-def _browser() -> Iterator[Any]:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    os.environ.setdefault("SE_OFFLINE", "true")  # selenium-manager must never download
-    profile = tempfile.mkdtemp(prefix="dlvr_jax_bench_chromium_")
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--window-size=1400,1000",
-        f"--user-data-dir={profile}",
-    ):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 def _wait(driver: Any, script: str, what: str, timeout: float = 60.0) -> Any:
@@ -224,7 +188,7 @@ def run(config: h.Config) -> h.Workload:
         return h.Workload(KEY, TITLE, rows, targets, [f"Skipped: {why}."])
     window = QUICK_WINDOW if config.quick else WINDOW
     samples: list[dict[str, float]] = []
-    with _browser() as driver:
+    with chromium.driver() as driver:
         for _ in range(config.repeats):
             samples.append(_repeat(driver, window))
     first = [s["first"] for s in samples]

@@ -29,8 +29,6 @@ import inspect
 import os
 import pkgutil
 import re
-import shutil
-import tempfile
 import threading
 import urllib.error
 import urllib.parse
@@ -43,12 +41,10 @@ from typing import Any
 import pytest
 
 import dlvr_jax
+from benchmarks import chromium
 
 SITE_VARIABLE = "DLVR_JAX_DOCS_HTML"
 REQUIRE_VARIABLE = "DLVR_JAX_REQUIRE_BROWSER"
-# Debian's packages; the variables point elsewhere (another system's browser and driver).
-CHROMIUM = Path(os.environ.get("DLVR_JAX_CHROMIUM", "/usr/bin/chromium"))
-CHROMEDRIVER = Path(os.environ.get("DLVR_JAX_CHROMEDRIVER", "/usr/bin/chromedriver"))
 TUTORIALS = 8
 TIMEOUT = 60  # seconds to wait for a page, its images, its formulas or search results
 
@@ -279,42 +275,16 @@ def test_every_public_name_is_in_the_api_reference(site: Path):
 
 @pytest.fixture(scope="module")
 def browser(server: str) -> Iterator[Any]:
-    if not CHROMIUM.exists() or not CHROMEDRIVER.exists():
-        _skip(
-            f"no browser: {CHROMIUM} or {CHROMEDRIVER} is missing "
-            "(apt-get install chromium chromium-driver)"
-        )
-    try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-    except ImportError:
-        _skip("selenium is not installed (it comes with the docs extra: pip install '.[docs]')")
-    os.environ.setdefault("SE_OFFLINE", "true")  # selenium-manager must never download
-    profile = tempfile.mkdtemp(prefix="dlvr_jax_chromium_")
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--window-size=1280,1024",
-        f"--user-data-dir={profile}",
-    ):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    driver.set_page_load_timeout(TIMEOUT)
-    try:
+    why = chromium.missing()
+    if why:
+        _skip(why)
+
+    def configure(options: Any) -> None:
+        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+
+    with chromium.driver(window_size="1280,1024", configure=configure) as driver:
+        driver.set_page_load_timeout(TIMEOUT)
         yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 def _wait(driver: Any, script: str, what: str) -> Any:

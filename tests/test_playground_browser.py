@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from benchmarks import chromium
 from dlvr_jax import checkpoint
 
 pytestmark = pytest.mark.browser
@@ -39,8 +40,6 @@ pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[1]
 REQUIRE_VARIABLE = "DLVR_JAX_REQUIRE_BROWSER"
 SCREENSHOTS_VARIABLE = "DLVR_JAX_PLAYGROUND_SCREENSHOTS"
-CHROMIUM = Path(os.environ.get("DLVR_JAX_CHROMIUM", "/usr/bin/chromium"))
-CHROMEDRIVER = Path(os.environ.get("DLVR_JAX_CHROMEDRIVER", "/usr/bin/chromedriver"))
 TIMEOUT = 30  # seconds for anything the page waits on (the issue: loss < 0.1 within 30 s)
 URL_PATTERN = re.compile(r"http://127\.0\.0\.1:\d+/\?token=[A-Za-z0-9_\-]+")
 
@@ -53,15 +52,9 @@ def _skip(reason: str) -> None:
 
 
 def _require_browser() -> None:
-    if not CHROMIUM.exists() or not CHROMEDRIVER.exists():
-        _skip(
-            f"no browser: {CHROMIUM} or {CHROMEDRIVER} is missing "
-            "(apt-get install chromium chromium-driver)"
-        )
-    try:
-        import selenium  # noqa: F401
-    except ImportError:
-        _skip("selenium is not installed (it comes with the test extra: pip install '.[test]')")
+    why = chromium.missing()
+    if why:
+        _skip(why)
 
 
 @pytest.fixture(scope="module")
@@ -125,42 +118,20 @@ def downloads() -> Iterator[Path]:
 @pytest.fixture(scope="module")
 def browser(downloads: Path) -> Iterator[Any]:
     _require_browser()
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
 
-    os.environ.setdefault("SE_OFFLINE", "true")  # selenium-manager must never download
-    profile = tempfile.mkdtemp(prefix="dlvr_jax_chromium_")
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--window-size=1400,1000",
-        f"--user-data-dir={profile}",
-    ):
-        options.add_argument(flag)
-    options.add_experimental_option(
-        "prefs",
-        {"download.default_directory": str(downloads), "download.prompt_for_download": False},
-    )
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    driver.set_page_load_timeout(TIMEOUT)
-    driver.execute_cdp_cmd(
-        "Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)}
-    )
-    try:
+    def configure(options: Any) -> None:
+        options.add_experimental_option(
+            "prefs",
+            {"download.default_directory": str(downloads), "download.prompt_for_download": False},
+        )
+        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+
+    with chromium.driver(configure=configure) as driver:
+        driver.set_page_load_timeout(TIMEOUT)
+        driver.execute_cdp_cmd(
+            "Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)}
+        )
         yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 # ----------------------------------------------------------------------------
