@@ -216,6 +216,21 @@ def _skip_namedtuple_fields(
     return None
 
 
+def _skip_scikit_learns_members(
+    app: Sphinx, what: str, name: str, obj: Any, skip: bool, options: Any
+) -> bool | None:
+    """Skips the methods scikit-learn puts on the estimators' classes.
+
+    scikit-learn generates ``set_fit_request``, ``set_score_request``, ... on
+    every estimator class (metadata routing); their docstrings are
+    scikit-learn's own and point into its glossary, which this site does not
+    have. The estimators' page links to scikit-learn for them.
+    """
+    if str(getattr(obj, "__module__", None) or "").startswith("sklearn."):
+        return True
+    return None
+
+
 def _no_docstring_of_the_type(
     app: Sphinx, what: str, name: str, obj: Any, options: Any, lines: list[str]
 ) -> None:
@@ -232,6 +247,7 @@ def _no_docstring_of_the_type(
 
 def setup(app: Sphinx) -> None:
     app.connect("autodoc-skip-member", _skip_namedtuple_fields)
+    app.connect("autodoc-skip-member", _skip_scikit_learns_members)
     app.connect("autodoc-process-docstring", _no_docstring_of_the_type)
     app.connect("builder-inited", _check_api_lists_every_module)
 
