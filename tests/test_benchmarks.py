@@ -114,7 +114,7 @@ def test_a_missing_peer_is_skipped_with_its_reason(suite, tmp_path, monkeypatch)
     [
         (["--repeats", "2"], "--repeats must be >= 5"),
         (["--quick", "--repeats", "0"], "--repeats must be >= 5"),
-        (["G"], "unknown workload 'G'"),
+        (["Z"], "unknown workload 'Z'"),
     ],
 )
 def test_bad_arguments_exit_2(suite, arguments, message, capsys):
