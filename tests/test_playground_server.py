@@ -32,6 +32,11 @@ from starlette.websockets import WebSocketDisconnect
 from dlvr_jax import cli
 from dlvr_jax.playground import protocol, server
 
+# The server end to end over HTTP and WebSockets, a real uvicorn server and the
+# command in a subprocess: tox -e e2e (the sessions' logic is in the default
+# run: tests/test_playground_session.py).
+pytestmark = pytest.mark.e2e
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 TOKEN = "test-token-" + "x" * 24
 ORIGIN = {"origin": "http://testserver"}
