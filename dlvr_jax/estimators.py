@@ -142,12 +142,12 @@ def _hidden(value: Any) -> tuple[int, ...]:
     return tuple(check.positive_int("hidden width", width) for width in value)
 
 
-# The predictions, compiled once per (model, shape): eager calls would compile
-# each operation of the forward pass on its own for every new shape.
-_predict: Callable[..., jax.Array] = jax.jit(
-    train.predict, static_argnums=0, static_argnames="loss"
-)
-_probabilities: Callable[..., jax.Array] = jax.jit(train.probabilities, static_argnums=0)
+# The predictions are the library's own (train.predict, train.probabilities),
+# whose forward pass is one compiled program per (model, shape): the same bits
+# as calling them directly. Jitting them whole here fused the softmax with the
+# forward pass differently, and the probabilities differed in the last bit.
+_predict = train.predict
+_probabilities = train.probabilities
 
 
 def _numpy(tree: Any) -> Any:
