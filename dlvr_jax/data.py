@@ -33,7 +33,7 @@ import functools
 import math
 import os
 from collections.abc import Callable, Sequence
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, cast
 
 import jax
 import jax.numpy as jnp
@@ -48,6 +48,7 @@ __all__ = [
     "REMAINDERS",
     "Dataset",
     "batch_order",
+    "bucket",
     "circle",
     "features",
     "from_arrays",
@@ -424,7 +425,13 @@ REMAINDERS = ("pad", "drop")
 
 
 def batch_order(
-    key: jax.Array, epoch: Any, n: int, batch_size: int, *, remainder: str = "pad"
+    key: jax.Array,
+    epoch: Any,
+    n: int,
+    batch_size: int,
+    *,
+    remainder: str = "pad",
+    count: Any = None,
 ) -> tuple[jax.Array, jax.Array]:
     """One epoch's minibatches: ``(index, mask)``, both ``[n_batches, batch_size]``.
 
@@ -445,8 +452,18 @@ def batch_order(
     order, and consecutive epochs are ordered differently. ``n``,
     ``batch_size`` and ``remainder`` are static; ``epoch`` may be traced.
 
+    ``count`` (an int or a traced int32 scalar) says that only the first
+    ``count`` of ``n`` rows are examples and the rest are padding: the result
+    is then that of ``batch_order(key, epoch, count, batch_size)``, bit for
+    bit, with the size of an ``n``-row set. One compiled program thus serves
+    every ``count`` with the same number of batches (see :func:`bucket`).
+    It requires ``remainder="pad"``, ``n`` a multiple of ``batch_size``,
+    ``n - batch_size < count < n`` and ``bucket(count, batch_size) == n``,
+    which is checked when ``count`` is concrete.
+
     Raises:
-        ValueError, TypeError: for ``batch_size`` outside ``[1, n]`` or an unknown remainder.
+        ValueError, TypeError: for ``batch_size`` outside ``[1, n]``, an unknown
+            remainder, or a concrete ``count`` that does not fit ``n``.
 
     Examples:
         >>> import jax
@@ -464,6 +481,8 @@ def batch_order(
             f"batch_size must be in [1, {n}] (the number of examples), got {batch_size}"
         )
     check.choice("remainder", remainder, REMAINDERS)
+    if count is not None:
+        return _padded_batch_order(key, epoch, n, batch_size, remainder, count)
     if batch_size == n:
         order = jnp.arange(n)  # one full batch: the order does not matter
     else:
@@ -477,6 +496,89 @@ def batch_order(
     index = jnp.concatenate([order, jnp.zeros((pad,), order.dtype)]).reshape(n_batches, -1)
     mask = jnp.concatenate([jnp.ones((n,), jnp.float32), jnp.zeros((pad,), jnp.float32)])
     return index, mask.reshape(n_batches, -1)
+
+
+def _shuffle_rounds(n: int) -> int:
+    """The sorting rounds of ``jax.random.permutation(key, n)`` (its static stop rule)."""
+    return math.ceil(3 * math.log(max(1, n)) / math.log(np.iinfo(np.uint32).max))
+
+
+def _order_survives_padding(key: Any) -> str | None:
+    """Why a padded :func:`batch_order` could differ from the unpadded one, or None."""
+    impl = str(jax.random.key_impl(key))
+    if impl != "threefry2x32":
+        return f"the key's implementation is {impl}, not threefry2x32"
+    if not cast(Any, jax.config).jax_threefry_partitionable:
+        return "jax_threefry_partitionable is off"
+    return None
+
+
+def bucket(n: int, batch_size: int, key: Any) -> int | None:
+    """The padded size that lets ``n`` examples share a program with others, or None.
+
+    ``n`` rounded up to a whole number of batches of ``batch_size``: 455 and
+    456 examples in batches of 200 both become 600, so a loop compiled for
+    600 rows and a ``count`` (:func:`batch_order`) trains on either, with the
+    bits of its own unpadded run. None when there is nothing to pad (``n`` is
+    a multiple of ``batch_size``, or a single batch) or when the padded order
+    could differ from the unpadded one: ``key`` is not a threefry key, the
+    threefry bits are not partitionable (``jax_threefry_partitionable``), or
+    the padded size needs more shuffling rounds than ``n``.
+    """
+    if n % batch_size == 0 or batch_size > n:
+        return None
+    size = -(-n // batch_size) * batch_size
+    if _order_survives_padding(key) is not None:
+        return None
+    if _shuffle_rounds(size) != _shuffle_rounds(n):
+        return None
+    return size
+
+
+def _padded_permutation(key: jax.Array, size: int, count: jax.Array) -> jax.Array:
+    """``jax.random.permutation(key, count)`` in the first ``count`` of ``size`` slots.
+
+    ``jax.random.permutation`` sorts ``arange(count)`` by fresh random 32-bit
+    keys, once per round. With partitionable threefry bits, the first
+    ``count`` keys drawn for ``size`` slots are those drawn for ``count``; the
+    padding slots get the largest key, and the stable sort keeps them after
+    every example (which sit first after each round), so the examples come out
+    in the same order. Checked bit for bit against ``jax.random.permutation``.
+    """
+    order = jnp.arange(size)
+    real = order < count
+    for _ in range(_shuffle_rounds(size)):
+        key, subkey = jax.random.split(key)
+        bits = jax.random.bits(subkey, (size,), jnp.uint32)
+        bits = jnp.where(real, bits, jnp.uint32(np.iinfo(np.uint32).max))
+        _, order = lax.sort_key_val(bits, order, is_stable=True)
+    return order
+
+
+def _padded_batch_order(
+    key: jax.Array, epoch: Any, n: int, batch_size: int, remainder: str, count: Any
+) -> tuple[jax.Array, jax.Array]:
+    if remainder != "pad":
+        raise ValueError(f'count needs remainder="pad", got remainder={remainder!r}')
+    if n % batch_size or n < 2 * batch_size:
+        raise ValueError(
+            f"with count, n must be a multiple of batch_size ({batch_size}) of at least "
+            f"two batches, got n={n}"
+        )
+    why = _order_survives_padding(key)
+    if why is not None:
+        raise ValueError(f"count needs a padding-proof order, but {why} (see data.bucket)")
+    if not check.is_tracer(count):
+        count = check.positive_int("count", count)
+        if not n - batch_size < count < n or _shuffle_rounds(n) != _shuffle_rounds(count):
+            raise ValueError(
+                f"count={count} does not pad to n={n} in batches of {batch_size}: "
+                f"expected bucket(count, batch_size, key) == n (see data.bucket)"
+            )
+    order = _padded_permutation(jax.random.fold_in(key, epoch), n, jnp.asarray(count))
+    real = jnp.arange(n) < count
+    index = jnp.where(real, order, 0).reshape(-1, batch_size)
+    return index, real.astype(jnp.float32).reshape(-1, batch_size)
 
 
 def train_test_split(

@@ -92,6 +92,7 @@ __all__ = [
     "loop",
     "map_epochs",
     "metric",
+    "pad_to_batches",
     "prepare",
     "run",
     "run_epochs",
@@ -105,6 +106,7 @@ ON_NAN = ("raise", "stop")
 # Typed handles on JAX functions that mypy sees as untyped.
 _psum: Callable[..., Any] = lax.psum
 _constrain: Callable[..., Any] = lax.with_sharding_constraint
+_barrier: Callable[..., Any] = lax.optimization_barrier
 
 
 # ----------------------------------------------------------------------------
@@ -453,7 +455,7 @@ class Sharding(NamedTuple):
 def _finish_epoch(
     state: TrainState,
     test: Dataset | None,
-    n: int,
+    n: int | jax.Array,
     loss_sum: jax.Array,
     accuracy_sum: jax.Array,
     grad_norms: dict[str, jax.Array],
@@ -465,7 +467,12 @@ def _finish_epoch(
         test_loss, test_accuracy = tested.loss, tested.accuracy
     else:
         test_loss = test_accuracy = None
-    record = EpochRecord(loss_sum / n, accuracy_sum / n, test_loss, test_accuracy, grad_norms)
+    # The example count as an opaque value: XLA would fold a constant divisor into a
+    # multiplication, and a padded run (a traced count) must record the same bits.
+    examples = _barrier(jnp.asarray(n, jnp.float32))
+    record = EpochRecord(
+        loss_sum / examples, accuracy_sum / examples, test_loss, test_accuracy, grad_norms
+    )
     return state.replace(epoch=state.epoch + 1), record
 
 
@@ -475,29 +482,33 @@ def _train_epoch(
     test: Dataset | None,
     batch_size: int,
     sharding: Sharding | None = None,
+    count: jax.Array | None = None,
 ) -> tuple[TrainState, EpochRecord, Any]:
     """One pass over ``data`` in shuffled minibatches (the last one padded and masked).
 
     The order is :func:`dlvr_jax.data.batch_order` under ``fold_in(state.key, 0)``
-    (what :func:`dlvr_jax.train.minibatches` documents).
+    (what :func:`dlvr_jax.train.minibatches` documents). With ``count``, only
+    the first ``count`` rows of ``data`` are examples (see :func:`pad_to_batches`).
     """
     n = data.x.shape[0]
-    if batch_size == n and sharding is None:  # full batch: no shuffle, no padding, no gather
+    if batch_size == n and sharding is None and count is None:
+        # Full batch: no shuffle, no padding, no gather.
         state, metrics = train_step(state, Batch(data.x, data.y))
         state, record = _finish_epoch(
             state, test, n, metrics.loss * n, metrics.accuracy * n, layer_norms(metrics.grads)
         )
         return state, record, metrics.grads
     index, mask = data_module.batch_order(
-        jax.random.fold_in(state.key, 0), state.epoch, n, batch_size, remainder="pad"
+        jax.random.fold_in(state.key, 0), state.epoch, n, batch_size, remainder="pad", count=count
     )
-    pad = index.size - n
+    padded = count is not None or index.size > n
+    examples: Any = n if count is None else count
     if sharding is not None:
         extra = -batch_size % sharding.shards
         if extra:
             index = jnp.pad(index, ((0, 0), (0, extra)))
             mask = jnp.pad(mask, ((0, 0), (0, extra)))
-        pad += extra
+            padded = True
 
     def one_batch(carry: tuple[TrainState, Any], batch: tuple[jax.Array, jax.Array]) -> Any:
         state, _ = carry
@@ -513,7 +524,7 @@ def _train_epoch(
         if sharding is not None and sharding.batch_sharding is not None:
             x, y, weights = _constrain((x, y, weights), sharding.batch_sharding)
         state, metrics = train_step(
-            state, Batch(x, y, weights if pad else None), axis_name=axis_name
+            state, Batch(x, y, weights if padded else None), axis_name=axis_name
         )
         return (state, metrics.grads), (
             metrics.loss * count,
@@ -527,7 +538,7 @@ def _train_epoch(
     )
     mean_norms = {name: jnp.mean(value) for name, value in norms.items()}
     state, record = _finish_epoch(
-        state, test, n, jnp.sum(loss_sums), jnp.sum(accuracy_sums), mean_norms
+        state, test, examples, jnp.sum(loss_sums), jnp.sum(accuracy_sums), mean_norms
     )
     return state, record, last_grads
 
@@ -539,6 +550,7 @@ def run_epochs(
     epochs: int,
     batch_size: int,
     sharding: Sharding | None = None,
+    count: jax.Array | None = None,
 ) -> tuple[TrainState, EpochRecord, Any, jax.Array]:
     """``epochs`` epochs in one ``lax.scan``, noting the first that produces NaN/inf.
 
@@ -549,11 +561,19 @@ def run_epochs(
     fewer epochs, which is bit-identical and keeps the hot loop free of
     branches and per-epoch copies of the state. This is the core that
     :mod:`dlvr_jax.parallel` maps (``vmap``, ``pmap``) and shards.
+
+    ``count`` (an int32 scalar, a value rather than a shape): ``data`` holds
+    ``count`` examples padded with rows that are never read, as
+    :func:`pad_to_batches` makes it; the run is bit-identical to the run on
+    the unpadded examples, and one compiled program serves every count that
+    pads to the same size. Not with ``sharding``.
     """
+    if count is not None and sharding is not None:
+        raise ValueError("count and sharding cannot be combined: shard the unpadded data")
 
     def one_epoch(carry: Any, index: jax.Array) -> Any:
         state, _, first_bad = carry
-        state, record, grads = _train_epoch(state, data, test, batch_size, sharding)
+        state, record, grads = _train_epoch(state, data, test, batch_size, sharding, count)
         finite = jnp.isfinite(record.train_loss) & _all_finite(state.params)
         first_bad = jnp.where((first_bad < 0) & ~finite, index, first_bad)
         return (state, grads, first_bad), record
@@ -580,11 +600,46 @@ def _compiled_run(platform: str) -> Callable[..., Any]:
 
 
 def run(
-    state: TrainState, data: Dataset, test: Dataset | None, epochs: int, batch_size: int
+    state: TrainState,
+    data: Dataset,
+    test: Dataset | None,
+    epochs: int,
+    batch_size: int,
+    count: jax.Array | None = None,
 ) -> tuple[TrainState, EpochRecord, Any, jax.Array]:
     """:func:`run_epochs`, compiled, on the default device (a seam tests may patch)."""
     compiled = compiled_run(jax.default_backend())
-    return cast(Any, compiled(state, data, test, epochs=epochs, batch_size=batch_size))
+    return cast(Any, compiled(state, data, test, epochs=epochs, batch_size=batch_size, count=count))
+
+
+def pad_to_batches(
+    data: Dataset, batch_size: int, key: jax.Array
+) -> tuple[Dataset, jax.Array | None]:
+    """``data`` padded with zero rows to whole batches, and its example count (or None).
+
+    The compiled loop's shapes then count batches, not examples: training
+    sets of 455 and 456 rows in batches of 200 both become 600 rows, and
+    :func:`run` compiles once for both, where it would compile once per size
+    (a grid search's folds, for example). The run on the padded set, with the
+    count, is bit-identical to the run on ``data`` (tested). Returns ``(data,
+    None)`` unchanged when :func:`dlvr_jax.data.bucket` finds nothing to pad
+    or cannot pad safely. It costs a copy of the training set.
+    """
+    n = int(data.x.shape[0])
+    size = data_module.bucket(n, batch_size, key)
+    if size is None:
+        return data, None
+
+    def pad(array: Any) -> Any:
+        rows = np.zeros((size - n, *array.shape[1:]), array.dtype)
+        if isinstance(array, jax.Array) and (
+            check.is_tracer(array) or any(d.platform != "cpu" for d in array.devices())
+        ):
+            return jnp.concatenate([array, jnp.asarray(rows)])
+        # On the host (NumPy, or the CPU backend's memory): no program to compile.
+        return jnp.asarray(np.concatenate([np.asarray(array), rows]))
+
+    return Dataset(pad(data.x), pad(data.y)), jnp.int32(n)
 
 
 # ----------------------------------------------------------------------------

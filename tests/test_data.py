@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 
@@ -688,6 +689,83 @@ def test_the_order_is_the_documented_function_of_key_and_epoch(case, remainder):
     )
     np.testing.assert_array_equal(traced[0], expected_index)
     np.testing.assert_array_equal(traced[1], expected_mask)
+
+
+# Padded orders: (batch_size, padded size) pairs, each compiling its own sort once.
+PADDED_SIZES = ((7, 21), (16, 48), (48, 96), (100, 300))
+
+
+@functools.cache
+def padded_order(size: int, batch_size: int):
+    """``batch_order`` of ``size`` padded rows, compiled once with the count and epoch traced."""
+    return jax.jit(
+        lambda key, epoch, count: data.batch_order(key, epoch, size, batch_size, count=count)
+    )
+
+
+@given(
+    seed=seeds,
+    epoch=st.integers(0, 10_000),
+    sizes=st.sampled_from(PADDED_SIZES),
+    fill=st.integers(1, 99),
+)
+def test_a_padded_order_is_the_order_of_its_examples_bit_for_bit(seed, epoch, sizes, fill):
+    # The law behind engine.pad_to_batches: count examples padded to whole batches
+    # are visited in exactly the order of the unpadded count, whatever the count.
+    batch_size, size = sizes
+    count = size - batch_size + 1 + fill % (batch_size - 1)
+    key = jax.random.key(seed)
+    assert data.bucket(count, batch_size, key) == size
+    expected_index, expected_mask = data.batch_order(key, epoch, count, batch_size)
+    for index, mask in (
+        padded_order(size, batch_size)(key, jnp.int32(epoch), jnp.int32(count)),
+        data.batch_order(key, epoch, size, batch_size, count=count),
+    ):
+        np.testing.assert_array_equal(index, expected_index)
+        np.testing.assert_array_equal(mask, expected_mask)
+
+
+def test_a_padded_order_holds_over_several_shuffling_rounds():
+    # 1626 examples and more are sorted twice by jax.random.permutation.
+    key = jax.random.key(4)
+    assert data.bucket(2000, 300, key) == 2100
+    for epoch in (0, 7):
+        np.testing.assert_array_equal(
+            data.batch_order(key, epoch, 2100, 300, count=2000)[0],
+            data.batch_order(key, epoch, 2000, 300)[0],
+        )
+
+
+def test_bucket_pads_to_whole_batches_only_when_the_order_survives():
+    key = jax.random.key(0)
+    assert data.bucket(455, 200, key) == data.bucket(456, 200, key) == 600
+    assert data.bucket(400, 200, key) is None  # whole batches already
+    assert data.bucket(150, 200, key) is None  # one batch, no shuffle
+    assert data.bucket(1600, 300, key) is None  # 1800 rows would need a second round
+    assert data.bucket(455, 200, jax.random.key(0, impl="rbg")) is None
+    with jax.threefry_partitionable(False):
+        assert data.bucket(455, 200, key) is None
+
+
+@pytest.mark.parametrize(
+    ("n", "batch_size", "options", "match"),
+    [
+        (600, 200, {"count": 300}, "count=300 does not pad to n=600"),
+        (600, 200, {"count": 600}, "count=600 does not pad"),
+        (600, 200, {"count": 455, "remainder": "drop"}, 'count needs remainder="pad"'),
+        (500, 200, {"count": 455}, "multiple of batch_size"),
+        (200, 200, {"count": 150}, "at least two batches"),
+        (600, 200, {"count": 0}, "count"),
+    ],
+)
+def test_a_count_that_does_not_fit_is_refused(n, batch_size, options, match):
+    with pytest.raises(ValueError, match=match):
+        data.batch_order(jax.random.key(0), 0, n, batch_size, **options)
+
+
+def test_a_count_needs_a_threefry_key():
+    with pytest.raises(ValueError, match="rbg, not threefry2x32"):
+        data.batch_order(jax.random.key(0, impl="rbg"), 0, 600, 200, count=455)
 
 
 @given(seed=seeds, epoch=st.integers(0, 100), n=st.sampled_from((1, *ORDER_SIZES)))

@@ -9,6 +9,7 @@ Seams patched here: ``engine.run``, ``engine.compiled_run`` and
 from __future__ import annotations
 
 import itertools
+import logging
 from typing import ClassVar
 
 import flax.linen as nn
@@ -281,6 +282,62 @@ def test_the_trainer_visits_the_documented_batches_in_order(batch_size):
     assert len(visits) == epochs * len(index)
     if batch_size < n:  # consecutive epochs are ordered differently
         assert all(not np.array_equal(a, b) for a, b in itertools.pairwise(orders))
+
+
+# ---------------------------------------------------------------------------
+# Padding to whole batches: one program for every count, the bits of each.
+
+PADDED_MODEL = models.MLP(hidden=(6,), dropout=0.25)
+
+
+@given(
+    count=st.sampled_from([49, 50, 61, 70, 71]),  # each compiles an unpadded fit
+    seed=st.integers(0, 2**16),
+    l2=st.sampled_from([0.0, 1e-2]),
+)
+def test_a_padded_run_is_the_run_of_its_examples_bit_for_bit(count, seed, l2):
+    # Every count from 49 to 71 pads to 72 rows (3 batches of 24) and runs one
+    # compiled program; each run equals train.fit on the unpadded examples:
+    # parameters, optimizer state, key, and every field of the history.
+    examples = data.Dataset(XOR.x[:count], XOR.y[:count])
+    state = train.create_train_state(jax.random.key(seed), PADDED_MODEL, ADAM, examples.x, l2=l2)
+    expected, expected_history = train.fit(
+        None, PADDED_MODEL, ADAM, examples, epochs=4, batch_size=24, l2=l2, state=state
+    )
+    padded, number = engine.pad_to_batches(examples, 24, state.key)
+    assert padded.x.shape == (72, 2)
+    assert int(number) == count
+    np.testing.assert_array_equal(padded.x[count:], 0)
+    ran, records, grads, first_bad = engine.run(state, padded, None, 4, 24, number)
+    assert int(first_bad) == -1
+    assert_bit_identical(ran, expected)
+    assert_bit_identical(engine.history_from(records, grads), expected_history)
+
+
+def test_counts_that_pad_alike_share_one_compiled_loop(caplog):
+    def compiles(count: int) -> int:
+        examples = data.Dataset(XOR.x[:count], XOR.y[:count])
+        state = train.create_train_state(jax.random.key(0), PADDED_MODEL, ADAM, examples.x)
+        padded, number = engine.pad_to_batches(examples, 20, state.key)
+        caplog.clear()
+        with jax.log_compiles(), caplog.at_level(logging.WARNING):
+            engine.run(state, padded, None, 2, 20, number)
+        return sum("Compiling jit(run_epochs)" in r.getMessage() for r in caplog.records)
+
+    compiles(101)
+    assert [compiles(n) for n in (102, 110, 119)] == [0, 0, 0]  # all pad to 120 rows
+    assert compiles(121) == 1  # 140 rows: another program
+
+
+def test_pad_to_batches_leaves_whole_batches_alone():
+    key = jax.random.key(0)
+    assert engine.pad_to_batches(XOR, 40, key) == (XOR, None)  # 120 = 3 x 40
+    assert engine.pad_to_batches(XOR, 120, key) == (XOR, None)  # full batch
+    with pytest.raises(ValueError, match="count and sharding"):
+        engine.run_epochs(
+            train.create_train_state(key, PADDED_MODEL, ADAM, XOR.x), XOR, None, 1, 40,
+            engine.Sharding(1), jnp.int32(110),
+        )  # fmt: skip
 
 
 # ---------------------------------------------------------------------------
