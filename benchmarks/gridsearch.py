@@ -14,9 +14,10 @@ The same work for both, through scikit-learn's own tools:
 - **Threads**: scikit-learn's BLAS (``threadpoolctl``) gets the cores JAX's CPU client uses.
 
 dlvr_jax is timed twice. *compile included*: each repeat first drops every
-compiled program (``jax.clear_caches()``), so it compiles the training loop
-once per fold size (455 and 456 rows) and the prediction once per test size,
-as a fresh process would; this is the row the issue's target reads.
+compiled program (``jax.clear_caches()``), so it compiles the initialisation,
+the training loop (once: folds of 455 and 456 rows are both padded to three
+batches of 200, ``engine.pad_to_batches``) and the prediction once per test
+size, as a fresh process would; this is the row the issue's target reads.
 *compiled*: the same search again in the same process, programs reused
 (GridSearchCV's refits of the same shapes never recompile: the learning rate
 is a value in the optimizer's state).
@@ -164,7 +165,8 @@ def run(config: h.Config) -> h.Workload:
         f"hidden {HIDDEN}, ReLU, Adam, batch {BATCH_SIZE}, {epochs} epochs, no penalty, "
         "float32 (dlvr_jax) and float64 (scikit-learn).",
         "*compile included*: every repeat starts with jax.clear_caches(), so it compiles "
-        "the training loop once per fold size and the prediction once per test size; "
+        "the training loop once (both fold sizes pad to 3 batches of 200) and the "
+        "prediction once per test size; "
         "*compiled*: the same search with the programs kept (its first call reuses the "
         "programs of the row above). Compile (s) of the first row: its median minus the "
         "compiled median.",

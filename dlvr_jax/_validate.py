@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any
+from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
@@ -145,7 +145,19 @@ def array(
         bad = np.argwhere(~np.isfinite(host))[0]
         where = ", ".join(str(i) for i in bad)
         raise ValueError(f"{name} must be finite, got {host[tuple(bad)]} at index [{where}]")
-    return value if is_tracer(value) else jnp.asarray(value)
+    return value if is_tracer(value) else to_device(value)
+
+
+def to_device(value: Any) -> jax.Array:
+    """``jnp.asarray(value)``, but a NumPy array is transferred without compiling anything.
+
+    (``jnp.asarray`` of a NumPy array compiles an identity program per shape
+    and dtype on this JAX; ``jax.device_put`` gives the same array, same
+    dtype, without it.)
+    """
+    if isinstance(value, np.ndarray):
+        return cast(jax.Array, jax.device_put(value))
+    return jnp.asarray(value)
 
 
 def choice(name: str, value: Any, options: tuple[str, ...]) -> str:

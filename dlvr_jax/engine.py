@@ -296,7 +296,6 @@ def metric(outputs: jax.Array, y: jax.Array, weights: jax.Array | None, task: st
     return losses.accuracy(outputs, y, weights)
 
 
-@functools.partial(jax.jit, static_argnames=("model", "tx", "loss_fn", "task"))
 def _init(
     key: jax.Array,
     x: jax.Array,
@@ -325,6 +324,22 @@ def _init(
     )
 
 
+@functools.cache
+def _compiled_init(platform: str | None) -> Callable[..., Any]:
+    """:func:`_init` under ``jit``; on a ``platform``, compiled for compile time (it runs
+    once per fit). None: the plain ``jit`` for a call inside a transform, where a nested
+    ``jit`` may not carry compiler options."""
+    options = None if platform is None else dict(_xla.run_once_options(platform))
+    return jax.jit(
+        _init, static_argnames=("model", "tx", "loss_fn", "task"), compiler_options=options or None
+    )
+
+
+def _under_a_transform(*values: Any) -> bool:
+    """Whether the caller is inside ``jit``/``vmap``/...: an input, or a new array, is a tracer."""
+    return any(check.is_tracer(value) for value in values) or check.is_tracer(jnp.int32(0))
+
+
 def init_state(
     key: jax.Array,
     model: nn.Module,
@@ -347,7 +362,7 @@ def init_state(
     first = x[:1] if check.is_tracer(x) else np.asarray(x)[:1]
     return cast(
         TrainState,
-        _init(
+        _compiled_init(None if _under_a_transform(key, x, l1, l2) else jax.default_backend())(
             key,
             first,
             jnp.float32(l1) if not check.is_tracer(l1) else l1,
@@ -637,7 +652,7 @@ def pad_to_batches(
         ):
             return jnp.concatenate([array, jnp.asarray(rows)])
         # On the host (NumPy, or the CPU backend's memory): no program to compile.
-        return jnp.asarray(np.concatenate([np.asarray(array), rows]))
+        return check.to_device(np.concatenate([np.asarray(array), rows]))
 
     return Dataset(pad(data.x), pad(data.y)), jnp.int32(n)
 

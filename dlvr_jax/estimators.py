@@ -300,7 +300,7 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]
                 state.key,
                 model,
                 tx,
-                data.Dataset(jnp.asarray(x), jnp.asarray(y)),
+                data.Dataset(check.to_device(x), check.to_device(y)),
                 epochs=epochs,
                 batch_size=batch_size,
                 loss=self._loss,
@@ -346,13 +346,14 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]
             l1=jnp.float32(l1),
             l2=jnp.float32(l2),
         )
-        return _run(state, data.Dataset(jnp.asarray(x), jnp.asarray(packed)), epochs, batch_size)
+        dataset = data.Dataset(check.to_device(x), check.to_device(packed))
+        return _run(state, dataset, epochs, batch_size)
 
     def _outputs(self, X: Any) -> tuple[models.MLP, jax.Array]:
         check_is_fitted(self)
         x = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
         n_outputs = self._fitted_architecture_[1]
-        return self._model(n_outputs), jnp.asarray(x, jnp.float32)
+        return self._model(n_outputs), check.to_device(np.asarray(x, np.float32))
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()

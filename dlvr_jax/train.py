@@ -32,6 +32,7 @@ Examples:
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from typing import Any, cast
@@ -282,7 +283,8 @@ def predict(
     Classification (``task`` from ``loss``, see :func:`dlvr_jax.losses.task`):
     ``int32[n]`` labels, the argmax of the logits, or ``logit > 0`` for a
     one-output model (a binary loss). Regression: the raw outputs, ``[n]`` for
-    a one-output model, else ``[n, k]``.
+    a one-output model, else ``[n, k]``. It is one compiled program per model,
+    task and shape of ``x`` (compiled on first use, like a fit's loop).
 
     Examples:
         >>> import jax, jax.numpy as jnp
@@ -297,7 +299,11 @@ def predict(
         [-0.5, 1.5]
     """
     kind = losses.task(loss, task)
-    x = check.array("x", x, ndim=2)
+    return cast(jax.Array, _predict(model, params, check.array("x", x, ndim=2), kind=kind))
+
+
+@functools.partial(jax.jit, static_argnames=("model", "kind"))
+def _predict(model: nn.Module, params: Any, x: jax.Array, *, kind: str) -> jax.Array:
     outputs = _apply(model, params, x)
     if kind == "regression":
         return outputs[..., 0] if outputs.shape[-1] == 1 else outputs
@@ -307,8 +313,15 @@ def predict(
 
 
 def probabilities(model: nn.Module, params: Any, x: Any) -> jax.Array:
-    """Class probabilities ``float[n, k]``: softmax of the logits (sigmoid for one logit)."""
-    x = check.array("x", x, ndim=2)
+    """Class probabilities ``float[n, k]``: softmax of the logits (sigmoid for one logit).
+
+    Like :func:`predict`, one compiled program per model and shape of ``x``.
+    """
+    return cast(jax.Array, _probabilities(model, params, check.array("x", x, ndim=2)))
+
+
+@functools.partial(jax.jit, static_argnames=("model",))
+def _probabilities(model: nn.Module, params: Any, x: jax.Array) -> jax.Array:
     outputs = _apply(model, params, x)
     if outputs.shape[-1] == 1:
         p = jax.nn.sigmoid(outputs[..., 0])

@@ -378,6 +378,28 @@ def test_create_train_state_equals_eager_init_bit_for_bit(model, name):
     assert (int(state.step), int(state.epoch), float(state.l2)) == (0, 0, 0.5)
 
 
+@pytest.mark.parametrize("kernel_init", sorted(models.INITIALIZERS))
+def test_every_initializer_compiles_to_the_bits_of_eager_init(kernel_init):
+    # The init program is compiled for compile time (dlvr_jax._xla.RUN_ONCE); the
+    # normal initialisers' transcendental functions must give the eager bits too.
+    model = models.MLP(hidden=(17, 5), n_outputs=3, kernel_init=kernel_init)
+    x = jnp.ones((4, 6))
+    for seed in (0, 11):
+        state = train.create_train_state(jax.random.key(seed), model, ADAM, x)
+        init_key, _ = jax.random.split(jax.random.key(seed))
+        assert_bit_identical(state.params, model.init(init_key, x[:1]))
+
+
+def test_init_inside_a_transform_gives_the_same_state():
+    # Inside jit (even with every input closed over) and vmap the init is a nested
+    # program, which may not carry the compiler options of the top-level one.
+    model, x, key = models.MLP(hidden=(5,)), jnp.ones((3, 2)), jax.random.key(2)
+    alone = train.create_train_state(key, model, ADAM, x)
+    assert_bit_identical(jax.jit(lambda: train.create_train_state(key, model, ADAM, x))(), alone)
+    mapped = jax.vmap(lambda k: train.create_train_state(k, model, ADAM, x))(key[None])
+    assert_bit_identical(jax.tree.map(lambda leaf: leaf[0], mapped), alone)
+
+
 def test_equal_modules_share_one_compiled_init():
     _Traced.traces.clear()
     x = jnp.ones((4, 3))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -412,6 +414,28 @@ def test_predict_gives_labels_for_classification_and_values_for_regression():
     np.testing.assert_array_equal(train.predict(model, two, POINTS, task="regression"), POINTS)
     with pytest.raises(ValueError, match="unknown task 'ranking'"):
         train.predict(model, two, POINTS, task="ranking")
+
+
+def test_predict_and_probabilities_are_one_program_per_shape_from_numpy(caplog):
+    # A NumPy input of a shape used nowhere else: no per-operation programs, no copy
+    # program for the transfer; the second call of a shape compiles nothing.
+    model = models.MLP(hidden=(3,), n_outputs=2)
+    params = model.init(jax.random.key(0), jnp.zeros((1, 2)))
+    x = np.random.default_rng(0).normal(size=(37, 2))
+    with jax.log_compiles(), caplog.at_level(logging.WARNING):
+        train.predict(model, params, x)
+        train.probabilities(model, params, x)
+        first = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Compiling")]
+        caplog.clear()
+        labels = train.predict(model, params, x)
+        chances = train.probabilities(model, params, x)
+        again = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Compiling")]
+    assert [m.split(" with ")[0] for m in first] == [
+        "Compiling jit(_predict)",
+        "Compiling jit(_probabilities)",
+    ]
+    assert again == []
+    np.testing.assert_array_equal(labels, np.argmax(chances, axis=-1))
 
 
 def _huber(outputs, targets, weights=None):
