@@ -107,7 +107,7 @@ def _weighted_squared_error(
 
 
 def _sample_weight(sample_weight: Any, n: int) -> np.ndarray:
-    """``sample_weight`` as ``float32[n]``: finite, >= 0 and not all zero."""
+    """``sample_weight`` as ``float32[n]``: finite, >= 0, not all zero, with a finite sum."""
     weight = check_array(
         sample_weight, ensure_2d=False, dtype=[np.float64, np.float32], input_name="sample_weight"
     )
@@ -119,7 +119,15 @@ def _sample_weight(sample_weight: Any, n: int) -> np.ndarray:
         raise ValueError("sample_weight must be non-negative, got a negative weight")
     if not np.any(weight > 0):
         raise ValueError("Sample weights must contain at least one non-zero number.")
-    return np.asarray(weight, np.float32)
+    with np.errstate(over="ignore"):  # an overflow is what the check below reports
+        single = np.asarray(weight, np.float32)
+        total = np.sum(single, dtype=np.float32)
+    if not np.isfinite(total):
+        raise ValueError(
+            f"sample_weight must sum to a finite float32 (training runs in float32), got a "
+            f"largest weight of {weight.max():.3g}; divide the weights by a common factor"
+        )
+    return single
 
 
 def _random_state(value: Any) -> int:

@@ -333,6 +333,12 @@ def test_pad_to_batches_leaves_whole_batches_alone():
     key = jax.random.key(0)
     assert engine.pad_to_batches(XOR, 40, key) == (XOR, None)  # 120 = 3 x 40
     assert engine.pad_to_batches(XOR, 120, key) == (XOR, None)  # full batch
+    # Traced data (under jit) is padded on the device, like an accelerator's.
+    traced, count = jax.jit(lambda d: engine.pad_to_batches(d, 50, key))(XOR)
+    assert traced.x.shape == (150, 2)
+    assert int(count) == 120
+    np.testing.assert_array_equal(traced.x[:120], XOR.x)
+    np.testing.assert_array_equal(traced.y[120:], 0)
     with pytest.raises(ValueError, match="count and sharding"):
         engine.run_epochs(
             train.create_train_state(key, PADDED_MODEL, ADAM, XOR.x), XOR, None, 1, 40,

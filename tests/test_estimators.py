@@ -324,6 +324,10 @@ def test_bad_input_gets_scikit_learns_errors(moons):
         estimators.PerceptronClassifier().fit(x, np.arange(120) % 3)
     with pytest.raises(ValueError, match="at least one non-zero"):
         small_mlp().fit(x, y, sample_weight=np.zeros(120))
+    # Finite in float64, but not as float32 weights or their float32 sum.
+    for huge in (1e39, 3e38):
+        with pytest.raises(ValueError, match="sample_weight must sum to a finite float32"):
+            small_mlp().fit(x, y, sample_weight=np.full(120, huge))
 
 
 def test_bad_hyperparameters_are_named(moons):
