@@ -32,7 +32,6 @@ Examples:
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable
 from typing import Any, cast
@@ -284,7 +283,8 @@ def predict(
     ``int32[n]`` labels, the argmax of the logits, or ``logit > 0`` for a
     one-output model (a binary loss). Regression: the raw outputs, ``[n]`` for
     a one-output model, else ``[n, k]``. It is one compiled program per model,
-    task and shape of ``x`` (compiled on first use, like a fit's loop).
+    task and shape of ``x`` (compiled on first use, like a fit's loop); a model
+    that cannot be hashed (a module with a list field) runs eagerly instead.
 
     Examples:
         >>> import jax, jax.numpy as jnp
@@ -299,11 +299,21 @@ def predict(
         [-0.5, 1.5]
     """
     kind = losses.task(loss, task)
-    return cast(jax.Array, _predict(model, params, check.array("x", x, ndim=2), kind=kind))
+    x = check.array("x", x, ndim=2)
+    predict_fn = _predict if _hashable(model) else _predictions
+    return cast(jax.Array, predict_fn(model, params, x, kind=kind))
 
 
-@functools.partial(jax.jit, static_argnames=("model", "kind"))
-def _predict(model: nn.Module, params: Any, x: jax.Array, *, kind: str) -> jax.Array:
+def _hashable(model: nn.Module) -> bool:
+    """Whether ``model`` can key a compiled program (a module with a list field cannot)."""
+    try:
+        hash(model)
+    except TypeError:
+        return False
+    return True
+
+
+def _predictions(model: nn.Module, params: Any, x: jax.Array, *, kind: str) -> jax.Array:
     outputs = _apply(model, params, x)
     if kind == "regression":
         return outputs[..., 0] if outputs.shape[-1] == 1 else outputs
@@ -312,21 +322,28 @@ def _predict(model: nn.Module, params: Any, x: jax.Array, *, kind: str) -> jax.A
     return jnp.argmax(outputs, axis=-1).astype(jnp.int32)
 
 
+_predict = jax.jit(_predictions, static_argnames=("model", "kind"))
+
+
 def probabilities(model: nn.Module, params: Any, x: Any) -> jax.Array:
     """Class probabilities ``float[n, k]``: softmax of the logits (sigmoid for one logit).
 
     Like :func:`predict`, one compiled program per model and shape of ``x``.
     """
-    return cast(jax.Array, _probabilities(model, params, check.array("x", x, ndim=2)))
+    x = check.array("x", x, ndim=2)
+    probabilities_fn = _probabilities if _hashable(model) else _class_probabilities
+    return cast(jax.Array, probabilities_fn(model, params, x))
 
 
-@functools.partial(jax.jit, static_argnames=("model",))
-def _probabilities(model: nn.Module, params: Any, x: jax.Array) -> jax.Array:
+def _class_probabilities(model: nn.Module, params: Any, x: jax.Array) -> jax.Array:
     outputs = _apply(model, params, x)
     if outputs.shape[-1] == 1:
         p = jax.nn.sigmoid(outputs[..., 0])
         return jnp.stack([1 - p, p], axis=-1)
     return jax.nn.softmax(outputs, axis=-1)
+
+
+_probabilities = jax.jit(_class_probabilities, static_argnames=("model",))
 
 
 def steps_per_epoch(n: int, batch_size: int | None) -> int:

@@ -431,11 +431,34 @@ def test_predict_and_probabilities_are_one_program_per_shape_from_numpy(caplog):
         chances = train.probabilities(model, params, x)
         again = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Compiling")]
     assert [m.split(" with ")[0] for m in first] == [
-        "Compiling jit(_predict)",
-        "Compiling jit(_probabilities)",
+        "Compiling jit(_predictions)",
+        "Compiling jit(_class_probabilities)",
     ]
     assert again == []
     np.testing.assert_array_equal(labels, np.argmax(chances, axis=-1))
+
+
+class _ListWidths(nn.Module):
+    """A user's module with a list field: it cannot be hashed, so it keys no program."""
+
+    widths: list
+
+    @nn.compact
+    def __call__(self, x):
+        for width in self.widths:
+            x = nn.Dense(width)(x)
+        return x
+
+
+def test_an_unhashable_model_still_predicts():
+    model = _ListWidths([3, 2])
+    params = model.init(jax.random.key(0), jnp.zeros((1, 2)))
+    x = jax.random.normal(jax.random.key(1), (6, 2))
+    logits = model.apply(params, x)
+    np.testing.assert_array_equal(train.predict(model, params, x), jnp.argmax(logits, axis=-1))
+    np.testing.assert_allclose(
+        train.probabilities(model, params, x), jax.nn.softmax(logits), rtol=1e-6
+    )
 
 
 def _huber(outputs, targets, weights=None):
