@@ -458,7 +458,7 @@ def batch_order(
     bit, with the size of an ``n``-row set. One compiled program thus serves
     every ``count`` with the same number of batches (see :func:`bucket`).
     It requires ``remainder="pad"``, ``n`` a multiple of ``batch_size``,
-    ``n - batch_size < count < n`` and ``bucket(count, batch_size) == n``,
+    ``n - batch_size < count < n`` and ``bucket(count, batch_size, key) == n``,
     which is checked when ``count`` is concrete.
 
     Raises:
@@ -570,7 +570,7 @@ def _padded_batch_order(
         raise ValueError(f"count needs a padding-proof order, but {why} (see data.bucket)")
     if not check.is_tracer(count):
         count = check.positive_int("count", count)
-        if not n - batch_size < count < n or _shuffle_rounds(n) != _shuffle_rounds(count):
+        if count >= n or bucket(count, batch_size, key) != n:
             raise ValueError(
                 f"count={count} does not pad to n={n} in batches of {batch_size}: "
                 f"expected bucket(count, batch_size, key) == n (see data.bucket)"

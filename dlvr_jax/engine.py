@@ -528,7 +528,7 @@ def _train_epoch(
     def one_batch(carry: tuple[TrainState, Any], batch: tuple[jax.Array, jax.Array]) -> Any:
         state, _ = carry
         rows, weights = batch
-        count = jnp.sum(weights)
+        weight = jnp.sum(weights)  # this batch's examples (not the padding)
         axis_name = None
         if sharding is not None and sharding.axis_name is not None:
             axis_name = sharding.axis_name
@@ -542,8 +542,8 @@ def _train_epoch(
             state, Batch(x, y, weights if padded else None), axis_name=axis_name
         )
         return (state, metrics.grads), (
-            metrics.loss * count,
-            metrics.accuracy * count,
+            metrics.loss * weight,
+            metrics.accuracy * weight,
             layer_norms(metrics.grads),
         )
 
@@ -646,13 +646,13 @@ def pad_to_batches(
         return data, None
 
     def pad(array: Any) -> Any:
-        rows = np.zeros((size - n, *array.shape[1:]), array.dtype)
+        shape = (size - n, *array.shape[1:])
         if isinstance(array, jax.Array) and (
             check.is_tracer(array) or any(d.platform != "cpu" for d in array.devices())
         ):
-            return jnp.concatenate([array, jnp.asarray(rows)])
+            return jnp.concatenate([array, jnp.zeros(shape, array.dtype)])
         # On the host (NumPy, or the CPU backend's memory): no program to compile.
-        return check.to_device(np.concatenate([np.asarray(array), rows]))
+        return check.to_device(np.concatenate([np.asarray(array), np.zeros(shape, array.dtype)]))
 
     return Dataset(pad(data.x), pad(data.y)), jnp.int32(n)
 
