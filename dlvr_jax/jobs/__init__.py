@@ -39,10 +39,7 @@ Examples:
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import functools
-import hashlib
 import json
 import math
 import os
@@ -57,6 +54,7 @@ import dlvr_jax
 from dlvr_jax import _io, checkpoint, data, descent, engine, models, optim, train
 from dlvr_jax import _validate as check
 from dlvr_jax import perceptron as pla
+from dlvr_jax.jobs.problem import Problem, ProblemConfig, prepare_problem, read_csv, signed_mse
 
 __all__ = [
     "CompareConfig",
@@ -70,6 +68,8 @@ __all__ = [
     "OptimizeResult",
     "PerceptronConfig",
     "PerceptronResult",
+    "Problem",
+    "ProblemConfig",
     "SweepConfig",
     "SweepResult",
     "compare_activations",
@@ -77,6 +77,9 @@ __all__ = [
     "mlp",
     "optimize",
     "perceptron",
+    "prepare_problem",
+    "read_csv",
+    "signed_mse",
     "sweep",
     "write_json",
 ]
@@ -184,93 +187,6 @@ class _Data(NamedTuple):
     description: dict[str, Any]  # what a checkpoint records about the dataset
 
 
-@functools.partial(jax.jit, static_argnames=("name", "n", "test_fraction", "parts"))
-def _generate(
-    seed: jax.Array, noise: jax.Array, *, name: str, n: int, test_fraction: float, parts: int
-) -> tuple[data.Dataset, data.Dataset, tuple[jax.Array, ...]]:
-    # One compiled program for keys, points and split (eager calls compile one each).
-    keys = jax.random.split(jax.random.key(seed), parts)
-    full = data.make(name, keys[0], n, noise=noise)
-    train_set, test_set = data.train_test_split(keys[1], full, test_fraction=test_fraction)
-    return train_set, test_set, tuple(keys[i] for i in range(2, parts))  # no eager indexing
-
-
-@functools.partial(jax.jit, static_argnames=("test_fraction", "parts"))
-def _split(
-    seed: jax.Array, full: data.Dataset, *, test_fraction: float, parts: int
-) -> tuple[data.Dataset, data.Dataset, tuple[jax.Array, ...]]:
-    keys = jax.random.split(jax.random.key(seed), parts)
-    train_set, test_set = data.train_test_split(keys[1], full, test_fraction=test_fraction)
-    return train_set, test_set, tuple(keys[i] for i in range(2, parts))  # no eager indexing
-
-
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _read_csv(path: str, task: str | None) -> data.Dataset:
-    """:func:`data.load_csv`, with every error naming the file."""
-    try:
-        loaded = data.load_csv(path, task=task)  # type: ignore[arg-type]
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise ValueError(f"{path}: is a folder, not a CSV file") from None
-    except UnicodeDecodeError as error:
-        raise ValueError(f"{path}: not a text file ({error.reason})") from None
-    except ValueError as error:
-        message = str(error)
-        if not message.startswith(path):  # a check of the values: find the row
-            message = _bad_row(path, task) or f"{path}: {message}"
-        raise ValueError(message) from None
-    if len(loaded.y) < 2:
-        raise ValueError(
-            f"{path}: needs at least 2 data rows to hold some out, got {len(loaded.y)}"
-        )
-    return loaded
-
-
-def _bad_row(path: str, task: str | None) -> str | None:
-    """``path:line: problem`` for the first row with a non-finite value or a bad class label."""
-    with open(path, newline="") as stream:
-        rows = [
-            (number, row)
-            for number, row in enumerate(csv.reader(stream), start=1)
-            if row and any(cell.strip() for cell in row)
-        ]
-    if rows and not _is_float(rows[0][1][0]):
-        rows = rows[1:]  # the header
-    targets = [row[-1].strip() for _, row in rows]
-    classes = task == "classification" or (task is None and all(map(_is_integer, targets)))
-    for number, row in rows:
-        for column, cell in enumerate(row, start=1):
-            if _is_float(cell) and not math.isfinite(float(cell)):
-                return f"{path}:{number}: column {column} is not a finite number: {cell.strip()!r}"
-        target = row[-1].strip()
-        if classes and (not _is_integer(target) or int(float(target)) < 0):
-            return (
-                f"{path}:{number}: the target {target!r} is not a class label (an integer >= 0); "
-                "pass --task regression for numeric targets"
-            )
-    return None
-
-
-def _is_float(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _is_integer(text: str) -> bool:
-    return _is_float(text) and math.isfinite(float(text)) and float(text) == int(float(text))
-
-
 def _prepare_data(
     *,
     dataset: str,
@@ -281,45 +197,29 @@ def _prepare_data(
     test_fraction: float,
     seed: int,
     parts: int,
+    hidden: tuple[int, ...] = (),
+    activation: str = "relu",
 ) -> _Data:
     """Train and test sets, the task and the keys, from a generator or from ``data_path``."""
-    if data_path is None:
-        kind = data.task(dataset)
-        train_set, test_set, keys = _generate(
-            np.uint32(seed),
-            np.float32(noise),
-            name=dataset,
+    problem = prepare_problem(
+        ProblemConfig(
+            dataset=dataset,
             n=n,
+            noise=noise,
+            data_path=data_path,
+            task=task,
             test_fraction=test_fraction,
-            parts=parts,
-        )
-        description: dict[str, Any] = {
-            "name": dataset,
-            "n": n,
-            "noise": noise,
-            "test_fraction": test_fraction,
-        }
-    else:
-        full = _read_csv(data_path, task)
-        kind = (
-            "classification"
-            if np.issubdtype(np.asarray(full.y).dtype, np.integer)
-            else ("regression")
-        )
-        train_set, test_set, keys = _split(
-            np.uint32(seed), full, test_fraction=test_fraction, parts=parts
-        )
-        description = {
-            "path": os.path.abspath(data_path),
-            "sha256": _sha256(data_path),
-            "task": kind,
-            "test_fraction": test_fraction,
-        }
-    if kind == "regression":
-        return _Data(train_set, test_set, keys, kind, 1, "mse", description)
-    labels = np.asarray(train_set.y)
-    classes = max(2, int(max(labels.max(), np.asarray(test_set.y).max())) + 1)
-    return _Data(train_set, test_set, keys, kind, classes, "cross_entropy", description)
+            seed=seed,
+            hidden=hidden,
+            activation=activation,
+        ),
+        training_key=parts == 3,
+    )
+    keys = () if problem.key is None else (problem.key,)
+    return _Data(
+        problem.train, problem.test, keys, problem.task, problem.n_outputs,
+        str(problem.loss), problem.description,
+    )  # fmt: skip
 
 
 def _check_data_options(
@@ -1081,7 +981,7 @@ def perceptron(config: PerceptronConfig, *, out: str | None = ".") -> Perceptron
             options["margin"] = config.margin
         points = data.make(config.dataset, jax.random.key(config.seed), config.n, **options)
     else:
-        points = _read_csv(config.data_path, "classification")
+        points = read_csv(config.data_path, "classification")
         labels = sorted({int(v) for v in np.asarray(points.y)})
         if not set(labels) <= {0, 1}:
             raise ValueError(
