@@ -166,6 +166,25 @@ class ProblemConfig:
             check.choice("loss", self.loss, LOSSES)
 
 
+def check_data_options(
+    dataset: str, n: Any, noise: Any, data_path: Any, task: Any, test_fraction: Any
+) -> None:
+    """The jobs' data options: a generator's, or a CSV's (``task`` only with a CSV)."""
+    check.choice("dataset", dataset, data.names())
+    check.positive_int("n", n)
+    check.real("noise", noise, low=0.0)
+    check.real("test_fraction", test_fraction, low=0.0, high=1.0, low_open=True, high_open=True)
+    if data_path is not None and not isinstance(data_path, str):
+        raise TypeError(f"data_path must be a path string or None, got {check.show(data_path)}")
+    if task is not None:
+        check.choice("task", task, TASKS)
+        if data_path is None:
+            raise ValueError(
+                f"task applies only to data_path (a CSV); generator {dataset!r} is "
+                f"{data.task(dataset)}, got task={task!r}"
+            )
+
+
 def check_seed(name: str, seed: Any) -> int:
     """``seed`` as an int in ``[0, 2**32)`` (what ``jax.random.key`` takes)."""
     seed = check.positive_int(name, seed, minimum=0)
