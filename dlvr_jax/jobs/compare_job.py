@@ -20,10 +20,10 @@ import numpy as np
 
 import dlvr_jax
 from dlvr_jax import _validate as check
-from dlvr_jax import models
 from dlvr_jax.jobs import figures, results
 from dlvr_jax.jobs.cache import cache_in_use
 from dlvr_jax.jobs.mlp_job import MlpConfig, MlpResult, MlpSession, Progress
+from dlvr_jax.jobs.problem import MODEL_CONSTRAINTS, apply_constraints
 
 __all__ = ["CompareConfig", "CompareResult", "compare_activations"]
 
@@ -50,20 +50,25 @@ class CompareConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        activations: Any = self.activations
-        if isinstance(activations, str) or not activations:
-            raise ValueError(
-                f"activations must be a non-empty sequence of names, got {check.show(activations)}"
-            )
-        for name in activations:
-            check.choice("activation", name, tuple(sorted(models.activations)))
-        object.__setattr__(self, "activations", tuple(activations))
-        self.mlp(self.activations[0])  # checks the shared fields
+        apply_constraints(self, COMPARE_CONSTRAINTS, "CompareConfig")
+        first = self.mlp(self.activations[0])  # checks the shared fields (MlpConfig's)
+        for name in dataclasses.fields(MlpConfig):
+            if name.name != "activation":  # the normalised values (e.g. hidden as a tuple)
+                object.__setattr__(self, name.name, getattr(first, name.name))
 
     def mlp(self, activation: str) -> MlpConfig:
         """The :class:`~dlvr_jax.jobs.MlpConfig` of one activation's run."""
         shared = [f.name for f in dataclasses.fields(MlpConfig) if f.name != "activation"]
         return MlpConfig(**{name: getattr(self, name) for name in shared}, activation=activation)
+
+
+COMPARE_CONSTRAINTS: dict[str, check.Rules] = {
+    "activations": check.ListOf(
+        MODEL_CONSTRAINTS["activation"], min_len=1, distinct=True, noun="activations"
+    ),
+}
+"""The constraints of :class:`CompareConfig`'s own field; the others are
+:class:`~dlvr_jax.jobs.MlpConfig`'s."""
 
 
 class CompareResult(NamedTuple):

@@ -20,7 +20,7 @@ import dataclasses
 import os
 import time
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import dlvr_jax
 from dlvr_jax import _validate as check
@@ -31,9 +31,9 @@ from dlvr_jax.jobs.divergence import Divergence, divergence_cause
 from dlvr_jax.jobs.problem import (
     Problem,
     ProblemConfig,
-    check_data_options,
-    check_hidden,
-    check_seed,
+    apply_constraints,
+    check_task_with_data,
+    job_problem,
     prepare_problem,
 )
 from dlvr_jax.jobs.resume import ConfigMismatch, first_difference, record
@@ -96,35 +96,26 @@ class MlpConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        check_data_options(
-            self.dataset, self.n, self.noise, self.data_path, self.task, self.test_fraction
-        )
-        object.__setattr__(self, "hidden", check_hidden(self.hidden))
-        check.choice("activation", self.activation, tuple(sorted(models.activations)))
-        check.choice("optimizer", self.optimizer, optim.names())
-        check.real("learning_rate", self.learning_rate, low=0.0, low_open=True)
-        if self.clip_norm is not None:
-            check.real("clip_norm", self.clip_norm, low=0.0, low_open=True)
-        check.positive_int("epochs", self.epochs)
-        if self.batch_size is not None:
-            check.positive_int("batch_size", self.batch_size)
-        check.real("l1", self.l1, low=0.0)
-        check.real("l2", self.l2, low=0.0)
-        check_seed("seed", self.seed)
+        apply_constraints(self, MLP_CONSTRAINTS, "MlpConfig")
+        check_task_with_data(self)
+        object.__setattr__(self, "_problem", job_problem(self))  # checks data and model
 
     def problem(self) -> ProblemConfig:
         """The :class:`~dlvr_jax.jobs.ProblemConfig` of this run (data, model, loss)."""
-        return ProblemConfig(
-            dataset=self.dataset,
-            n=self.n,
-            noise=self.noise,
-            data_path=self.data_path,
-            task=self.task,
-            test_fraction=self.test_fraction,
-            seed=self.seed,
-            hidden=self.hidden,
-            activation=self.activation,
-        )
+        return cast(ProblemConfig, getattr(self, "_problem"))  # noqa: B009
+
+
+MLP_CONSTRAINTS: dict[str, check.Rules] = {
+    "optimizer": check.Options(source=optim.names),
+    "learning_rate": check.Interval(float, 0, None, closed="neither"),
+    "clip_norm": (check.Interval(float, 0, None, closed="neither"), None),
+    "epochs": check.Interval(int, 1, None),
+    "batch_size": (check.Interval(int, 1, None), None),
+    "l1": check.Interval(float, 0, None, closed="left"),
+    "l2": check.Interval(float, 0, None, closed="left"),
+}
+"""The constraints of :class:`MlpConfig`'s own fields; the data, model and seed are
+:class:`~dlvr_jax.jobs.ProblemConfig`'s (:data:`dlvr_jax.jobs.problem.PROBLEM_CONSTRAINTS`)."""
 
 
 class MlpResult(NamedTuple):
@@ -200,9 +191,10 @@ class MlpSession:
         problem = prepare_problem(config.problem())
         n_train = int(problem.train.x.shape[0])
         if config.batch_size is not None and config.batch_size > n_train:
-            raise ValueError(
+            raise check.InvalidArgument(
                 f"batch_size must be at most the training set size ({n_train}), "
-                f"got {config.batch_size}"
+                f"got {config.batch_size}",
+                field="batch_size",
             )
         optimizer = optim.optimizer(
             config.optimizer, config.learning_rate, clip_norm=config.clip_norm

@@ -25,7 +25,7 @@ import dlvr_jax
 from dlvr_jax import _validate as check
 from dlvr_jax import descent, optim
 from dlvr_jax.jobs import results
-from dlvr_jax.jobs.problem import check_seed
+from dlvr_jax.jobs.problem import SEED, apply_constraints
 
 __all__ = ["DESCENT_METHODS", "OptimizeConfig", "OptimizeResult", "optimize"]
 
@@ -50,34 +50,48 @@ class OptimizeConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        check.choice("function", self.function, (*descent.OBJECTIVES, "least_squares"))
-        for name in self.optimizers:
-            check.choice("optimizer", name, DESCENT_METHODS)
-        check.positive_int("steps", self.steps)
-        check.real("tol", self.tol, low=0.0)
-        check.positive_int("epochs", self.epochs)
-        check.positive_int("n", self.n)
-        check.real("noise", self.noise, low=0.0)
-        check_seed("seed", self.seed)
+        apply_constraints(self, OPTIMIZE_CONSTRAINTS, "OptimizeConfig")
         if self.function == "least_squares":
             if max(self.batch_sizes) > self.n:
-                raise ValueError(
-                    f"--batch-sizes must be at most --n ({self.n}), got {max(self.batch_sizes)}"
+                raise check.InvalidArgument(
+                    f"--batch-sizes must be at most --n ({self.n}), got {max(self.batch_sizes)}",
+                    field="batch_sizes",
                 )
             return
         toy = descent.objective(self.function)
         start = toy.start if self.start is None else tuple(self.start)
         if len(start) != len(toy.start):
-            raise ValueError(
+            raise check.InvalidArgument(
                 f"--start must have {len(toy.start)} coordinate(s) for {self.function}, "
-                f"got {','.join(f'{v:g}' for v in start)}"
+                f"got {','.join(f'{v:g}' for v in start)}",
+                field="start",
             )
         rates = self.learning_rates or (1e-3,)
         if len(rates) not in (1, len(self.optimizers)):
-            raise ValueError(
+            raise check.InvalidArgument(
                 f"--learning-rate must give one value or one per optimizer "
-                f"({len(self.optimizers)}), got {len(rates)}"
+                f"({len(self.optimizers)}), got {len(rates)}",
+                field="learning_rates",
             )
+
+
+OPTIMIZE_CONSTRAINTS: dict[str, check.Rules] = {
+    "function": check.Options(*descent.OBJECTIVES, "least_squares"),
+    "optimizers": check.ListOf(check.Options(*DESCENT_METHODS), min_len=1, noun="methods"),
+    "learning_rates": (
+        check.ListOf(check.Interval(float, 0, None, closed="neither"), min_len=1),
+        None,
+    ),
+    "steps": check.Interval(int, 1, None),
+    "tol": check.Interval(float, 0, None, closed="left"),
+    "start": (check.ListOf(check.Interval(float, None, None, closed="neither"), min_len=1), None),
+    "batch_sizes": check.ListOf(check.Interval(int, 1, None), min_len=1, noun="batch sizes"),
+    "epochs": check.Interval(int, 1, None),
+    "n": check.Interval(int, 1, None),
+    "noise": check.Interval(float, 0, None, closed="left"),
+    "seed": SEED,
+}
+"""The constraints of :class:`OptimizeConfig`'s fields."""
 
 
 class OptimizeResult(NamedTuple):

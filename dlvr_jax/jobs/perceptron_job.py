@@ -23,7 +23,7 @@ from dlvr_jax import _validate as check
 from dlvr_jax import data
 from dlvr_jax import perceptron as pla
 from dlvr_jax.jobs import results
-from dlvr_jax.jobs.problem import check_data_options, check_seed, read_csv
+from dlvr_jax.jobs.problem import DATA_CONSTRAINTS, SEED, apply_constraints, read_csv
 
 __all__ = ["PerceptronConfig", "PerceptronResult", "perceptron"]
 
@@ -43,17 +43,25 @@ class PerceptronConfig:
     pocket: bool = False
 
     def __post_init__(self) -> None:
-        check_data_options(self.dataset, self.n, self.noise, self.data_path, None, 0.5)
+        apply_constraints(self, PERCEPTRON_CONSTRAINTS, "PerceptronConfig")
         if self.data_path is None and data.task(self.dataset) != "classification":
-            raise ValueError(
-                f"the perceptron classifies; dataset {self.dataset!r} is a regression set"
+            raise check.InvalidArgument(
+                f"the perceptron classifies; dataset {self.dataset!r} is a regression set",
+                field="dataset",
             )
-        check.real("margin", self.margin, low=0.0, high=1.0)
         if self.margin and (self.dataset != "linear" or self.data_path is not None):
-            raise ValueError("--margin applies only to --dataset linear")
-        check.real("learning_rate", self.learning_rate, low=0.0, low_open=True)
-        check.positive_int("max_epochs", self.max_epochs)
-        check_seed("seed", self.seed)
+            raise check.InvalidArgument("--margin applies only to --dataset linear", field="margin")
+
+
+PERCEPTRON_CONSTRAINTS: dict[str, check.Rules] = {
+    **{name: DATA_CONSTRAINTS[name] for name in ("dataset", "n", "noise", "data_path")},
+    "seed": SEED,
+    "margin": check.Interval(float, 0, 1),
+    "learning_rate": check.Interval(float, 0, None, closed="neither"),
+    "max_epochs": check.Interval(int, 1, None),
+    "pocket": check.Boolean(),
+}
+"""The constraints of :class:`PerceptronConfig`'s fields (the data's are the jobs' shared ones)."""
 
 
 class PerceptronResult(NamedTuple):

@@ -40,7 +40,7 @@ import functools
 import hashlib
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
@@ -120,98 +120,105 @@ class ProblemConfig:
     loss: str | None = None
 
     def __post_init__(self) -> None:
-        check.choice("dataset", self.dataset, data.names())
-        check.positive_int("n", self.n)
-        check.real("noise", self.noise, low=0.0)
-        if self.data_path is not None and not isinstance(self.data_path, str):
-            raise TypeError(
-                f"data_path must be a path string or None, got {check.show(self.data_path)}"
-            )
+        apply_constraints(self, PROBLEM_CONSTRAINTS, "ProblemConfig")
         if self.upload is not None:
-            if not isinstance(self.upload, data.Dataset):
-                raise TypeError(f"upload must be a data.Dataset, got {type(self.upload).__name__}")
+            if not isinstance(self.upload, (data.Dataset, data.Table)):
+                raise check.InvalidType(
+                    f"upload must be a data.Table or a data.Dataset, got "
+                    f"{type(self.upload).__name__}",
+                    field="upload",
+                )
             if self.data_path is not None:
-                raise ValueError("pass data_path or upload, not both")
-        if self.class_names is not None:
-            names = tuple(self.class_names)
-            if self.upload is None or not all(isinstance(name, str) for name in names):
-                raise TypeError(
-                    f"class_names must be a tuple of strings naming upload's labels, got "
-                    f"{check.show(self.class_names)}"
-                )
-            object.__setattr__(self, "class_names", names)
-        if self.task is not None:
-            check.choice("task", self.task, TASKS)
-            if (
-                self.data_path is None
-                and self.upload is None
-                and self.task != data.task(self.dataset)
-            ):
-                raise ValueError(
-                    f"task {self.task!r} does not fit dataset {self.dataset!r}, which is "
-                    f"{data.task(self.dataset)}"
-                )
-        if self.features is not None:
-            object.__setattr__(self, "features", check_features(self.features))
-        check.real(
-            "test_fraction", self.test_fraction, low=0.0, high=1.0, low_open=True, high_open=True
-        )
-        check_seed("seed", self.seed)
-        object.__setattr__(self, "hidden", check_hidden(self.hidden))
-        check.choice("activation", self.activation, tuple(sorted(models.activations)))
-        check.real("dropout", self.dropout, low=0.0, high=1.0, high_open=True)
-        if not isinstance(self.residual, bool):
-            raise TypeError(f"residual must be True or False, got {check.show(self.residual)}")
-        if self.loss is not None:
-            check.choice("loss", self.loss, LOSSES)
-
-
-def check_data_options(
-    dataset: str, n: Any, noise: Any, data_path: Any, task: Any, test_fraction: Any
-) -> None:
-    """The jobs' data options: a generator's, or a CSV's (``task`` only with a CSV)."""
-    check.choice("dataset", dataset, data.names())
-    check.positive_int("n", n)
-    check.real("noise", noise, low=0.0)
-    check.real("test_fraction", test_fraction, low=0.0, high=1.0, low_open=True, high_open=True)
-    if data_path is not None and not isinstance(data_path, str):
-        raise TypeError(f"data_path must be a path string or None, got {check.show(data_path)}")
-    if task is not None:
-        check.choice("task", task, TASKS)
-        if data_path is None:
-            raise ValueError(
-                f"task applies only to data_path (a CSV); generator {dataset!r} is "
-                f"{data.task(dataset)}, got task={task!r}"
+                raise check.InvalidArgument("pass data_path or upload, not both", field="upload")
+        if self.class_names is not None and not isinstance(self.upload, data.Dataset):
+            raise check.InvalidArgument(
+                "class_names names the labels of an upload given as a data.Dataset",
+                field="class_names",
+            )
+        generated = self.data_path is None and self.upload is None
+        if self.task is not None and generated and self.task != data.task(self.dataset):
+            raise check.InvalidArgument(
+                f"task {self.task!r} does not fit dataset {self.dataset!r}, which is "
+                f"{data.task(self.dataset)}",
+                field="task",
             )
 
 
-def check_seed(name: str, seed: Any) -> int:
-    """``seed`` as an int in ``[0, 2**32)`` (what ``jax.random.key`` takes)."""
-    seed = check.positive_int(name, seed, minimum=0)
-    if seed >= 2**32:
-        raise ValueError(f"{name} must be an integer in [0, 2**32), got {check.show(seed)}")
-    return seed
+def _activations() -> tuple[str, ...]:
+    return tuple(sorted(models.activations))
 
 
-def check_hidden(hidden: Any) -> tuple[int, ...]:
-    """``hidden`` as a tuple of widths >= 1 (``()``: no hidden layer)."""
-    if isinstance(hidden, (str, bytes)) or not isinstance(hidden, Sequence):
-        raise TypeError(f"hidden must be a sequence of widths, got {check.show(hidden)}")
-    return tuple(check.positive_int("hidden width", w) for w in hidden)
+DATA_CONSTRAINTS: dict[str, check.Rules] = {
+    "dataset": check.Options(source=data.names),
+    "n": check.Interval(int, 1, None),
+    "noise": check.Interval(float, 0, None, closed="left"),
+    "data_path": (check.Text(min_len=1), None),
+    "task": (check.Options(*TASKS), None),
+    "test_fraction": check.Interval(float, 0, 1, closed="neither"),
+}
+"""The data's fields, shared by the jobs' configurations (one declaration of each rule)."""
+
+MODEL_CONSTRAINTS: dict[str, check.Rules] = {
+    "hidden": check.ListOf(check.Interval(int, 1, None), noun="widths"),
+    "activation": check.Options(source=_activations),
+}
+"""The model's fields that the jobs' configurations share."""
+
+SEED = check.Interval(int, 0, 2**32 - 1)
+"""A seed: what ``jax.random.key`` takes."""
+
+PROBLEM_CONSTRAINTS: dict[str, check.Rules] = {
+    **DATA_CONSTRAINTS,
+    "class_names": (check.ListOf(check.Text(), min_len=2, noun="names"), None),
+    "features": (
+        check.ListOf(check.Options(*data.FEATURES), min_len=1, distinct=True, noun="feature names"),
+        None,
+    ),
+    "seed": SEED,
+    **MODEL_CONSTRAINTS,
+    "dropout": check.Interval(float, 0, 1, closed="left"),
+    "residual": check.Boolean(),
+    "loss": (check.Options(*LOSSES), None),
+}
+"""The constraints of :class:`ProblemConfig`'s fields (``upload`` is checked by its type)."""
 
 
-def check_features(names: Any) -> tuple[str, ...]:
-    """``names`` as a non-empty tuple of distinct feature names."""
-    if isinstance(names, (str, bytes)) or not isinstance(names, Sequence) or not names:
-        raise TypeError(
-            f"features must be a non-empty sequence of names from {list(data.FEATURES)}, "
-            f"got {check.show(names)}"
+def apply_constraints(config: Any, table: dict[str, check.Rules], owner: str) -> None:
+    """Checks a frozen dataclass's fields against ``table`` once; stores the normalised values.
+
+    Raises:
+        check.InvalidArgument, check.InvalidType: naming the field (``.field``).
+    """
+    values = {name: getattr(config, name) for name in table}
+    for name, value in check.check_params(table, values, owner=owner).items():
+        object.__setattr__(config, name, value)
+
+
+def check_task_with_data(config: Any) -> None:
+    """A job's ``task`` applies only to its CSV (a generator has its own task)."""
+    if config.task is not None and config.data_path is None:
+        raise check.InvalidArgument(
+            f"task applies only to data_path (a CSV), not to generator {config.dataset!r}; "
+            f"got task={config.task!r}",
+            field="task",
         )
-    for name in names:
-        check.choice("feature", name, data.FEATURES)
-    if len(set(names)) != len(names):
-        raise ValueError(f"features must be distinct, got {check.show(names)}")
-    return tuple(names)
+
+
+def job_problem(config: Any, **fields: Any) -> ProblemConfig:
+    """The :class:`ProblemConfig` of a job's ``config``, from the fields they share.
+
+    The shared fields (data, model) are checked there, by
+    :data:`PROBLEM_CONSTRAINTS`, once; their normalised values are stored back
+    into ``config`` (a frozen dataclass). ``fields`` adds or renames some
+    (e.g. ``seed=config.data_seed``).
+    """
+    own = {f.name for f in dataclasses.fields(config)}
+    shared = {f.name for f in dataclasses.fields(ProblemConfig)} & own
+    values = {name: getattr(config, name) for name in shared}
+    problem = ProblemConfig(**{**values, **fields})
+    for name in shared:
+        object.__setattr__(config, name, getattr(problem, name))
+    return problem
 
 
 class Problem(NamedTuple):

@@ -14,20 +14,21 @@ import dataclasses
 import os
 import time
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 
 import dlvr_jax
-from dlvr_jax import _io, data, models, optim
+from dlvr_jax import _io, data, optim
 from dlvr_jax import _validate as check
 from dlvr_jax.jobs import results
 from dlvr_jax.jobs.cache import cache_in_use
 from dlvr_jax.jobs.problem import (
+    SEED,
     ProblemConfig,
-    check_data_options,
-    check_hidden,
-    check_seed,
+    apply_constraints,
+    check_task_with_data,
+    job_problem,
     prepare_problem,
 )
 
@@ -73,44 +74,38 @@ class SweepConfig:
     data_seed: int = 0
 
     def __post_init__(self) -> None:
-        check_data_options(
-            self.dataset, self.n, self.noise, self.data_path, self.task, self.test_fraction
-        )
-        if self.data_path is None and data.task(self.dataset) != "classification":
-            raise ValueError(
-                f"sweep trains classifiers; --dataset {self.dataset} is a regression set"
-            )
+        apply_constraints(self, SWEEP_CONSTRAINTS, "SweepConfig")
+        check_task_with_data(self)
         if self.task == "regression":
-            raise ValueError("sweep trains classifiers; --task regression is not supported")
-        rates = tuple(
-            check.real("learning rate", r, low=0.0, low_open=True) for r in self.learning_rates
-        )
-        object.__setattr__(self, "learning_rates", rates)
-        sizes = tuple(check.positive_int("batch size", b) for b in self.batch_sizes)
-        object.__setattr__(self, "batch_sizes", sizes)
-        if not self.learning_rates or not self.batch_sizes:
-            raise ValueError("learning_rates and batch_sizes must not be empty")
-        object.__setattr__(self, "hidden", check_hidden(self.hidden))
-        check.positive_int("seeds", self.seeds)
-        check.positive_int("epochs", self.epochs)
-        check.choice("activation", self.activation, tuple(sorted(models.activations)))
-        check.choice("optimizer", self.optimizer, optim.names())
-        check.real("l2", self.l2, low=0.0)
-        check_seed("data_seed", self.data_seed)
+            raise check.InvalidArgument(
+                "sweep trains classifiers; --task regression is not supported", field="task"
+            )
+        problem = job_problem(self, seed=self.data_seed)  # checks data and model
+        if self.data_path is None and data.task(self.dataset) != "classification":
+            raise check.InvalidArgument(
+                f"sweep trains classifiers; --dataset {self.dataset} is a regression set",
+                field="dataset",
+            )
+        object.__setattr__(self, "_problem", problem)
 
     def problem(self) -> ProblemConfig:
         """The :class:`~dlvr_jax.jobs.ProblemConfig` every model of the sweep trains on."""
-        return ProblemConfig(
-            dataset=self.dataset,
-            n=self.n,
-            noise=self.noise,
-            data_path=self.data_path,
-            task=self.task,
-            test_fraction=self.test_fraction,
-            seed=self.data_seed,
-            hidden=self.hidden,
-            activation=self.activation,
-        )
+        return cast(ProblemConfig, getattr(self, "_problem"))  # noqa: B009
+
+
+SWEEP_CONSTRAINTS: dict[str, check.Rules] = {
+    "learning_rates": check.ListOf(
+        check.Interval(float, 0, None, closed="neither"), min_len=1, noun="learning rates"
+    ),
+    "batch_sizes": check.ListOf(check.Interval(int, 1, None), min_len=1, noun="batch sizes"),
+    "seeds": check.Interval(int, 1, None),
+    "epochs": check.Interval(int, 1, None),
+    "optimizer": check.Options(source=optim.names),
+    "l2": check.Interval(float, 0, None, closed="left"),
+    "data_seed": SEED,
+}
+"""The constraints of :class:`SweepConfig`'s own fields; the data and model are
+:class:`~dlvr_jax.jobs.ProblemConfig`'s."""
 
 
 class SweepResult(NamedTuple):
