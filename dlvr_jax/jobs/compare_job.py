@@ -23,7 +23,7 @@ from dlvr_jax import _validate as check
 from dlvr_jax.jobs import figures, results
 from dlvr_jax.jobs.cache import cache_in_use
 from dlvr_jax.jobs.mlp_job import MlpConfig, MlpResult, MlpSession, Progress
-from dlvr_jax.jobs.problem import MODEL_CONSTRAINTS, apply_constraints
+from dlvr_jax.jobs.problem import ACTIVATION, apply_constraints
 
 __all__ = ["CompareConfig", "CompareResult", "compare_activations"]
 
@@ -63,9 +63,7 @@ class CompareConfig:
 
 
 COMPARE_CONSTRAINTS: dict[str, check.Rules] = {
-    "activations": check.ListOf(
-        MODEL_CONSTRAINTS["activation"], min_len=1, distinct=True, noun="activations"
-    ),
+    "activations": check.ListOf(ACTIVATION, min_len=1, distinct=True, noun="activations"),
 }
 """The constraints of :class:`CompareConfig`'s own field; the others are
 :class:`~dlvr_jax.jobs.MlpConfig`'s."""

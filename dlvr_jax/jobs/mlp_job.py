@@ -109,8 +109,8 @@ MLP_CONSTRAINTS: dict[str, check.Rules] = {
     "optimizer": check.Options(source=optim.names),
     "learning_rate": check.Interval(float, 0, None, closed="neither"),
     "clip_norm": (check.Interval(float, 0, None, closed="neither"), None),
-    "epochs": check.Interval(int, 1, None),
-    "batch_size": (check.Interval(int, 1, None), None),
+    "epochs": check.Interval(int, 1, None, closed="left"),
+    "batch_size": (check.Interval(int, 1, None, closed="left"), None),
     "l1": check.Interval(float, 0, None, closed="left"),
     "l2": check.Interval(float, 0, None, closed="left"),
 }

@@ -82,12 +82,14 @@ OPTIMIZE_CONSTRAINTS: dict[str, check.Rules] = {
         check.ListOf(check.Interval(float, 0, None, closed="neither"), min_len=1),
         None,
     ),
-    "steps": check.Interval(int, 1, None),
+    "steps": check.Interval(int, 1, None, closed="left"),
     "tol": check.Interval(float, 0, None, closed="left"),
     "start": (check.ListOf(check.Interval(float, None, None, closed="neither"), min_len=1), None),
-    "batch_sizes": check.ListOf(check.Interval(int, 1, None), min_len=1, noun="batch sizes"),
-    "epochs": check.Interval(int, 1, None),
-    "n": check.Interval(int, 1, None),
+    "batch_sizes": check.ListOf(
+        check.Interval(int, 1, None, closed="left"), min_len=1, noun="batch sizes"
+    ),
+    "epochs": check.Interval(int, 1, None, closed="left"),
+    "n": check.Interval(int, 1, None, closed="left"),
     "noise": check.Interval(float, 0, None, closed="left"),
     "seed": SEED,
 }

@@ -58,7 +58,7 @@ PERCEPTRON_CONSTRAINTS: dict[str, check.Rules] = {
     "seed": SEED,
     "margin": check.Interval(float, 0, 1),
     "learning_rate": check.Interval(float, 0, None, closed="neither"),
-    "max_epochs": check.Interval(int, 1, None),
+    "max_epochs": check.Interval(int, 1, None, closed="left"),
     "pocket": check.Boolean(),
 }
 """The constraints of :class:`PerceptronConfig`'s fields (the data's are the jobs' shared ones)."""
@@ -85,13 +85,15 @@ def _points(config: PerceptronConfig) -> data.Dataset:
         if config.margin:
             options["margin"] = config.margin
         return data.make(config.dataset, jax.random.key(config.seed), config.n, **options)
-    points = read_csv(config.data_path, "classification")
-    labels = sorted({int(v) for v in np.asarray(points.y)})
-    if not set(labels) <= {0, 1}:
-        raise ValueError(
-            f"{config.data_path}: the perceptron needs labels 0 and 1, got {labels[:10]}"
+    table = read_csv(config.data_path, "classification")
+    classes = table.classes or ()
+    if len(classes) != 2:
+        raise check.InvalidArgument(
+            f"{config.data_path}: the perceptron needs labels 0 and 1 (two classes), got "
+            f"{len(classes)}: {list(classes[:10])}",
+            field="data_path",
         )
-    return points
+    return table.dataset
 
 
 def _fit_metrics(config: PerceptronConfig, x: Any, y: Any, result: pla.FitResult) -> dict[str, Any]:

@@ -38,7 +38,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
-import math
 import os
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -83,9 +82,11 @@ class ProblemConfig:
         noise: the generator's noise.
         data_path: a CSV of the user's own data (features..., target last;
             a header line is optional), read by :func:`dlvr_jax.data.load_csv`.
-        upload: an already-parsed data set (the Playground's upload).
-        class_names: the names of ``upload``'s labels (index = label), when
-            they were strings; None names them by their values.
+        upload: an already-parsed data set: a :class:`~dlvr_jax.data.Table`
+            (:func:`dlvr_jax.data.parse_csv` of the Playground's upload: its
+            task and class names) or a :class:`~dlvr_jax.data.Dataset`.
+        class_names: the names of a ``Dataset`` upload's labels (index =
+            label); None names them by their values.
         task: ``"classification"`` or ``"regression"``; None infers it (a
             generator's own task; for a CSV or an upload, integer targets are
             class labels). For a generator it must be the generator's task.
@@ -107,7 +108,7 @@ class ProblemConfig:
     n: int = 1000
     noise: float = 0.0
     data_path: str | None = None
-    upload: data.Dataset | None = None
+    upload: data.Table | data.Dataset | None = None
     class_names: tuple[str, ...] | None = None
     task: str | None = None
     features: tuple[str, ...] | None = None
@@ -150,7 +151,7 @@ def _activations() -> tuple[str, ...]:
 
 DATA_CONSTRAINTS: dict[str, check.Rules] = {
     "dataset": check.Options(source=data.names),
-    "n": check.Interval(int, 1, None),
+    "n": check.Interval(int, 1, None, closed="left"),
     "noise": check.Interval(float, 0, None, closed="left"),
     "data_path": (check.Text(min_len=1), None),
     "task": (check.Options(*TASKS), None),
@@ -158,9 +159,12 @@ DATA_CONSTRAINTS: dict[str, check.Rules] = {
 }
 """The data's fields, shared by the jobs' configurations (one declaration of each rule)."""
 
+ACTIVATION = check.Options(source=_activations)
+"""An activation's name (:data:`dlvr_jax.models.activations`)."""
+
 MODEL_CONSTRAINTS: dict[str, check.Rules] = {
-    "hidden": check.ListOf(check.Interval(int, 1, None), noun="widths"),
-    "activation": check.Options(source=_activations),
+    "hidden": check.ListOf(check.Interval(int, 1, None, closed="left"), noun="widths"),
+    "activation": ACTIVATION,
 }
 """The model's fields that the jobs' configurations share."""
 
@@ -303,156 +307,129 @@ def sha256(path: str) -> str:
     return digest.hexdigest()
 
 
-def read_csv(path: str, task: str | None) -> data.Dataset:
-    """:func:`dlvr_jax.data.load_csv`, with every error naming the file.
+def read_csv(path: str, task: str | None = None) -> data.Table:
+    """:func:`dlvr_jax.data.read_csv` (the label policy applied), every error naming the file.
 
     Raises:
         FileNotFoundError: no file at ``path``.
-        ValueError: a folder, a binary file, a malformed value (``path:line: ...``)
-            or fewer than 2 data rows.
+        data.CsvError: a malformed file, at ``path:line:column``.
+        check.InvalidArgument: a folder, or fewer than 2 data rows (field ``data_path``).
     """
     try:
-        loaded = data.load_csv(path, task=task)  # type: ignore[arg-type]
+        table = data.read_csv(path, task=task)  # type: ignore[arg-type]
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: no such file") from None
     except IsADirectoryError:
-        raise ValueError(f"{path}: is a folder, not a CSV file") from None
-    except UnicodeDecodeError as error:
-        raise ValueError(f"{path}: not a text file ({error.reason})") from None
-    except ValueError as error:
-        message = str(error)
-        if not message.startswith(path):  # a check of the values: find the row
-            message = _bad_row(path, task) or f"{path}: {message}"
-        raise ValueError(message) from None
-    if len(loaded.y) < 2:
-        raise ValueError(
-            f"{path}: needs at least 2 data rows to hold some out, got {len(loaded.y)}"
+        raise check.InvalidArgument(
+            f"{path}: is a folder, not a CSV file", field="data_path"
+        ) from None
+    rows = len(table.dataset.y)
+    if rows < 2:
+        raise check.InvalidArgument(
+            f"{path}: needs at least 2 data rows to hold some out, got {rows}", field="data_path"
         )
-    return loaded
+    return table
 
 
-def _bad_row(path: str, task: str | None) -> str | None:
-    """``path:line: problem`` for the first row with a non-finite value or a bad class label."""
-    import csv
-
-    with open(path, newline="") as stream:
-        rows = [
-            (number, row)
-            for number, row in enumerate(csv.reader(stream), start=1)
-            if row and any(cell.strip() for cell in row)
-        ]
-    if rows and not _is_float(rows[0][1][0]):
-        rows = rows[1:]  # the header
-    targets = [row[-1].strip() for _, row in rows]
-    classes = task == "classification" or (task is None and all(map(_is_integer, targets)))
-    for number, row in rows:
-        for column, cell in enumerate(row, start=1):
-            if _is_float(cell) and not math.isfinite(float(cell)):
-                return f"{path}:{number}: column {column} is not a finite number: {cell.strip()!r}"
-        target = row[-1].strip()
-        if classes and (not _is_integer(target) or int(float(target)) < 0):
-            return (
-                f"{path}:{number}: the target {target!r} is not a class label (an integer >= 0); "
-                "pass --task regression for numeric targets"
+def _upload_table(config: ProblemConfig) -> data.Table:
+    """The upload as a :class:`~dlvr_jax.data.Table`: its task, classes (the label policy)."""
+    upload = config.upload
+    if isinstance(upload, data.Table):
+        if config.task is not None and config.task != upload.task:
+            raise check.InvalidArgument(
+                f"task {config.task!r} does not fit the upload, which is {upload.task}",
+                field="task",
             )
-    return None
+        return upload
+    assert isinstance(upload, data.Dataset)
+    inferred = "classification" if jnp.issubdtype(upload.y.dtype, jnp.integer) else "regression"
+    kind = config.task or inferred
+    full = upload if kind == inferred else data.from_arrays(upload.x, upload.y, task=kind)  # type: ignore[arg-type]
+    columns = (*(f"x{i + 1}" for i in range(int(full.x.shape[1]))), "y")
+    if kind == "regression":
+        return data.Table(full, "regression", None, False, columns)
+    labels = data.encode_labels(np.asarray(full.y), field="upload")
+    names = labels.names
+    if config.class_names is not None:
+        names = tuple(config.class_names[int(name)] for name in names)
+    y = check.to_device(labels.codes) if labels.mapped else full.y
+    return data.Table(data.Dataset(full.x, y), "classification", names, labels.mapped, columns)
 
 
-def _is_float(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
+class _Data(NamedTuple):
+    """A problem's data after the split, with what it says about its classes."""
+
+    train: data.Dataset
+    test: data.Dataset
+    keys: tuple[jax.Array, ...]
+    task: str
+    classes: tuple[str, ...] | None
+    mapped: bool
+    description: dict[str, Any]
 
 
-def _is_integer(text: str) -> bool:
-    return _is_float(text) and math.isfinite(float(text)) and float(text) == int(float(text))
+def _generated(config: ProblemConfig, parts: int) -> _Data:
+    """A generator's points, split in one compiled program; the label policy applied."""
+    train_set, test_set, keys = _generate(
+        np.uint32(config.seed),
+        np.float32(config.noise),
+        name=config.dataset,
+        n=config.n,
+        test_fraction=config.test_fraction,
+        parts=parts,
+    )
+    description: dict[str, Any] = {
+        "name": config.dataset,
+        "n": config.n,
+        "noise": config.noise,
+        "test_fraction": config.test_fraction,
+    }
+    task = data.task(config.dataset)
+    if task == "regression":
+        return _Data(train_set, test_set, keys, task, None, False, description)
+    both = np.concatenate([np.asarray(train_set.y), np.asarray(test_set.y)])
+    labels = data.encode_labels(both, field="dataset")
+    if labels.mapped:  # a class the sample missed: codes 0..k-1 (arrays untouched otherwise)
+        n_train = int(train_set.y.shape[0])
+        codes = labels.codes
+        train_set = data.Dataset(train_set.x, check.to_device(codes[:n_train]))
+        test_set = data.Dataset(test_set.x, check.to_device(codes[n_train:]))
+    return _Data(train_set, test_set, keys, task, labels.names, labels.mapped, description)
 
 
-def _user_data(config: ProblemConfig) -> tuple[data.Dataset, str, dict[str, Any]]:
-    """A CSV's or an upload's data set, its task and what a checkpoint records of it."""
+def _user_data(config: ProblemConfig, parts: int) -> _Data:
+    """A CSV's or an upload's data, split in one compiled program."""
     if config.data_path is not None:
-        loaded = read_csv(config.data_path, config.task)
-        kind = "classification" if jnp.issubdtype(loaded.y.dtype, jnp.integer) else "regression"
+        table = read_csv(config.data_path, config.task)
         description: dict[str, Any] = {
             "path": os.path.abspath(config.data_path),
             "sha256": sha256(config.data_path),
-            "task": kind,
+            "task": table.task,
             "test_fraction": config.test_fraction,
         }
-        return loaded, kind, description
-    assert config.upload is not None
-    full: data.Dataset = config.upload
-    if len(full.y) < 2:
-        raise ValueError(f"upload needs at least 2 data rows to hold some out, got {len(full.y)}")
-    inferred = "classification" if jnp.issubdtype(full.y.dtype, jnp.integer) else "regression"
-    kind = config.task or inferred
-    if kind != inferred:
-        full = data.from_arrays(full.x, full.y, task=kind)  # type: ignore[arg-type]
-    description = {"upload": len(full.y), "task": kind, "test_fraction": config.test_fraction}
-    return full, kind, description
+    else:
+        table = _upload_table(config)
+        rows = int(table.dataset.y.shape[0])
+        if rows < 2:
+            raise check.InvalidArgument(
+                f"upload needs at least 2 data rows to hold some out, got {rows}", field="upload"
+            )
+        description = {"upload": rows, "task": table.task, "test_fraction": config.test_fraction}
+    train_set, test_set, keys = _split(
+        np.uint32(config.seed), table.dataset, test_fraction=config.test_fraction, parts=parts
+    )
+    return _Data(train_set, test_set, keys, table.task, table.classes, table.mapped, description)
 
 
-def _split_data(
-    config: ProblemConfig, parts: int
-) -> tuple[data.Dataset, data.Dataset, tuple[jax.Array, ...], str, dict[str, Any]]:
-    """Train and test sets, the spare keys, the task and the data's description."""
-    seed = np.uint32(config.seed)
-    if config.data_path is None and config.upload is None:
-        train_set, test_set, keys = _generate(
-            seed,
-            np.float32(config.noise),
-            name=config.dataset,
-            n=config.n,
-            test_fraction=config.test_fraction,
-            parts=parts,
-        )
-        description: dict[str, Any] = {
-            "name": config.dataset,
-            "n": config.n,
-            "noise": config.noise,
-            "test_fraction": config.test_fraction,
-        }
-        return train_set, test_set, keys, data.task(config.dataset), description
-    full, kind, description = _user_data(config)
-    train_set, test_set, keys = _split(seed, full, test_fraction=config.test_fraction, parts=parts)
-    return train_set, test_set, keys, kind, description
-
-
-# ----------------------------------------------------------------------------
-# The classes.
-
-
-def _shown_labels(labels: np.ndarray) -> str:
-    values = labels.tolist()
-    if len(values) > 10:
-        return f"[{', '.join(map(str, values[:5]))}, ..., {', '.join(map(str, values[-2:]))}]"
-    return str(values)
-
-
-def _classes(
-    config: ProblemConfig, train_set: data.Dataset, test_set: data.Dataset
-) -> tuple[data.Dataset, data.Dataset, tuple[str, ...], str | None]:
-    """The class policy: at least 2 classes, labels mapped to ``0..k-1``, their names kept."""
-    train_y, test_y = np.asarray(train_set.y), np.asarray(test_set.y)
-    labels = np.unique(np.concatenate([train_y, test_y]))
-    names = config.class_names
-    shown = [names[i] if names and i < len(names) else str(i) for i in labels.tolist()]
-    if labels.size < 2:
-        source = config.data_path or ("upload" if config.upload is not None else config.dataset)
-        raise ValueError(
-            f"{source}: the target has one class ({shown[0]}); a classifier needs at least 2 "
-            "classes (for numeric targets, ask for a regression)"
-        )
-    if np.array_equal(labels, np.arange(labels.size)):
-        return train_set, test_set, tuple(shown), None
-    note = None if names else f"class labels {_shown_labels(labels)} mapped to 0..{labels.size - 1}"
-    mapped = []
-    for dataset, y in ((train_set, train_y), (test_set, test_y)):
-        codes = np.searchsorted(labels, y).astype(np.int32)
-        mapped.append(data.Dataset(dataset.x, check.to_device(codes)))
-    return mapped[0], mapped[1], tuple(shown), note
+def label_note(classes: tuple[str, ...], mapped: bool) -> str | None:
+    """``"class labels [1, 2, 3] mapped to 0..2"`` for mapped labels, else None."""
+    if not mapped:
+        return None
+    integral = all(name.lstrip("-").isdigit() for name in classes)
+    shown = [str(int(name)) if integral else repr(name) for name in classes]
+    if len(shown) > 10:
+        shown = [*shown[:5], "...", *shown[-2:]]
+    return f"class labels [{', '.join(shown)}] mapped to 0..{len(classes) - 1}"
 
 
 # ----------------------------------------------------------------------------
@@ -492,11 +469,10 @@ def prepare_problem(config: ProblemConfig, *, training_key: bool = True) -> Prob
     if not isinstance(config, ProblemConfig):
         raise TypeError(f"config must be a ProblemConfig, got {type(config).__name__}")
     parts = 3 if training_key else 2
-    train_raw, test_raw, keys, task, description = _split_data(config, parts)
-    classes: tuple[str, ...] | None = None
-    note = None
-    if task == "classification":
-        train_raw, test_raw, classes, note = _classes(config, train_raw, test_raw)
+    generated = config.data_path is None and config.upload is None
+    prepared = _generated(config, parts) if generated else _user_data(config, parts)
+    train_raw, test_raw, keys, task, classes = prepared[:5]
+    note = None if classes is None else label_note(classes, prepared.mapped)
     loss, loss_name, n_outputs = _loss(config, task, classes)
     features = config.features if int(train_raw.x.shape[1]) == 2 else None
     train_set, test_set = train_raw, test_raw
@@ -512,5 +488,5 @@ def prepare_problem(config: ProblemConfig, *, training_key: bool = True) -> Prob
     )
     return Problem(
         config, train_raw, test_raw, train_set, test_set, keys[0] if keys else None, task,
-        classes, note, features, model, loss, loss_name, description,
+        classes, note, features, model, loss, loss_name, prepared.description,
     )  # fmt: skip

@@ -97,9 +97,11 @@ SWEEP_CONSTRAINTS: dict[str, check.Rules] = {
     "learning_rates": check.ListOf(
         check.Interval(float, 0, None, closed="neither"), min_len=1, noun="learning rates"
     ),
-    "batch_sizes": check.ListOf(check.Interval(int, 1, None), min_len=1, noun="batch sizes"),
-    "seeds": check.Interval(int, 1, None),
-    "epochs": check.Interval(int, 1, None),
+    "batch_sizes": check.ListOf(
+        check.Interval(int, 1, None, closed="left"), min_len=1, noun="batch sizes"
+    ),
+    "seeds": check.Interval(int, 1, None, closed="left"),
+    "epochs": check.Interval(int, 1, None, closed="left"),
     "optimizer": check.Options(source=optim.names),
     "l2": check.Interval(float, 0, None, closed="left"),
     "data_seed": SEED,
