@@ -157,6 +157,7 @@ def compare_activations(
         "compilation_cache": cache_in_use(),
         "notes": notes,
         "files": files,
+        **next(iter(sessions.values())).problem.class_entries(),
     }
     if out is not None:
         results.write_json(files[-1], metrics)

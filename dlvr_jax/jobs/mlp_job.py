@@ -371,20 +371,7 @@ class MlpSession:
             "notes": notes,
             "files": list(files),
         }
-        return {**document, **class_entries(p)}
-
-
-def class_entries(problem: Problem) -> dict[str, Any]:
-    """``classes`` (their names) and ``label_note`` for metrics, when labels were mapped.
-
-    Labels already ``0..k-1`` add nothing, so the metrics of such runs stay as they were.
-    """
-    if problem.classes is None or problem.classes == tuple(map(str, range(len(problem.classes)))):
-        return {}
-    entries: dict[str, Any] = {"classes": list(problem.classes)}
-    if problem.label_note is not None:
-        entries["label_note"] = problem.label_note
-    return entries
+        return {**document, **p.class_entries()}
 
 
 def mlp(

@@ -273,6 +273,18 @@ class Problem(NamedTuple):
         """The model's outputs."""
         return int(self.model.n_outputs)
 
+    def class_entries(self) -> dict[str, Any]:
+        """``classes`` (their names) and ``label_note`` for a job's metrics, when mapped.
+
+        Labels already ``0..k-1`` add nothing, so the metrics of such runs stay as they were.
+        """
+        if self.classes is None or self.classes == tuple(map(str, range(len(self.classes)))):
+            return {}
+        entries: dict[str, Any] = {"classes": list(self.classes)}
+        if self.label_note is not None:
+            entries["label_note"] = self.label_note
+        return entries
+
 
 # ----------------------------------------------------------------------------
 # The data.

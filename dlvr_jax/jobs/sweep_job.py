@@ -218,6 +218,7 @@ def sweep(
         "seconds": seconds,
         "compilation_cache": cache_in_use(),
         "files": files,
+        **problem.class_entries(),
     }
     if out is not None:
         _write(config, rows, metrics, files)
