@@ -3,7 +3,7 @@
 The contract::
 
     Divergence(epoch, cause)                        # the result's ``diverged``
-    divergence_cause(state, train_set, batch_size)  # "loss became inf", ...
+    divergence_cause(plan)    # "loss became inf", ... (plan: a one-epoch engine.FitPlan)
 
 A job does not raise when training diverges: it keeps the last good state
 and names the epoch and what became non-finite. Internal to
@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
-from dlvr_jax import data, engine, train
+from dlvr_jax import engine, train
 
 __all__ = ["Divergence", "divergence_cause"]
 
@@ -53,15 +53,17 @@ def _loss_cause(loss: float) -> str | None:
     return f"loss became {'nan' if math.isnan(loss) else 'inf'}"
 
 
-def divergence_cause(state: train.TrainState, train_set: data.Dataset, batch_size: int) -> str:
-    """Replays the diverging epoch from ``state`` (the last good one): what became non-finite.
+def divergence_cause(plan: engine.FitPlan) -> str:
+    """Replays the diverging epoch of ``plan`` (a one-epoch fit from the last good state).
 
-    First with the engine's own compiled epoch (a shorter run of the same loop
-    gives the same bits, which is how the engine recovers the last good state),
-    then step by step, which names the loss or the parameters when the epoch's
-    record alone cannot.
+    First with the engine's own compiled epoch (:meth:`~dlvr_jax.engine.FitPlan.run_chunk`:
+    a shorter run of the same loop gives the same bits, which is how the engine
+    recovers the last good state), then step by step over the epoch's
+    :func:`~dlvr_jax.train.minibatches` with :func:`~dlvr_jax.train.train_step`,
+    which names the loss or the parameters when the epoch's record alone cannot.
     """
-    after, records, _, _ = engine.run(state, train_set, None, 1, batch_size)
+    state = plan.state
+    after, records, _, _ = plan.run_chunk(state, 1)
     cause = _loss_cause(float(records.train_loss[0]))
     if cause is not None:
         return cause
@@ -69,20 +71,11 @@ def divergence_cause(state: train.TrainState, train_set: data.Dataset, batch_siz
     if bad is not None:
         return f"parameters became {bad}"
     step = jax.jit(train.train_step)
-    n = int(train_set.x.shape[0])
-    if batch_size >= n:
-        batches = [train.Batch(train_set.x, train_set.y)]
-    else:
-        index, mask = (
-            np.asarray(a) for a in train.minibatches(state.key, state.epoch, n, batch_size)
-        )
-        padded = index.size > n
-        batches = [
-            train.Batch(train_set.x[rows], train_set.y[rows], weights if padded else None)
-            for rows, weights in zip(index, mask, strict=True)
-        ]
-    for batch in batches:
-        state, metrics = step(state, batch)
+    x, y = plan.data
+    index, mask = train.minibatches(state.key, state.epoch, int(x.shape[0]), plan.batch_size)
+    padded = int(index.size) > int(x.shape[0])
+    for rows, weights in zip(np.asarray(index), np.asarray(mask), strict=True):
+        state, metrics = step(state, train.Batch(x[rows], y[rows], weights if padded else None))
         cause = _loss_cause(float(metrics.loss))
         if cause is not None:
             return cause

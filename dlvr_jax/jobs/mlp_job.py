@@ -24,7 +24,7 @@ from typing import Any, NamedTuple, cast
 
 import dlvr_jax
 from dlvr_jax import _validate as check
-from dlvr_jax import checkpoint, data, models, optim, train
+from dlvr_jax import checkpoint, data, engine, models, optim, train
 from dlvr_jax.jobs import figures, results
 from dlvr_jax.jobs.cache import cache_in_use
 from dlvr_jax.jobs.divergence import Divergence, divergence_cause
@@ -282,10 +282,11 @@ class MlpSession:
             state, new = train.fit(p.key, p.model, self.optimizer, p.train, **options)
         except train.TrainingDiverged as error:
             state, new = error.state, error.history
-            n = int(p.train.x.shape[0])
-            cause = divergence_cause(state, p.train, self.config.batch_size or n)
+            replay = {**options, "epochs": 1, "state": state, "test": None}
+            replay.update(progress=None, chunk_epochs=None)
+            plan = engine.prepare(p.key, p.model, self.optimizer, p.train, **replay)
             # The kept state is the one before the bad epoch, whatever the numbering of fit's.
-            self.diverged = Divergence(int(state.epoch) + 1, cause)
+            self.diverged = Divergence(int(state.epoch) + 1, divergence_cause(plan))
         self.seconds += time.perf_counter() - started
         self.timings["train"] = self.seconds
         self.state = state
