@@ -77,6 +77,27 @@ class CompareResult(NamedTuple):
     metrics: dict[str, Any]
     files: tuple[str, ...]
 
+    def summary(self) -> str:
+        """The comparison in a few lines for a person: each activation's loss and accuracy."""
+        m = self.metrics
+        lines = [
+            f"dataset: {m['dataset']} (n={m['n']}, seed={m['seed']}), {m['epochs']} epochs each"
+        ]
+        for name, run in m["results"].items():
+            lines.append(
+                f"{name:>12}: train loss {results.loss_text(run['train_loss'])}, "
+                f"test accuracy {results.percent(run['test_accuracy'])}"
+            )
+        return "\n".join(lines + results.closing(m))
+
+    def diverged(self) -> list[str]:
+        """``"tanh at epoch 7 (loss became nan)"`` for each run that diverged."""
+        return [
+            f"{name} at epoch {run.diverged.epoch} ({run.diverged.cause})"
+            for name, run in self.runs.items()
+            if run.diverged is not None
+        ]
+
 
 def _comparison_figure(sessions: dict[str, MlpSession], out: str) -> tuple[list[str], list[str]]:
     """Draws ``activation_comparison.png``; returns the files written and notes."""

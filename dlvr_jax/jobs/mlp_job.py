@@ -142,6 +142,33 @@ class MlpResult(NamedTuple):
     diverged: Divergence | None
     nothing_to_train: bool
 
+    def summary(self) -> str:
+        """The run in a few lines for a person: data, model, training, losses, files."""
+        m = self.metrics
+        data_text = f"noise={m['noise']}" if self.config.data_path is None else m["task"]
+        lines = [
+            f"dataset: {m['dataset']} (n={m['n']}, seed={m['seed']}, {data_text})",
+            f"model: MLP hidden={m['hidden']} activation={m['activation']} "
+            f"({m['parameters']} parameters), {m['optimizer']} at {m['learning_rate']:g}",
+            f"trained {m['epochs']} epochs ({m['steps']} steps) in {m['train_seconds']:.2f}s",
+        ]
+        if m["train_loss"] is not None:
+            test = "" if m["test_loss"] is None else f", test {results.loss_text(m['test_loss'])}"
+            lines.append(f"final loss: train {results.loss_text(m['train_loss'])}{test}")
+        if m["train_accuracy"] is not None:
+            lines.append(f"train accuracy: {results.percent(m['train_accuracy'])}")
+            lines.append(f"test accuracy: {results.percent(m['test_accuracy'])}")
+        if m["checkpoint"]:
+            lines.append(f"checkpoint: {m['checkpoint']}")
+        lines += [f"note: {note}" for note in m["notes"]]
+        if self.diverged is not None:
+            epoch, cause = self.diverged
+            lines.append(
+                f"training diverged at epoch {epoch} ({cause}): the files hold the run up to "
+                f"epoch {epoch - 1}, the last good one"
+            )
+        return "\n".join([*lines, "wrote " + ", ".join(m["files"])])
+
 
 class MlpSession:
     """An MLP job that trains in chunks: ``start``, ``advance`` as often as wanted, ``result``.

@@ -104,6 +104,53 @@ class OptimizeResult(NamedTuple):
     metrics: dict[str, Any]
     files: tuple[str, ...]
 
+    def summary(self) -> str:
+        """The paths in a few lines for a person: each run's steps, status and end point."""
+        m = self.metrics
+        lines = (
+            [_least_squares_line(m)]
+            if m["function"] == "least_squares"
+            else [f"{m['function']} from {m['start']}, minima {m['minima']}"]
+        )
+        for key, run in _runs(m):
+            end = ", ".join(f"{v:.4f}" if key is None else f"{v:.5g}" for v in run["final_x"])
+            if key is None:
+                status = (
+                    "diverged"
+                    if run["diverged"]
+                    else (f"f - f* = {run['final_value'] - m['f_star']:.3g}")
+                )
+                lines.append(
+                    f"  lr {run['learning_rate']:<8g} batch {run['batch_size']:<5d} "
+                    f"{run['steps']:>6d} steps  {status}  w = [{end}]"
+                )
+            else:
+                status = (
+                    "converged"
+                    if run["converged"]
+                    else ("diverged" if run["diverged"] else "max steps")
+                )
+                lines.append(
+                    f"  {key:>9} (lr {m['learning_rates'][key]:g}): {run['steps']:>6d} steps, "
+                    f"{status}, f = {run['final_value']:.4g} at [{end}]"
+                )
+        return "\n".join([*lines, "wrote " + ", ".join(m["files"])])
+
+
+def _least_squares_line(m: dict[str, Any]) -> str:
+    fit = ", ".join(f"{v:.4f}" for v in m["least_squares_coefficients"])
+    return (
+        f"least squares: x^2 + 4x + 4 from {m['n']} samples (noise {m['noise']:g}); "
+        f"exact fit [{fit}], f* = {m['f_star']:.6g}"
+    )
+
+
+def _runs(m: dict[str, Any]) -> list[tuple[str | None, dict[str, Any]]]:
+    """``(optimizer name, run)`` of a toy function, ``(None, run)`` of least squares."""
+    if m["function"] == "least_squares":
+        return [(None, run) for run in m["results"]]
+    return list(m["results"].items())
+
 
 def _path_summary(path: Any) -> dict[str, Any]:
     steps = int(path.steps)

@@ -23,7 +23,13 @@ from dlvr_jax import _validate as check
 from dlvr_jax import data
 from dlvr_jax import perceptron as pla
 from dlvr_jax.jobs import results
-from dlvr_jax.jobs.problem import DATA_CONSTRAINTS, SEED, apply_constraints, read_csv
+from dlvr_jax.jobs.problem import (
+    DATA_CONSTRAINTS,
+    SEED,
+    apply_constraints,
+    label_note,
+    read_csv,
+)
 
 __all__ = ["PerceptronConfig", "PerceptronResult", "perceptron"]
 
@@ -73,18 +79,44 @@ class PerceptronResult(NamedTuple):
     metrics: dict[str, Any]
     files: tuple[str, ...]
 
+    def summary(self) -> str:
+        """The run in a few lines for a person: weights, convergence, accuracy, files."""
+        m = self.metrics
+        weights = ", ".join(f"{v:.6g}" for v in m["weights"])
+        lines = [
+            f"dataset: {m['dataset']} (n={m['n']}, seed={m['seed']}, noise={m['noise']})",
+            f"learned weights: w = [{weights}], b = {m['bias']:.6g}",
+            f"converged after {m['epochs']} epochs ({m['updates']} updates)"
+            if m["converged"]
+            else f"did NOT converge within {m['max_epochs']} epochs ({m['updates']} updates): "
+            "the data are not linearly separable, or need more epochs",
+            f"training accuracy: {100 * m['accuracy']:.1f}%",
+        ]
+        if m["novikoff_bound"] is not None:
+            lines.append(
+                f"Novikoff bound for w* = (1, 1), b* = 0: {m['novikoff_bound']:.6g} updates "
+                f"(used {m['updates']})"
+            )
+        if m["pocket"] is not None:
+            kept = m["pocket"]
+            lines.append(
+                f"pocket accuracy: {100 * kept['accuracy']:.1f}% with w = "
+                f"[{', '.join(f'{v:.6g}' for v in kept['weights'])}], b = {kept['bias']:.6g}"
+            )
+        return "\n".join(lines + results.closing(m))
+
 
 def _params_dict(params: pla.Params) -> dict[str, Any]:
     return {"weights": [float(v) for v in np.asarray(params.w)], "bias": float(params.b)}
 
 
-def _points(config: PerceptronConfig) -> data.Dataset:
-    """The generator's points, or the CSV's (labels 0 and 1)."""
+def _points(config: PerceptronConfig) -> tuple[data.Dataset, str | None]:
+    """The generator's points, or the CSV's (two classes, mapped to 0 and 1); the label note."""
     if config.data_path is None:
         options: dict[str, Any] = {"noise": config.noise}
         if config.margin:
             options["margin"] = config.margin
-        return data.make(config.dataset, jax.random.key(config.seed), config.n, **options)
+        return data.make(config.dataset, jax.random.key(config.seed), config.n, **options), None
     table = read_csv(config.data_path, "classification")
     classes = table.classes or ()
     if len(classes) != 2:
@@ -93,7 +125,7 @@ def _points(config: PerceptronConfig) -> data.Dataset:
             f"{len(classes)}: {list(classes[:10])}",
             field="data_path",
         )
-    return table.dataset
+    return table.dataset, label_note(classes, table.mapped)
 
 
 def _fit_metrics(config: PerceptronConfig, x: Any, y: Any, result: pla.FitResult) -> dict[str, Any]:
@@ -147,10 +179,12 @@ def perceptron(config: PerceptronConfig, *, out: str | None = ".") -> Perceptron
     """Runs the perceptron learning algorithm (and the pocket when it does not converge)."""
     if not isinstance(config, PerceptronConfig):
         raise TypeError(f"config must be a PerceptronConfig, got {type(config).__name__}")
-    points = _points(config)
+    points, note = _points(config)
     x, y = points.x, data.signed(points.y)
     result = pla.fit(x, y, learning_rate=config.learning_rate, max_epochs=config.max_epochs)
     metrics = _fit_metrics(config, x, y, result)
+    if note is not None:
+        metrics["label_note"] = note
     shown, label, kept = result.params, "PLA", None
     if config.pocket or not bool(result.converged):
         kept = pla.pocket(

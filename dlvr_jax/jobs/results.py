@@ -6,6 +6,8 @@ The contract::
     last(values) -> float | None      # a per-epoch array's last entry (None: NaN/inf/empty)
     finite_or_none(value) -> float | None
     dataset_label(config) -> str      # the CSV's path, or the generator's name
+    loss_text(value), percent(value)  # numbers as a result's summary shows them
+    closing(metrics) -> [str]         # a summary's last lines: notes and the files written
 
 Internal to :mod:`dlvr_jax.jobs` (its names have no underscore so that the
 jobs' modules may share them); :func:`write_json` is public as
@@ -24,7 +26,15 @@ import numpy as np
 
 from dlvr_jax import _io
 
-__all__ = ["dataset_label", "finite_or_none", "last", "write_json"]
+__all__ = [
+    "closing",
+    "dataset_label",
+    "finite_or_none",
+    "last",
+    "loss_text",
+    "percent",
+    "write_json",
+]
 
 
 def write_json(path: str | os.PathLike[str], document: Mapping[str, Any]) -> None:
@@ -50,3 +60,23 @@ def last(values: Any) -> float | None:
 def dataset_label(config: Any) -> str:
     """How a report names a config's data: the CSV's path, or the generator's name."""
     return config.data_path if config.data_path is not None else config.dataset
+
+
+def loss_text(value: float | None) -> str:
+    """A loss for a person: 4 decimals, or 4 significant digits when huge (near divergence)."""
+    if value is None:
+        return "n/a"
+    return f"{value:.4f}" if abs(value) < 1e4 else f"{value:.4g}"
+
+
+def percent(value: float | None) -> str:
+    """A share as a percentage with one decimal, or ``n/a``."""
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def closing(metrics: Mapping[str, Any]) -> list[str]:
+    """A summary's last lines: its notes, then the files written."""
+    return [
+        *(f"note: {note}" for note in metrics.get("notes", ())),
+        "wrote " + ", ".join(metrics["files"]),
+    ]

@@ -118,6 +118,25 @@ class SweepResult(NamedTuple):
     metrics: dict[str, Any]
     files: tuple[str, ...]
 
+    def summary(self) -> str:
+        """The sweep in a few lines for a person: models, time, divergences, the best."""
+        m = self.metrics
+        lines = [
+            f"{m['models']} models ({len(m['learning_rates'])} learning rates x batch sizes "
+            f"{m['batch_sizes']} x {m['seeds']} seeds), {m['epochs']} epochs each, in "
+            f"{m['seconds']:.1f} s ({m['run_seconds']:.1f} s training, "
+            f"{m['compile_seconds']:.1f} s compiling)",
+            f"diverged: {m['diverged']}",
+        ]
+        best = m["best"]
+        if best is not None:
+            lines.append(
+                f"best mean test accuracy: {100 * best['test_accuracy_mean']:.1f}% "
+                f"(± {100 * best['test_accuracy_std']:.1f}) at learning rate "
+                f"{best['learning_rate']:.3g}, batch size {best['batch_size']}"
+            )
+        return "\n".join([*lines, "wrote " + ", ".join(m["files"])])
+
 
 def _summary(
     config: SweepConfig, rows: list[dict[str, Any]], n_train: int, batch_sizes: list[int]
