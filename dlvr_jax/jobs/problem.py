@@ -16,7 +16,8 @@ whichever door asks. The keys are ``jax.random.split(jax.random.key(seed),
 3)``: ``keys[0]`` makes the points, ``keys[1]`` splits them, ``keys[2]`` is
 left for training (with ``training_key=False``, two keys: what ``jobs.sweep``
 has always drawn). A generator's points and split run as one compiled
-program; a CSV's (or an upload's) split as one too.
+program; a CSV's (or an upload's) split as one too (both noted in the package's
+compile-cache registry, :mod:`dlvr_jax._compiled`, so that they count toward its bound).
 
 The class policy, one for every door: the classes are the distinct targets
 of the whole data set; fewer than two are refused; labels that are not
@@ -46,8 +47,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dlvr_jax import _compiled, data, losses, models
 from dlvr_jax import _validate as check
-from dlvr_jax import data, losses, models
 
 __all__ = ["TASKS", "Problem", "ProblemConfig", "prepare_problem", "read_csv", "signed_mse"]
 
@@ -382,6 +383,7 @@ class _Data(NamedTuple):
 
 def _generated(config: ProblemConfig, parts: int) -> _Data:
     """A generator's points, split in one compiled program; the label policy applied."""
+    _compiled.note(("jobs.generate", config.dataset, config.n, config.test_fraction, parts))
     train_set, test_set, keys = _generate(
         np.uint32(config.seed),
         np.float32(config.noise),
@@ -427,6 +429,8 @@ def _user_data(config: ProblemConfig, parts: int) -> _Data:
                 f"upload needs at least 2 data rows to hold some out, got {rows}", field="upload"
             )
         description = {"upload": rows, "task": table.task, "test_fraction": config.test_fraction}
+    x, y = table.dataset
+    _compiled.note(("jobs.split", x.shape, x.dtype, y.dtype, config.test_fraction, parts))
     train_set, test_set, keys = _split(
         np.uint32(config.seed), table.dataset, test_fraction=config.test_fraction, parts=parts
     )
