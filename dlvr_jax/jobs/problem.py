@@ -9,6 +9,9 @@ The contract::
     problem.model, problem.loss          # MLP(hidden, n_outputs, ...) and its loss
     problem.classes, problem.label_note  # class names (index = label); "labels ... mapped"
 
+    PROBLEM_CONSTRAINTS                  # the one table of the data's and model's rules;
+    job_problem(config) -> ProblemConfig # a job's config checks them through it, once
+
 Every door prepares its problem here: the CLI's jobs, the Playground's
 session and the script the Playground exports, so that one configuration
 gives the same data, split, classes, model and initial key, bit for bit,
@@ -50,7 +53,25 @@ import numpy as np
 from dlvr_jax import _compiled, data, losses, models
 from dlvr_jax import _validate as check
 
-__all__ = ["TASKS", "Problem", "ProblemConfig", "prepare_problem", "read_csv", "signed_mse"]
+__all__ = [
+    "ACTIVATION",
+    "DATA_CONSTRAINTS",
+    "LOSSES",
+    "MODEL_CONSTRAINTS",
+    "PROBLEM_CONSTRAINTS",
+    "SEED",
+    "TASKS",
+    "Problem",
+    "ProblemConfig",
+    "apply_constraints",
+    "check_task_with_data",
+    "job_problem",
+    "label_note",
+    "prepare_problem",
+    "read_csv",
+    "sha256",
+    "signed_mse",
+]
 
 TASKS = ("classification", "regression")
 """The tasks a problem may be."""
