@@ -29,7 +29,7 @@ INTERNAL = ("_validate", "_io", "_xla", "_compiled", "_tables")
 """Internal modules: shared helpers under public names, importable by any module."""
 
 LAYERS: dict[str, int] = {
-    "_validate": 0,
+    "_validate": -1,
     "_io": 0,
     "_xla": 0,
     "_compiled": 0,
