@@ -805,6 +805,10 @@ encode_labels = _tables.encode_labels
 """The one label policy: ``encode_labels(values, *, field="y", min_classes=2) -> Labels``
 (names sorted, integers in numeric order, one class refused)."""
 
+for _shared in (CsvError, Labels, encode_labels):
+    _shared.__module__ = __name__  # documented, shown in tracebacks and pickled as data's
+del _shared
+
 
 class Table(NamedTuple):
     """A CSV's data with what the file says about it (see :func:`read_csv`).
