@@ -16,6 +16,13 @@ that classes overlap near the boundary as ``noise`` grows (``noise=0`` gives
 the exact rule). For the regression sets it is the standard deviation of
 Gaussian noise added to the targets.
 
+The user's own data come through one door: :func:`from_arrays` for arrays,
+and one CSV parser for files and text (:func:`parse_csv`, :func:`read_csv`,
+:func:`load_csv`), which reports every problem as a :class:`CsvError` at
+``path:line:column``. Class labels follow one policy, :func:`encode_labels`:
+names and integers that are not ``0..k-1`` are mapped to codes ``0..k-1``
+(their names kept), and a single class is refused.
+
 Examples:
     >>> import jax
     >>> from dlvr_jax import data
