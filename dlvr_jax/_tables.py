@@ -106,8 +106,7 @@ def encode_labels(values: Any, *, field: str = "y", min_classes: int = 2) -> Lab
             f"{field} must be concrete labels, got a {check.show(values)}", field=field
         )
     if isinstance(values, (list, tuple)):  # NumPy would turn ["a", 1] into two strings
-        host = np.empty(len(values), dtype=object)
-        host[:] = values
+        host = np.fromiter(values, dtype=object, count=len(values))
     else:
         host = np.asarray(values)
     if host.ndim != 1:
