@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import pickle
 
@@ -366,3 +367,27 @@ def test_any_value_is_either_accepted_or_refused_with_its_field(value):
         for error in errors:
             assert error.field == field
             assert str(error).startswith(field)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Config:
+    learning_rate: float = 1e-3
+    hidden: tuple[int, ...] = (8, 8)
+    name: str = "run"
+
+    def __post_init__(self) -> None:
+        check.check_fields(self, {key: TABLE[key] for key in ("learning_rate", "hidden")})
+
+
+def test_a_frozen_configuration_checks_and_normalises_its_fields():
+    config = _Config(learning_rate=1, hidden=[4, 2])
+    assert config.learning_rate == 1.0
+    assert type(config.learning_rate) is float
+    assert config.hidden == (4, 2)
+    with pytest.raises(check.InvalidArgument, match=r"hidden\[0\] must be an int") as info:
+        _Config(hidden=[0])
+    assert info.value.field == "hidden"
+    with pytest.raises(check.InvalidType, match="does not have"):
+        check.check_fields(config, {"epochs": TABLE["epochs"]})
+    with pytest.raises(check.InvalidType, match="dataclass instance"):
+        check.check_fields({"hidden": [1]}, TABLE)
