@@ -47,6 +47,7 @@ import numpy as np
 
 __all__ = [
     "Boolean",
+    "Closed",
     "Interval",
     "InvalidArgument",
     "InvalidType",
@@ -284,6 +285,7 @@ def choice(name: str, value: Any, options: tuple[str, ...]) -> str:
 # Tables of constraints: one per configuration, checked once.
 
 Closed = Literal["both", "left", "right", "neither"]
+"""Which ends of an :class:`Interval` belong to it."""
 
 
 def _bound(value: float, integral: bool) -> str:
