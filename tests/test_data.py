@@ -864,6 +864,8 @@ def test_batch_order_rejects_bad_input(key, kwargs, error, message):
         ("\n\n", 3, 1, "no data rows"),
         ('0,"1\n2",1\n3,oops,0\n', 1, 2, "column 2 is not a number: '1\\n2'"),
         ("0,0,1\n\n\n3,oops,0\n", 4, 2, "column 2 is not a number: 'oops'"),
+        ("a,b,y\r\n0,0,1\r\n3,oops,0\r\n", 3, 2, "column 2 is not a number: 'oops'"),
+        ("0,0,1\n1," + "9" * 140_000 + ",0\n", 2, 1, "not a well-formed CSV row (field larger"),
     ],
 )
 def test_every_csv_problem_has_its_line_and_column(text, line, column, problem):
