@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 
 from dlvr_jax import data, models
 from dlvr_jax.playground import protocol
-from dlvr_jax.playground.session import Session, UploadError, load_upload
+from dlvr_jax.playground.session import Session
+from dlvr_jax.playground.upload import UploadError, load_upload
 
 _COMPILES: list[str] = []
 _COUNTING = [False]
@@ -260,7 +261,7 @@ def test_config_changes_follow_the_cross_field_rules():
 def test_compiled_programs_are_bounded_by_the_number_of_shapes(monkeypatch):
     # Last in this file: it clears JAX's caches. A long-running server must not keep
     # a program per configuration for ever (each holds memory maps).
-    from dlvr_jax.playground import session as session_module
+    from dlvr_jax.playground import schedule
 
     kept = Session({"points": 100, "hidden": [3]}, precompile=False)
     kept.handle({"type": "step"})
@@ -269,7 +270,7 @@ def test_compiled_programs_are_bounded_by_the_number_of_shapes(monkeypatch):
     try:
         kept.handle({"type": "step"})  # compiled: nothing new
         assert _COMPILES == []
-        monkeypatch.setattr(session_module, "MAX_SHAPES", 1)
+        monkeypatch.setattr(schedule, "MAX_SHAPES", 1)
         Session({"points": 60, "hidden": [2]}, precompile=False)  # one shape too many
         _COMPILES.clear()
         kept.handle({"type": "step"})  # its programs were dropped: compiled again

@@ -7,21 +7,65 @@ the same :class:`~dlvr_jax.models.MLP`, creates the state with
 state=state)``, setting each stretch's learning rate with
 :func:`dlvr_jax.optim.with_learning_rate`. Same seed and epochs give the same
 parameters, bit for bit; it saves them with :func:`dlvr_jax.checkpoint.save`.
+
+The contract::
+
+    frame(session) -> {"type": "export", "script": ..., "checkpoint": base64, ...}
+    script(session) -> str             # the Python source
+    metadata(session) -> dict          # what the checkpoint records of the run
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import base64
+import os
+import tempfile
+from typing import Any, Protocol
 
 import dlvr_jax
+from dlvr_jax import checkpoint, train
+from dlvr_jax.playground.problem import Prepared
 
-if TYPE_CHECKING:
-    from dlvr_jax.playground.session import Session
-
-__all__ = ["metadata", "script"]
+__all__ = ["Run", "frame", "metadata", "script"]
 
 
-def metadata(session: Session) -> dict[str, Any]:
+class Run(Protocol):
+    """What an export reads of a run (a :class:`~dlvr_jax.playground.session.Session`)."""
+
+    config: dict[str, Any]
+    prepared: Prepared
+    state: train.TrainState
+    segments: list[list[Any]]
+    upload_text: str | None
+    upload_name: str | None
+
+    @property
+    def epoch(self) -> int:
+        """Epochs trained since the last reset."""
+        ...
+
+
+def frame(session: Run) -> dict[str, Any]:
+    """The ``export`` frame: the reproducing script and the checkpoint (base64)."""
+    handle, path = tempfile.mkstemp(suffix=".ckpt", prefix="playground-")
+    os.close(handle)
+    try:
+        checkpoint.save(path, session.state, metadata=metadata(session))
+        with open(path, "rb") as stream:
+            blob = stream.read()
+    finally:
+        os.unlink(path)
+    return {
+        "type": "export",
+        "script": script(session),
+        "scriptName": "playground_run.py",
+        "checkpoint": base64.b64encode(blob).decode("ascii"),
+        "checkpointName": "playground.ckpt",
+        "epoch": session.epoch,
+    }
+
+
+def metadata(session: Run) -> dict[str, Any]:
     """What the exported checkpoint records: the configuration, the epochs and the stretches."""
     return {
         "playground": {
@@ -34,7 +78,7 @@ def metadata(session: Session) -> dict[str, Any]:
     }
 
 
-def script(session: Session) -> str:
+def script(session: Run) -> str:
     """The Python source that reproduces ``session``'s run up to its current epoch."""
     config = session.config
     p = session.prepared

@@ -235,76 +235,68 @@ def _error(code: str, message: str) -> dict[str, Any]:
     return {"type": "error", "code": code, "message": message}
 
 
-async def _socket(websocket: WebSocket) -> None:
-    playground: Playground = websocket.app.state.playground
-    loop = asyncio.get_running_loop()
-    outbox: asyncio.Queue[list[Any] | None] = asyncio.Queue()
+class _Connection:
+    """One WebSocket's life: its session, the frames it sends, and training while it plays.
 
-    def post(frames: list[Any]) -> None:
+    Three tasks share the socket: the receiver (messages, answered in worker
+    threads in order), the trainer (one chunk at a time while playing) and
+    the sender (frames, queued by worker threads, sent in order).
+    """
+
+    def __init__(self, websocket: WebSocket, playground: Playground, session: Session) -> None:
+        self.websocket = websocket
+        self.playground = playground
+        self.session = session
+        self.loop = asyncio.get_running_loop()
+        self.outbox: asyncio.Queue[list[Any] | None] = asyncio.Queue()
+        self.wake = asyncio.Event()
+
+    def post(self, frames: list[Any]) -> None:
         """From a worker thread: queue frames in order (FIFO through the loop)."""
         if frames:
-            loop.call_soon_threadsafe(outbox.put_nowait, frames)
+            self.loop.call_soon_threadsafe(self.outbox.put_nowait, frames)
 
-    await websocket.accept()
-    if not playground.reserve():  # before building anything
-        await websocket.send_text(
-            json.dumps(
-                _error(
-                    "too_many_sessions",
-                    f"too many sessions: this Playground runs at most {playground.max_sessions} "
-                    "at once; close another tab and reload",
-                )
-            )
-        )
-        await websocket.close(code=1013)
-        return
-    try:
-        session = await asyncio.to_thread(
-            functools.partial(Session, playground.config, precompile=playground.precompile)
-        )
-    except BaseException:
-        playground.claim(None)
-        raise
-    playground.claim(session)
-    wake = asyncio.Event()
+    def work(self, call: Callable[[], list[Any]]) -> Callable[[], None]:
+        """``call`` as a worker thread's job: its frames, or its error as a frame, are posted."""
 
-    def run(call: Callable[[], list[Any]]) -> Callable[[], None]:
-        def work() -> None:
+        def job() -> None:
             try:
-                post(call())
+                self.post(call())
             except protocol.ProtocolError as error:
-                post([_error(error.code, str(error))])
+                self.post([_error(error.code, str(error))])
             except Exception as error:  # a session bug must not kill the server
-                post([_error("internal", f"{type(error).__name__}: {error}")])
+                self.post([_error("internal", f"{type(error).__name__}: {error}")])
 
-        return work
+        return job
 
-    async def sender() -> None:
+    async def sender(self) -> None:
         while True:
-            frames = await outbox.get()
+            frames = await self.outbox.get()
             if frames is None:
                 return
             for frame in frames:
                 if frame is None:
                     continue
                 if isinstance(frame, bytes):
-                    await websocket.send_bytes(frame)
+                    await self.websocket.send_bytes(frame)
                 else:
-                    await websocket.send_text(json.dumps(frame, allow_nan=False))
+                    await self.websocket.send_text(json.dumps(frame, allow_nan=False))
 
-    async def trainer() -> None:
+    async def trainer(self) -> None:
+        session = self.session
         while not session.closed:
             if not session.playing:
-                wake.clear()
-                await wake.wait()
+                self.wake.clear()
+                await self.wake.wait()
                 continue
-            await asyncio.to_thread(run(session.train_chunk))
+            await asyncio.to_thread(self.work(session.train_chunk))
 
-    async def receiver() -> None:
-        await asyncio.to_thread(run(session.hello))
+    async def receiver(self) -> None:
+        session = self.session
+        await asyncio.to_thread(self.work(session.hello))
         while True:
             try:
-                received = await websocket.receive()
+                received = await self.websocket.receive()
             except WebSocketDisconnect:
                 return
             if received["type"] == "websocket.disconnect":
@@ -315,26 +307,52 @@ async def _socket(websocket: WebSocket) -> None:
             try:
                 message = protocol.parse_message(frame)
             except protocol.ProtocolError as error:
-                post([_error(error.code, str(error))])
+                self.post([_error(error.code, str(error))])
                 continue
-            await asyncio.to_thread(run(functools.partial(session.handle, message)))
+            await asyncio.to_thread(self.work(functools.partial(session.handle, message)))
             if session.playing:
-                wake.set()
+                self.wake.set()
 
-    sending, training = asyncio.create_task(sender()), asyncio.create_task(trainer())
+    async def run(self) -> None:
+        """Serves the socket until it closes; then stops the session and forgets it."""
+        sending = asyncio.create_task(self.sender())
+        training = asyncio.create_task(self.trainer())
+        try:
+            await self.receiver()
+        finally:
+            # Stop training: the chunk in progress (one, ~35 ms) ends, then the trainer
+            # returns; only then does the session leave the registry.
+            self.session.close()
+            self.wake.set()
+            training.add_done_callback(lambda _: self.playground.release(self.session))
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.shield(training)  # an ASGI server may cancel us: the callback stays
+            sending.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await sending
+
+
+async def _socket(websocket: WebSocket) -> None:
+    playground: Playground = websocket.app.state.playground
+    await websocket.accept()
+    if not playground.reserve():  # before building anything
+        refusal = _error(
+            "too_many_sessions",
+            f"too many sessions: this Playground runs at most {playground.max_sessions} "
+            "at once; close another tab and reload",
+        )
+        await websocket.send_text(json.dumps(refusal))
+        await websocket.close(code=1013)
+        return
     try:
-        await receiver()
-    finally:
-        # Stop training: the chunk in progress (one, ~35 ms) ends, then the trainer
-        # returns; only then does the session leave the registry.
-        session.close()
-        wake.set()
-        training.add_done_callback(lambda _: playground.release(session))
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await asyncio.shield(training)  # an ASGI server may cancel us: the callback stays
-        sending.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await sending
+        session = await asyncio.to_thread(
+            functools.partial(Session, playground.config, precompile=playground.precompile)
+        )
+    except BaseException:
+        playground.claim(None)
+        raise
+    playground.claim(session)
+    await _Connection(websocket, playground, session).run()
 
 
 def app(
