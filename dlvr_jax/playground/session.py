@@ -134,6 +134,8 @@ class Session:
         state: the current :class:`~dlvr_jax.train.TrainState`.
         playing: whether the server trains between messages.
         closed: whether the socket closed (nothing runs any more).
+        cancel: set by :meth:`close`; the work in progress (a chunk, a sweep)
+            stops at its next chunk (:class:`dlvr_jax.engine.Cancelled`).
         lock: held by every public method; the server calls them from worker threads.
         segments: ``[epochs, learning_rate, l1, l2]`` stretches of this run
             (what the exported script replays).
@@ -155,6 +157,7 @@ class Session:
         self.upload_name: str | None = None
         self.playing = False
         self.closed = False
+        self.cancel = threading.Event()
         self.chunks = 0
         self.diverged: int | None = None
         self.unacknowledged: list[int] = []
@@ -479,6 +482,11 @@ class Session:
             return views.sweep_frame(result, learning_rates, seeds, epochs)
 
     def close(self) -> None:
-        """Stops training for good (the socket closed)."""
+        """Stops training for good (the socket closed); the work in progress stops too.
+
+        Does not wait for the session's lock: a running sweep sees :attr:`cancel`
+        at its next chunk and returns, freeing its thread.
+        """
         self.closed = True
         self.playing = False
+        self.cancel.set()
