@@ -256,24 +256,31 @@ def data_frame(prepared: Prepared) -> dict[str, Any]:
 def sweep_frame(
     result: parallel.Sweep, learning_rates: list[float], seeds: int, epochs: int
 ) -> dict[str, Any]:
-    """The ``sweep`` frame: each model's final test loss, and its mean and spread per rate."""
+    """The ``sweep`` frame: each model's final test loss, and its mean and spread per rate.
+
+    The statistic is :func:`dlvr_jax.parallel.sweep_summary`'s (diverged
+    models left out), over the rates in the order the page sent them.
+    """
     assert result.history.test_loss is not None
     final = np.asarray(result.history.test_loss)[:, -1].reshape(len(learning_rates), seeds)
     diverged = (np.asarray(result.diverged_epoch) > 0).reshape(len(learning_rates), seeds)
-    finite_loss = np.where(diverged | ~np.isfinite(final), np.nan, final)
-    with np.errstate(all="ignore"):
-        counts = np.sum(np.isfinite(finite_loss), axis=1)
-        mean = np.where(counts > 0, np.nansum(finite_loss, axis=1) / np.maximum(counts, 1), np.nan)
-        std = np.array(
-            [np.nanstd(row) if np.isfinite(row).any() else np.nan for row in finite_loss]
-        )
+    losses = [
+        [None if diverged[i, j] else finite(final[i, j]) for j in range(seeds)]
+        for i in range(len(learning_rates))
+    ]
+    rows = [
+        {"rate": i, "batch": 0, "seed": j, "testLoss": losses[i][j]}
+        for i in range(len(learning_rates))
+        for j in range(seeds)
+    ]  # rates by index: the page's order, repeated rates kept apart
+    summary = parallel.sweep_summary(rows, "testLoss", x="rate", y="batch")
     return {
         "type": "sweep",
         "learningRates": list(learning_rates),
         "seeds": seeds,
         "epochs": epochs,
-        "testLoss": [[finite(v) for v in row] for row in finite_loss.tolist()],
-        "mean": [finite(v) for v in mean.tolist()],
-        "std": [finite(v) for v in std.tolist()],
+        "testLoss": losses,
+        "mean": [finite(v) for v in summary.mean[0].tolist()],
+        "std": [finite(v) for v in summary.std[0].tolist()],
         "diverged": diverged.tolist(),
     }
