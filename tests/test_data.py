@@ -273,11 +273,11 @@ def test_load_csv_without_header_and_its_errors(tmp_path):
     np.testing.assert_array_equal(loaded.y, [1, 0])
     bad = tmp_path / "bad.csv"
     bad.write_text("x1,x2,y\n1,2,0\n1,oops,1\n")
-    with pytest.raises(ValueError, match=r"bad.csv:3: column 2 is not a number: 'oops'"):
+    with pytest.raises(ValueError, match=r"bad.csv:3:2: column 2 is not a number: 'oops'"):
         data.load_csv(bad)
     ragged = tmp_path / "ragged.csv"
     ragged.write_text("1,2,0\n1,2\n")
-    with pytest.raises(ValueError, match=r"ragged.csv:2: expected 3 columns, got 2"):
+    with pytest.raises(ValueError, match=r"ragged.csv:2:3: expected 3 columns, got 2"):
         data.load_csv(ragged)
     empty = tmp_path / "empty.csv"
     empty.write_text("x1,x2,y\n")
