@@ -335,7 +335,7 @@ def test_uploads_good_and_bad_csv_and_the_server_keeps_running(client):
         reply = page.until("upload")
         assert reply == {
             "type": "upload", "ok": True, "rows": 100, "task": "classification", "classes": 2,
-            "inputs": 2,
+            "inputs": 2, "classNames": ["0", "1"],
         }  # fmt: skip
         assert page.until("config")["config"]["dataset"] == "upload"
         header, arrays = page.until("snapshot")

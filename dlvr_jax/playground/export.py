@@ -90,9 +90,7 @@ def script(session: Run) -> str:
         "    python playground_run.py [OUT.ckpt]",
         '"""',
         "",
-        "import os",
         "import sys",
-        "import tempfile",
         "",
         "import jax",
         "",
@@ -113,13 +111,7 @@ def script(session: Run) -> str:
         "keys = jax.random.split(jax.random.key(CONFIG['seed']), 3)",
     ]
     if upload:
-        lines += [
-            "handle, path = tempfile.mkstemp(suffix='.csv')",
-            "with os.fdopen(handle, 'w', encoding='utf-8', newline='') as stream:",
-            "    stream.write(CSV)",
-            "full = data.load_csv(path)",
-            "os.unlink(path)",
-        ]
+        lines.append("full = data.parse_csv(CSV).dataset  # labels coded 0..k-1, as the page did")
     else:
         lines.append(
             "full = data.make(CONFIG['dataset'], keys[0], CONFIG['points'], "

@@ -143,6 +143,8 @@ class Session:
         diverged: the 1-based epoch at which the run diverged, or None.
         unacknowledged: the epochs of snapshots sent and not yet acknowledged.
         upload, upload_text, upload_name: the uploaded CSV (Dataset, text, file name).
+        upload_classes: the uploaded CSV's class names (label ``i`` is name
+            ``i``), or None for a regression.
         precompile: compile a new configuration's first chunk at once, in a
             background thread (so Play starts without waiting).
     """
@@ -155,6 +157,7 @@ class Session:
         self.upload: data.Dataset | None = None
         self.upload_text: str | None = None
         self.upload_name: str | None = None
+        self.upload_classes: tuple[str, ...] | None = None
         self.playing = False
         self.closed = False
         self.cancel = threading.Event()
@@ -337,11 +340,16 @@ class Session:
 
     def _upload(self, name: str, text: str) -> list[Any]:
         try:
-            loaded = load_upload(text)
+            table = load_upload(text)
         except UploadError as error:
-            raise protocol.ProtocolError(f"{name}: {error}", code="bad_upload") from None
-        previous = (self.upload, self.upload_text, self.upload_name, dict(self.config))
+            raise protocol.ProtocolError(
+                f"{name}: {error}", code="bad_upload", field="csv"
+            ) from None
+        loaded = table.dataset
+        previous = (self.upload, self.upload_text, self.upload_name, self.upload_classes,
+                    dict(self.config))  # fmt: skip
         self.upload, self.upload_text, self.upload_name = loaded, text, name
+        self.upload_classes = table.classes
         task = self._upload_task()
         try:
             self.config.update({"dataset": "upload", "problem": task})
@@ -350,13 +358,21 @@ class Session:
                 self.config["features"] = ["x1", "x2"]
             self._build()
         except Exception:
-            self.upload, self.upload_text, self.upload_name, self.config = previous
+            (self.upload, self.upload_text, self.upload_name, self.upload_classes,
+             self.config) = previous  # fmt: skip
             raise
         self.playing = False
         p = self.prepared
         shown = {"rows": int(loaded.x.shape[0]), "task": p.task, "classes": p.classes}
+        names = None if table.classes is None else list(table.classes)
         return [
-            {"type": "upload", "ok": True, **shown, "inputs": int(loaded.x.shape[1])},
+            {
+                "type": "upload",
+                "ok": True,
+                **shown,
+                "inputs": int(loaded.x.shape[1]),
+                "classNames": names,
+            },
             self._config_frame(True),
             self.data_frame(),
             self.status(),
