@@ -286,23 +286,28 @@ def test_config_changes_follow_the_cross_field_rules():
     assert session.config["dataset"] == "circle"  # unchanged by the refused messages
 
 
-def test_compiled_programs_are_bounded_by_the_number_of_shapes(monkeypatch):
+def test_compiled_programs_are_bounded_by_the_registry(monkeypatch):
     # Last in this file: it clears JAX's caches. A long-running server must not keep
-    # a program per configuration for ever (each holds memory maps).
-    from dlvr_jax.playground import schedule
+    # a program per configuration for ever (each holds memory maps): the Playground's
+    # chunk programs count toward the package's one bound (dlvr_jax._compiled).
+    from dlvr_jax import _compiled
 
     kept = Session({"points": 100, "hidden": [3]}, precompile=False)
     kept.handle({"type": "step"})
+    assert kept.scheduler.is_ready(1)
     _COMPILES.clear()
     _COUNTING[0] = True
     try:
         kept.handle({"type": "step"})  # compiled: nothing new
         assert _COMPILES == []
-        monkeypatch.setattr(schedule, "MAX_SHAPES", 1)
-        Session({"points": 60, "hidden": [2]}, precompile=False)  # one shape too many
+        monkeypatch.setattr(_compiled, "BOUND", _compiled.size())  # full: one more clears
+        other = Session({"points": 60, "hidden": [2]}, precompile=False)
+        other.handle({"type": "step"})  # a program of another shape: past the bound
+        assert not kept.scheduler.is_ready(1)
         _COMPILES.clear()
         kept.handle({"type": "step"})  # its programs were dropped: compiled again
         assert _COMPILES
     finally:
         _COUNTING[0] = False
+    assert kept.scheduler.is_ready(1)
     assert kept.epoch == 3

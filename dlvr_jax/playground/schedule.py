@@ -3,19 +3,21 @@
 The contract::
 
     scheduler = Scheduler()                         # one per session
-    scheduler.reset(shape, run, steps_per_epoch)    # a new configuration (shape, runner)
+    scheduler.reset(program, run, steps_per_epoch)  # a new configuration: keys, runner
     size = scheduler.chunk_size(state)              # epochs of the next chunk (compiled)
     scheduler.warm(state)                           # compile ahead, in a background thread
-    scheduler.ran(epochs, seconds, cached)          # the measured speed, for the next size
+    scheduler.ran(epochs, seconds)                  # the measured speed, for the next size
     pieces(epochs, scheduler.ready_sizes())         # epochs as compiled chunks (recovery)
+    sweep_chunk(models, epochs, seconds_per_epoch)  # epochs per chunk of a sweep
 
 A chunk runs ``k`` epochs with ``k`` from :data:`LADDER` (few sizes, so few
 programs per shape), the largest whose chunk takes about
-:data:`CHUNK_SECONDS`. The programs compiled so far are kept in one registry,
-by (shape, ``k``), shared by all sessions of a process: a program is compiled
-once (another thread that needs it waits), and a size not yet compiled is
-compiled in the background while training goes on with the nearest compiled
-one. :func:`bound_programs` bounds what a long-running server keeps.
+:data:`CHUNK_SECONDS`. Which programs are compiled is the package's one
+compile-cache registry's to say (:mod:`dlvr_jax._compiled`: the engine notes
+each program key it compiles, and the registry's bound clears them all); this
+module only keeps the compilations in progress, so that a program is compiled
+once (another thread that needs it waits) and a size not yet compiled is
+compiled in the background while training goes on with the nearest compiled one.
 """
 
 from __future__ import annotations
@@ -27,17 +29,17 @@ import time
 from collections.abc import Callable, Hashable
 from typing import Any
 
-import jax
+from dlvr_jax import _compiled
 
 __all__ = [
     "CHUNK_SECONDS",
     "LADDER",
-    "MAX_SHAPES",
     "STEP_SECONDS_GUESS",
+    "SWEEP_CHUNK_SECONDS",
     "Scheduler",
-    "bound_programs",
     "compile_once",
     "pieces",
+    "sweep_chunk",
 ]
 
 CHUNK_SECONDS = 0.035
@@ -49,45 +51,30 @@ LADDER = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 STEP_SECONDS_GUESS = 20e-6
 """A first guess of one optimizer step's time, to pick the first chunk before it is measured."""
 
-MAX_SHAPES = 48
-"""Configurations of distinct shapes whose compiled programs are kept; one more clears them all."""
+SWEEP_CHUNK_SECONDS = 0.2
+"""The wall time one chunk of a sweep aims at: a closed tab's sweep stops within it."""
 
 Runner = Callable[[Any, int], Any]
-"""``run(state, epochs)``: one compiled chunk, returning what :func:`dlvr_jax.engine.run` does."""
+"""``run(state, epochs)``: one compiled chunk, returning what the engine's epoch program does."""
 
-# The chunk programs compiled so far, by (shape key, epochs), shared by all sessions; and
-# those being compiled, with an event set when done (one compilation per program).
-_READY: set[tuple[Any, int]] = set()
-_WARMING: dict[tuple[Any, int], threading.Event] = {}
+Program = Callable[[int], Hashable]
+"""``program(epochs)``: the registry's key of the chunk program of ``epochs`` epochs."""
+
+# The chunk programs being compiled, by program key, with an event set when done.
+_WARMING: dict[Hashable, threading.Event] = {}
 _LOCK = threading.Lock()
-_SHAPES: set[Any] = set()
-
-_clear_caches: Callable[[], None] = jax.clear_caches  # typed: mypy sees it as untyped
 
 
-def bound_programs(shape: Hashable) -> None:
-    """Clears JAX's compiled programs when a new shape would pass :data:`MAX_SHAPES`.
+def compile_once(key: Hashable, compile_it: Callable[[], None]) -> None:
+    """Runs ``compile_it`` unless program ``key`` is compiled; waits if another thread is.
 
-    Each XLA:CPU program holds memory maps; a long-running server whose users
-    try many configurations would otherwise reach the kernel's limit. Sessions
-    of the kept shapes recompile once, at their next chunk.
+    Compiled means noted in the registry (:func:`dlvr_jax._compiled.noted`)
+    and not being compiled now.
     """
     with _LOCK:
-        if shape in _SHAPES:
-            return
-        if len(_SHAPES) >= MAX_SHAPES and not _WARMING:
-            _SHAPES.clear()
-            _READY.clear()
-            _clear_caches()
-        _SHAPES.add(shape)
-
-
-def compile_once(key: tuple[Any, int], compile_it: Callable[[], None]) -> None:
-    """Runs ``compile_it`` unless ``key`` is compiled; waits if another thread compiles it."""
-    with _LOCK:
-        if key in _READY:
-            return
         event = _WARMING.get(key)
+        if event is None and _compiled.noted(key):
+            return
         owner = event is None
         if event is None:
             event = _WARMING[key] = threading.Event()
@@ -96,8 +83,6 @@ def compile_once(key: tuple[Any, int], compile_it: Callable[[], None]) -> None:
         return
     try:
         compile_it()
-        with _LOCK:
-            _READY.add(key)
     finally:
         with _LOCK:
             _WARMING.pop(key, None)
@@ -118,47 +103,67 @@ def pieces(epochs: int, sizes: tuple[int, ...]) -> list[int]:
     return parts
 
 
+def sweep_chunk(models: int, epochs: int, seconds_per_epoch: float) -> int:
+    """Epochs per chunk of a sweep of ``models`` models, so that a chunk takes about
+    :data:`SWEEP_CHUNK_SECONDS` (``seconds_per_epoch``: one model's epoch).
+
+    The models are counted as if trained one after another (a ``vmap`` is
+    faster: the bound is safe). A divisor of ``epochs`` is preferred, so that
+    no shorter last chunk compiles a program of its own, unless it is under a
+    quarter of the size that fits (too many chunks cost more than a compile).
+
+    Examples:
+        >>> sweep_chunk(models=4, epochs=2000, seconds_per_epoch=1e-3)  # 50 fit, and divide
+        50
+        >>> sweep_chunk(models=4, epochs=1998, seconds_per_epoch=1e-3)  # 37 divides 1998
+        37
+        >>> sweep_chunk(models=4, epochs=1999, seconds_per_epoch=1e-3)  # a prime: 49 + a last
+        50
+        >>> sweep_chunk(models=4, epochs=30, seconds_per_epoch=1e-3)
+        30
+        >>> sweep_chunk(models=128, epochs=100, seconds_per_epoch=0.01)  # one epoch > 0.2 s
+        1
+    """
+    fitting = max(1, min(epochs, int(SWEEP_CHUNK_SECONDS / (models * seconds_per_epoch))))
+    divisor = max(d for d in range(1, fitting + 1) if epochs % d == 0)
+    return divisor if 4 * divisor >= fitting else fitting
+
+
 def _block(result: Any) -> None:
     int(result[3])  # waits for the run (its first-bad-epoch flag)
 
 
 class Scheduler:
-    """One session's chunk sizes and compiles, for its current shape.
+    """One session's chunk sizes and compiles, for its current configuration.
 
     Attributes:
-        shape: the key of the compiled programs (model, data shapes, batch size,
-            loss, optimizer); None before :meth:`reset`.
         seconds_per_epoch: the measured time of one epoch (None until measured).
     """
 
     def __init__(self) -> None:
-        self.shape: Hashable | None = None
         self.seconds_per_epoch: float | None = None
+        self._program: Program = _no_program
         self._run: Runner = _no_runner
         self._steps = 1
 
-    def reset(self, shape: Hashable, run: Runner, steps_per_epoch: int) -> None:
-        """A new configuration: its shape key, its chunk runner and optimizer steps per epoch."""
-        bound_programs(shape)
-        self.shape, self._run, self._steps = shape, run, steps_per_epoch
+    def reset(self, program: Program, run: Runner, steps_per_epoch: int) -> None:
+        """A new configuration: its program keys, its chunk runner and steps per epoch."""
+        self._program, self._run, self._steps = program, run, steps_per_epoch
         self.seconds_per_epoch = None
 
     def run(self, state: Any, epochs: int) -> Any:
-        """One compiled chunk of ``epochs`` epochs from ``state`` (noted as compiled)."""
-        result = self._run(state, epochs)
-        with _LOCK:
-            _READY.add((self.shape, epochs))
-        return result
+        """One compiled chunk of ``epochs`` epochs from ``state`` (an ``engine.loop`` chunk)."""
+        return self._run(state, epochs)
 
     def is_ready(self, epochs: int) -> bool:
-        """Whether the program of ``epochs`` epochs of this shape is compiled."""
+        """Whether the program of ``epochs`` epochs is compiled (and not being compiled)."""
+        key = self._program(epochs)
         with _LOCK:
-            return (self.shape, epochs) in _READY
+            return key not in _WARMING and _compiled.noted(key)
 
     def ready_sizes(self) -> tuple[int, ...]:
-        """The ladder's sizes compiled for this shape."""
-        with _LOCK:
-            return tuple(size for size in LADDER if (self.shape, size) in _READY)
+        """The ladder's sizes compiled for this configuration."""
+        return tuple(size for size in LADDER if self.is_ready(size))
 
     def ran(self, epochs: int, seconds: float) -> None:
         """Notes a compiled chunk's time (an average with the previous measure)."""
@@ -166,11 +171,15 @@ class Scheduler:
         previous = self.seconds_per_epoch
         self.seconds_per_epoch = per_epoch if previous is None else 0.5 * previous + 0.5 * per_epoch
 
+    def epoch_seconds(self) -> float:
+        """One epoch's time: measured, or guessed from the steps per epoch."""
+        if self.seconds_per_epoch is not None:
+            return self.seconds_per_epoch
+        return self._steps * STEP_SECONDS_GUESS
+
     def desired_size(self) -> int:
         """The ladder's largest size whose chunk fits in :data:`CHUNK_SECONDS` (at least 1)."""
-        per_epoch = self.seconds_per_epoch
-        if per_epoch is None:
-            per_epoch = self._steps * STEP_SECONDS_GUESS
+        per_epoch = self.epoch_seconds()
         fitting = [size for size in LADDER if size * per_epoch <= CHUNK_SECONDS]
         return max(fitting, default=LADDER[0])
 
@@ -187,7 +196,7 @@ class Scheduler:
             return desired
         if not ready:  # nothing to train with meanwhile: compile it now (or wait for it)
             run = self._run
-            compile_once((self.shape, desired), lambda: _block(run(state, desired)))
+            compile_once(self._program(desired), lambda: _block(run(state, desired)))
             return desired
         nearest = min(ready, key=lambda size: abs(math.log(size / desired)))
         if desired / 2 <= nearest <= desired:  # fits, if not fully: no new program
@@ -205,27 +214,32 @@ class Scheduler:
         """
         first = size is None
         size = self.desired_size() if size is None else size
-        shape, run = self.shape, self._run
-        key = (shape, size)
-        with _LOCK:  # one compilation at a time per shape: they share the cores
-            if any(warming[0] == shape for warming in _WARMING):
+        program, run = self._program, self._run
+        key = program(size)
+        with _LOCK:  # one compilation at a time per configuration: they share the cores
+            if any(program(ladder) in _WARMING for ladder in LADDER):
                 return
-            if key in _READY and not first:
-                return
+        if not first and self.is_ready(size):
+            return
 
         def compile_it() -> None:
             with contextlib.suppress(Exception):  # the real run reports any error
                 compile_once(key, lambda: _block(run(state, size)))
-                if not first or self.seconds_per_epoch is not None or shape != self.shape:
+                current = program is self._program
+                if not first or self.seconds_per_epoch is not None or not current:
                     return
                 began = time.perf_counter()
                 _block(run(state, size))
                 self.seconds_per_epoch = (time.perf_counter() - began) / size
                 desired = self.desired_size()
                 if desired != size:
-                    compile_once((shape, desired), lambda: _block(run(state, desired)))
+                    compile_once(program(desired), lambda: _block(run(state, desired)))
 
         threading.Thread(target=compile_it, name="playground-warm", daemon=False).start()
+
+
+def _no_program(epochs: int) -> Hashable:
+    return ("no configuration", epochs)
 
 
 def _no_runner(state: Any, epochs: int) -> Any:

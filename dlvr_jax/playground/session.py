@@ -19,14 +19,17 @@ frames; :mod:`.upload` reads a CSV; :mod:`.export` writes the reproducing
 script. This module re-exports ``signed_mse`` (scripts exported by earlier
 versions import it from here), ``UploadError`` and ``load_upload``.
 
-How it trains: through the engine's compiled loop (:func:`dlvr_jax.engine.run`),
-``k`` epochs at a time (:class:`.schedule.Scheduler`); one compiled program
-per (shapes, ``k``), reused by every chunk and every session of that shape.
-The learning rate lives in the optimizer's state
-(:func:`dlvr_jax.optim.injected`) and the L1/L2 weights in the
+How it trains: through the engine's one host loop (:func:`dlvr_jax.engine.loop`),
+one chunk of ``k`` epochs at a time (:class:`.schedule.Scheduler` picks ``k``);
+one compiled program per (shapes, ``k``), reused by every chunk and every
+session of that shape, and counted toward the package's one compile-cache
+bound (:mod:`dlvr_jax._compiled`). The learning rate lives in the optimizer's
+state (:func:`dlvr_jax.optim.injected`) and the L1/L2 weights in the
 :class:`~dlvr_jax.train.TrainState`, so changing them never recompiles. A run
-that goes to NaN/inf is stopped at the last good state, found by running the
-good epochs of the chunk again (bit-identical, as the engine's own loop does).
+that goes to NaN/inf is stopped at the last good state, which the loop finds
+by running the good epochs of the chunk again in pieces already compiled
+(bit-identical). :meth:`Session.close` sets :attr:`Session.cancel`: a chunk
+or a sweep in progress stops at its next chunk boundary.
 
 Reproducibility: the run is ``train.create_train_state`` then one
 ``train.fit(..., state=state)`` per stretch of epochs at one learning rate and
@@ -39,6 +42,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import jax.numpy as jnp
@@ -124,6 +128,17 @@ def consistent(
     return {name: value for name, value in merged.items() if value != config.get(name)}
 
 
+class _Counted:
+    """A cancel token (:class:`dlvr_jax.engine.Cancel`) that counts the chunks it is asked at."""
+
+    def __init__(self, event: threading.Event, count: Callable[[], None]) -> None:
+        self.event, self.count = event, count
+
+    def is_set(self) -> bool:
+        self.count()
+        return self.event.is_set()
+
+
 class Session:
     """One browser tab's Playground: configuration, data, model, state and training.
 
@@ -140,6 +155,7 @@ class Session:
         segments: ``[epochs, learning_rate, l1, l2]`` stretches of this run
             (what the exported script replays).
         chunks: compiled chunks run so far (a closed session's count stops).
+        work_chunks: chunks of sweeps started so far (their progress).
         diverged: the 1-based epoch at which the run diverged, or None.
         unacknowledged: the epochs of snapshots sent and not yet acknowledged.
         upload, upload_text, upload_name: the uploaded CSV (Dataset, text, file name).
@@ -162,6 +178,7 @@ class Session:
         self.closed = False
         self.cancel = threading.Event()
         self.chunks = 0
+        self.work_chunks = 0
         self.diverged: int | None = None
         self.unacknowledged: list[int] = []
         self.segments: list[list[Any]] = []
@@ -200,11 +217,6 @@ class Session:
     def _batch_size(self) -> int:
         return min(int(self.config["batchSize"]), int(self.prepared.train.x.shape[0]))
 
-    def _shape_key(self) -> tuple[Any, ...]:
-        p = self.prepared
-        return (p.model, p.train.x.shape, p.test.x.shape, self._batch_size(), p.loss,
-                self.config["optimizer"])  # fmt: skip
-
     def _reset_state(self) -> None:
         p = self.prepared
         l1, l2 = self._penalties()
@@ -221,11 +233,13 @@ class Session:
         self._records = views.Records()
         batch_size = self._batch_size()
         steps = -(-int(p.train.x.shape[0]) // batch_size)
+        plan = engine.FitPlan(self.state, p.train, p.test, 1, batch_size, 1, "raise", None)
+        shapes = self.state  # the program keys depend on its structure and shapes only
 
-        def run(state: train.TrainState, epochs: int) -> Any:
-            return engine.run(state, p.train, p.test, epochs, batch_size)
+        def program(epochs: int) -> Any:
+            return engine.program_key(shapes, p.train, p.test, epochs, batch_size)
 
-        self.scheduler.reset(self._shape_key(), run, steps)
+        self.scheduler.reset(program, plan.run_chunk, steps)
         if self.precompile:
             self.warm()
 
@@ -397,46 +411,48 @@ class Session:
         self.scheduler.warm(self.state, size)
 
     def _advance(self, epochs: int, *, force_snapshot: bool) -> list[Any]:
-        """Trains ``epochs`` epochs in one compiled chunk; the frames to send."""
+        """Trains ``epochs`` epochs in one compiled chunk (:func:`dlvr_jax.engine.loop`).
+
+        Returns the frames to send: a snapshot (unless too many are in
+        flight), or the divergence's frames; none once the session is closed.
+        """
         start = self.state
         cached = self.scheduler.is_ready(epochs)
         began = time.perf_counter()
-        state, records, _, first_bad = self.scheduler.run(start, epochs)
-        bad = int(first_bad)
-        elapsed = time.perf_counter() - began
+        try:
+            state, history = engine.loop(
+                start, self.scheduler.run, epochs=epochs, chunk=epochs, on_nan="raise",
+                cancel=self.cancel, pieces=self._pieces,
+            )  # fmt: skip
+        except engine.Cancelled:
+            return []
+        except engine.TrainingDiverged as diverged:
+            self.chunks += 1
+            return self._diverge(start, diverged)
         self.chunks += 1
-        if bad >= 0:
-            return self._diverge(start, bad)
         if cached:
-            self.scheduler.ran(epochs, elapsed)
+            self.scheduler.ran(epochs, time.perf_counter() - began)
         self.state = state
-        self._records.add(records)
+        self._records.add(history)
         self._extend_segments(epochs)
         snapshot = self.snapshot(force=force_snapshot)
         return [] if snapshot is None else [snapshot]
 
-    def _diverge(self, start: train.TrainState, bad: int) -> list[Any]:
-        """Stops at the state before epoch ``bad`` of a chunk from ``start``; the frames."""
-        # The good epochs again, in compiled pieces: the state before the bad epoch.
-        state = start
-        for piece in schedule.pieces(bad, self.scheduler.ready_sizes()):
-            state, records, _, _ = self.scheduler.run(state, piece)
-            self._records.add(records)
-        self.diverged = int(start.epoch) + bad + 1
+    def _pieces(self, epochs: int) -> list[int]:
+        """``epochs`` in chunks whose programs are compiled (the loop's NaN recovery)."""
+        return schedule.pieces(epochs, self.scheduler.ready_sizes())
+
+    def _diverge(self, start: train.TrainState, diverged: engine.TrainingDiverged) -> list[Any]:
+        """Stops at the last good state (the loop found it); the frames that say so."""
+        good = diverged.epoch - 1  # epochs of the chunk before the bad one
+        if good > 0:
+            self._records.add(diverged.history)
+        self.diverged = int(start.epoch) + diverged.epoch
         self.playing = False
-        self.state = state
-        self._extend_segments(bad)
-        message = (
-            f"training diverged at epoch {self.diverged}: the loss or the weights "
-            f"became NaN/inf. Training stopped at the last good state (epoch "
-            f"{self.epoch}). Lower the learning rate (now "
-            f"{self.config['learningRate']:g}) or clip the gradients (clip_norm)."
-        )
-        diverged = {
-            "type": "diverged", "epoch": self.diverged, "lastGoodEpoch": self.epoch,
-            "message": message,
-        }  # fmt: skip
-        return [diverged, self.snapshot(force=True), self.status()]
+        self.state = diverged.state
+        self._extend_segments(good)
+        frame = views.diverged_frame(self.diverged, self.epoch, self.config["learningRate"])
+        return [frame, self.snapshot(force=True), self.status()]
 
     def _extend_segments(self, epochs: int) -> None:
         if epochs <= 0:
@@ -471,31 +487,43 @@ class Session:
         with self.lock:
             return export.frame(self)
 
-    def sweep(self, learning_rates: list[float], seeds: int, epochs: int) -> dict[str, Any]:
+    def sweep(self, learning_rates: list[float], seeds: int, epochs: int) -> dict[str, Any] | None:
         """The ``sweep`` frame: one :func:`dlvr_jax.parallel.sweep` over the current configuration.
 
         Model ``(i, j)`` trains learning rate ``i`` from seed ``config.seed + j``
-        (its initialisation; the data stay the session's) for ``epochs`` epochs.
+        (its initialisation; the data stay the session's) for ``epochs`` epochs,
+        in chunks of :func:`.schedule.sweep_chunk` epochs. Returns None when
+        :meth:`close` cancelled it (at the next chunk).
         """
         with self.lock:
             p = self.prepared
             l1, l2 = self._penalties()
             base = int(self.config["seed"])
-            result = parallel.sweep(
-                [(base + j) % 2**31 for j in range(seeds)],
-                p.model,
-                p.train,
-                learning_rates=learning_rates,
-                epochs=epochs,
-                optimizer=self.config["optimizer"],
-                l1=l1,
-                l2=l2,
-                batch_size=self._batch_size(),
-                loss=p.loss,
-                task=p.task,
-                test=p.test,
-            )
+            models = len(learning_rates) * seeds
+            chunk = schedule.sweep_chunk(models, epochs, self.scheduler.epoch_seconds())
+            try:
+                result = parallel.sweep(
+                    [(base + j) % 2**31 for j in range(seeds)],
+                    p.model,
+                    p.train,
+                    learning_rates=learning_rates,
+                    epochs=epochs,
+                    optimizer=self.config["optimizer"],
+                    l1=l1,
+                    l2=l2,
+                    batch_size=self._batch_size(),
+                    loss=p.loss,
+                    task=p.task,
+                    test=p.test,
+                    chunk_epochs=chunk,
+                    cancel=_Counted(self.cancel, self._count_chunk),
+                )
+            except engine.Cancelled:
+                return None
             return views.sweep_frame(result, learning_rates, seeds, epochs)
+
+    def _count_chunk(self) -> None:
+        self.work_chunks += 1
 
     def close(self) -> None:
         """Stops training for good (the socket closed); the work in progress stops too.

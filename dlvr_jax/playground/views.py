@@ -10,7 +10,8 @@ The contract::
 
 :func:`render` is one compiled program per shape: the output, features and
 every neuron on the heatmap grid, the test set's confusion matrix, and the
-losses and accuracies of the current parameters. The frames' fields are
+losses and accuracies of the current parameters. Its programs count toward
+the package's one compile-cache bound (:mod:`dlvr_jax._compiled`). The frames' fields are
 ``PROTOCOL.md``'s.
 """
 
@@ -25,13 +26,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dlvr_jax import data, engine, models, parallel, train
+from dlvr_jax import _compiled, data, engine, models, parallel, train
 from dlvr_jax.playground import protocol
 from dlvr_jax.playground.problem import Prepared
 
 __all__ = [
     "Records",
     "data_frame",
+    "diverged_frame",
     "finite",
     "output_mode",
     "render",
@@ -136,12 +138,12 @@ class Records:
     """
 
     def __init__(self) -> None:
-        self._parts: list[engine.EpochRecord] = []
+        self._parts: list[engine.History] = []
         self.epochs = 0
         self._since = time.perf_counter()
 
-    def add(self, records: engine.EpochRecord) -> None:
-        """One chunk's records (host-readable arrays, one entry per epoch)."""
+    def add(self, records: engine.History) -> None:
+        """One chunk's history (host-readable arrays, one entry per epoch)."""
         self._parts.append(records)
         self.epochs += int(np.asarray(records.train_loss).shape[0])
 
@@ -176,16 +178,16 @@ def snapshot(
     """The binary snapshot frame of ``state`` (``PROTOCOL.md``); takes ``records``' numbers."""
     p = prepared
     recorded, rate = records.take()
-    views = render(
-        state,
-        jnp.asarray(p.domain, jnp.float32),
-        p.train,
-        p.test,
-        names=tuple(config["features"]) if p.grid else None,
-        mode=output_mode(p),
-        classes=p.classes or 0,
-        resolution=config["resolution"],
-    )
+    static = {
+        "names": tuple(config["features"]) if p.grid else None,
+        "mode": output_mode(p),
+        "classes": p.classes or 0,
+        "resolution": config["resolution"],
+    }
+    # render's programs live in JAX's jit cache: counted toward the registry's one bound.
+    shapes = engine.program_key(state, p.train, p.test, 0, 0)
+    _compiled.note(("playground.views.render", shapes, *static.values()))
+    views = render(state, jnp.asarray(p.domain, jnp.float32), p.train, p.test, **static)
     if recorded is not None:  # the last epoch's record (train loss: before each step)
         train_losses, test_losses = recorded["train_loss"], recorded["test_loss"]
         grad_norms = recorded["grad_norms"]
@@ -230,6 +232,16 @@ def snapshot(
         "diverged": diverged,
     }
     return protocol.encode_snapshot(header, arrays)
+
+
+def diverged_frame(epoch: int, last_good: int, learning_rate: float) -> dict[str, Any]:
+    """The ``diverged`` frame: the 1-based epoch that went to NaN/inf, and what to do."""
+    message = (
+        f"training diverged at epoch {epoch}: the loss or the weights became NaN/inf. "
+        f"Training stopped at the last good state (epoch {last_good}). Lower the learning "
+        f"rate (now {learning_rate:g}) or clip the gradients (clip_norm)."
+    )
+    return {"type": "diverged", "epoch": epoch, "lastGoodEpoch": last_good, "message": message}
 
 
 def data_frame(prepared: Prepared) -> dict[str, Any]:
