@@ -191,8 +191,37 @@ def test_uploaded_class_labels_are_mapped_to_0_to_k_minus_1_with_their_names_kep
     reply = session.handle({"type": "upload", "name": "labels.csv", "csv": one_to_three})
     assert reply[0]["classes"] == 3  # labels 1..3: three outputs, not four
     assert reply[0]["classNames"] == ["1", "2", "3"]
-    assert sorted(set(np.asarray(session.upload.y).tolist())) == [0, 1, 2]
+    assert sorted(set(np.asarray(session.upload.dataset.y).tolist())) == [0, 1, 2]
     assert session.prepared.model.n_outputs == 3
+
+
+def test_the_exported_script_of_an_upload_with_named_classes_reproduces_the_run(
+    tmp_path, monkeypatch
+):
+    # The script prepares its problem through jobs.prepare_problem, as the page did.
+    from flax import serialization
+
+    session = Session({"hidden": [3]}, precompile=False)
+    rows = "".join(
+        f"{i / 20 - 1:.3f},{(i * 7 % 40) / 20 - 1:.3f},{('b', 'a', 'c')[i % 3]}\n"
+        for i in range(40)
+    )
+    session.handle({"type": "upload", "name": "abc.csv", "csv": "p,q,label\n" + rows})
+    session.handle({"type": "step"})
+    session.handle({"type": "config", "config": {"learningRate": 0.3}})
+    session.handle({"type": "step"})
+    script = session.export()["script"]
+    assert "jobs.prepare_problem(" in script
+    assert "upload=data.parse_csv(CSV)" in script
+    out = tmp_path / "script.ckpt"
+    monkeypatch.setattr("sys.argv", ["playground_run.py", str(out)])
+    exec(compile(script, "playground_run.py", "exec"), {"__name__": "__main__"})
+    params = serialization.msgpack_restore(out.read_bytes())["state"]["params"]
+    mine = jax.tree_util.tree_leaves_with_path(session.state.params)
+    theirs = dict(jax.tree_util.tree_leaves_with_path(params))
+    assert len(mine) == len(theirs) == 4
+    for path, value in mine:
+        assert np.asarray(value).tobytes() == np.asarray(theirs[path]).tobytes()  # bit for bit
 
 
 def test_a_one_class_upload_is_refused_and_the_session_keeps_its_data():

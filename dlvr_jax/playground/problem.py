@@ -1,13 +1,18 @@
-"""A Playground configuration's problem: its data, features, split, task, classes, model and loss.
+"""A Playground configuration's problem: :func:`dlvr_jax.jobs.prepare_problem`, and the page's view.
 
 The contract::
 
-    prepared = prepare(config, upload)   # a checked configuration (and the uploaded Dataset)
+    prepared = prepare(config, upload)   # a checked configuration (and the uploaded data.Table)
+    prepared.problem                     # the jobs.Problem: data, split, classes, model, loss
     prepared.train, prepared.test        # what the model sees (features applied)
-    prepared.model, prepared.loss        # an MLP and its loss (a name, or signed_mse)
+    prepared.domain, prepared.grid       # the heatmaps' square, and whether there are heatmaps
 
-The steps are those the exported script runs, call for call
-(:mod:`.export`), so that its data and initial state have the same bits.
+The one problem preparation of the package (:func:`dlvr_jax.jobs.prepare_problem`)
+does the work, as for the CLI's jobs; :func:`problem_config` writes the
+protocol's configuration as its :class:`~dlvr_jax.jobs.ProblemConfig`, and the
+exported script (:mod:`.export`) builds the same one, so that its data and
+initial state have the same bits. What is the page's own: the square the
+heatmaps cover, and the protocol's field names in errors.
 """
 
 from __future__ import annotations
@@ -17,58 +22,98 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-from dlvr_jax import data, engine, losses, models
+from dlvr_jax import _validate as check
+from dlvr_jax import data, jobs, models
 from dlvr_jax.playground import protocol
 
-__all__ = ["Prepared", "prepare", "signed_mse"]
+__all__ = ["FIELDS", "Prepared", "prepare", "problem_config", "signed_mse"]
 
+signed_mse = jobs.signed_mse
+"""The Playground's classification loss with one output (:func:`dlvr_jax.jobs.signed_mse`)."""
 
-def signed_mse(
-    outputs: jax.Array, labels: jax.Array, weights: jax.Array | None = None
-) -> jax.Array:
-    """The Playground's classification loss: squared error of one output against labels ±1.
-
-    Labels 0/1 become -1/+1 (as the TensorFlow Playground labels its points);
-    the accuracy counts an output > 0 as class 1.
-    """
-    return losses.mean_squared_error(
-        outputs, 2.0 * jnp.asarray(labels, outputs.dtype) - 1.0, weights
-    )
+FIELDS: dict[str, str] = {
+    "dataset": "dataset",
+    "upload": "dataset",
+    "n": "points",
+    "noise": "noise",
+    "test_fraction": "trainRatio",
+    "seed": "seed",
+    "task": "problem",
+    "features": "features",
+    "hidden": "hidden",
+    "activation": "activation",
+    "dropout": "dropout",
+    "residual": "residual",
+    "loss": "loss",
+}
+"""Each :class:`~dlvr_jax.jobs.ProblemConfig` field's name in the protocol (for errors)."""
 
 
 class Prepared(NamedTuple):
-    """A configuration's data, model and loss.
+    """A configuration's problem and what the page draws of it.
 
     Attributes:
-        train_raw: the training points before the feature map (what the page plots).
-        test_raw: the test points likewise.
-        train: the training set the model sees (features, float32 / int32).
-        test: the test set likewise.
-        init_key: the key of ``train.create_train_state``.
-        task: ``"classification"`` or ``"regression"``.
-        classes: the number of classes, or None for regression.
+        problem: the :class:`~dlvr_jax.jobs.Problem` (data, split, classes, model, loss).
         domain: ``[xmin, xmax, ymin, ymax]`` of the heatmaps.
-        model: the :class:`~dlvr_jax.models.MLP`.
-        loss: the loss, a name or :func:`signed_mse`.
-        loss_name: the loss's name in the protocol (``cross_entropy`` or ``mse``).
         grid: whether the inputs are 2-D (so the snapshot has heatmaps).
     """
 
-    train_raw: data.Dataset
-    test_raw: data.Dataset
-    train: data.Dataset
-    test: data.Dataset
-    init_key: jax.Array
-    task: str
-    classes: int | None
+    problem: jobs.Problem
     domain: list[float]
-    model: models.MLP
-    loss: str | Callable[..., jax.Array]
-    loss_name: str
     grid: bool
+
+    @property
+    def train_raw(self) -> data.Dataset:
+        """The training points before the feature map (what the page plots)."""
+        return self.problem.train_raw
+
+    @property
+    def test_raw(self) -> data.Dataset:
+        """The test points likewise."""
+        return self.problem.test_raw
+
+    @property
+    def train(self) -> data.Dataset:
+        """The training set the model sees (features applied)."""
+        return self.problem.train
+
+    @property
+    def test(self) -> data.Dataset:
+        """The test set likewise."""
+        return self.problem.test
+
+    @property
+    def init_key(self) -> jax.Array:
+        """The key of ``train.create_train_state``."""
+        assert self.problem.key is not None
+        return self.problem.key
+
+    @property
+    def task(self) -> str:
+        """``"classification"`` or ``"regression"``."""
+        return self.problem.task
+
+    @property
+    def classes(self) -> int | None:
+        """The number of classes, or None for a regression."""
+        return self.problem.n_classes
+
+    @property
+    def model(self) -> models.MLP:
+        """The :class:`~dlvr_jax.models.MLP`."""
+        return self.problem.model
+
+    @property
+    def loss(self) -> str | Callable[..., jax.Array]:
+        """The loss: a name, or :func:`signed_mse`."""
+        return self.problem.loss
+
+    @property
+    def loss_name(self) -> str:
+        """The loss's name in the protocol (``cross_entropy`` or ``mse``)."""
+        return self.problem.loss_name
 
 
 def _domain(x: np.ndarray) -> list[float]:
@@ -78,57 +123,58 @@ def _domain(x: np.ndarray) -> list[float]:
     return [-half, half, -half, half]
 
 
-def prepare(config: dict[str, Any], upload: data.Dataset | None) -> Prepared:
-    """The data, model and loss of a (checked, consistent) configuration.
+def problem_config(config: dict[str, Any], upload: data.Table | None) -> jobs.ProblemConfig:
+    """The :class:`~dlvr_jax.jobs.ProblemConfig` of a (checked, consistent) configuration.
 
-    The steps are those the exported script runs, call for call, so that its
-    data and initial state have the same bits: keys from
-    ``jax.random.split(jax.random.key(seed), 3)``, the points from
-    ``data.make`` (or the uploaded CSV), ``data.train_test_split``, then
-    ``data.features`` for 2-D inputs.
+    Raises:
+        ProtocolError: for a dataset ``upload`` without an upload, or a field
+            the problem refuses (named by its protocol name).
     """
-    keys = jax.random.split(jax.random.key(config["seed"]), 3)
-    if config["dataset"] == "upload":
-        if upload is None:
-            raise protocol.ProtocolError(
-                "dataset 'upload' needs an uploaded CSV first; send an upload message"
-            )
-        full = upload
-    else:
-        full = data.make(config["dataset"], keys[0], config["points"], noise=config["noise"] / 100)
-    fraction = (100 - config["trainRatio"]) / 100
-    train_raw, test_raw = data.train_test_split(keys[1], full, test_fraction=fraction)
-    grid = int(full.x.shape[1]) == 2
-    if grid:
-        names = config["features"]
-        train_set = data.Dataset(data.features(train_raw.x, names), train_raw.y)
-        test_set = data.Dataset(data.features(test_raw.x, names), test_raw.y)
-        domain = _domain(np.asarray(full.x))
-    else:
-        train_set, test_set = train_raw, test_raw
-        domain = [-1.0, 1.0, -1.0, 1.0]
-    task = config["problem"]
-    loss: str | Callable[..., jax.Array]
-    if task == "regression":
-        classes, n_outputs, loss, loss_name = None, 1, "mse", "mse"
-    else:
-        labels = np.concatenate([np.asarray(train_raw.y), np.asarray(test_raw.y)])
-        classes = max(2, int(labels.max()) + 1)
-        if config["loss"] == "mse":
-            n_outputs, loss, loss_name = 1, signed_mse, "mse"
-        else:
-            n_outputs, loss, loss_name = classes, "cross_entropy", "cross_entropy"
-    model = models.MLP(
-        hidden=tuple(config["hidden"]),
-        n_outputs=n_outputs,
-        activation=config["activation"],
-        residual=config["residual"],
-        dropout=config["dropout"],
-    )
-    kind = "regression" if task == "regression" else "classification"
-    train_set = engine.check_dataset("train", train_set, losses.get_loss(loss), model, kind)
-    test_set = engine.check_dataset("test", test_set, losses.get_loss(loss), model, kind)
-    return Prepared(
-        train_raw, test_raw, train_set, test_set, keys[2], kind, classes, domain, model, loss,
-        loss_name, grid,
-    )  # fmt: skip
+    uploaded = config["dataset"] == "upload"
+    if uploaded and upload is None:
+        raise protocol.ProtocolError(
+            "dataset 'upload' needs an uploaded CSV first; send an upload message",
+            field="dataset",
+        )
+    try:
+        return jobs.ProblemConfig(
+            dataset="circle" if uploaded else config["dataset"],
+            upload=upload if uploaded else None,
+            n=config["points"],
+            noise=config["noise"] / 100,
+            test_fraction=(100 - config["trainRatio"]) / 100,
+            seed=config["seed"],
+            task=config["problem"],
+            features=tuple(config["features"]),
+            hidden=tuple(config["hidden"]),
+            activation=config["activation"],
+            dropout=config["dropout"],
+            residual=config["residual"],
+            loss=config["loss"],
+        )
+    except (ValueError, TypeError) as error:
+        raise _refused(error) from None
+
+
+def _refused(error: Exception) -> protocol.ProtocolError:
+    field = check.field_of(error)
+    return protocol.ProtocolError(str(error), field=FIELDS.get(field or "", field))
+
+
+def prepare(config: dict[str, Any], upload: data.Table | None) -> Prepared:
+    """The problem of a (checked, consistent) configuration, by :func:`jobs.prepare_problem`.
+
+    Raises:
+        ProtocolError: for a configuration the problem refuses (a loss that
+            does not fit the classes, an upload not sent).
+    """
+    try:
+        problem = jobs.prepare_problem(problem_config(config, upload))
+    except protocol.ProtocolError:
+        raise
+    except (ValueError, TypeError) as error:
+        raise _refused(error) from None
+    grid = int(problem.train_raw.x.shape[1]) == 2
+    full = np.concatenate([np.asarray(problem.train_raw.x), np.asarray(problem.test_raw.x)])
+    domain = _domain(full) if grid else [-1.0, 1.0, -1.0, 1.0]
+    return Prepared(problem, domain, grid)

@@ -13,7 +13,7 @@ from a worker thread, never on its event loop; :attr:`Session.lock` makes
 each call atomic.
 
 The rooms beside it: :mod:`.problem` prepares a configuration's data, model
-and loss; :mod:`.schedule` decides which chunk programs to compile and how
+and loss (through :func:`dlvr_jax.jobs.prepare_problem`, as the CLI does); :mod:`.schedule` decides which chunk programs to compile and how
 many epochs a chunk runs; :mod:`.views` renders snapshots and the other
 frames; :mod:`.upload` reads a CSV; :mod:`.export` writes the reproducing
 script. This module re-exports ``signed_mse`` (scripts exported by earlier
@@ -158,9 +158,8 @@ class Session:
         work_chunks: chunks of sweeps started so far (their progress).
         diverged: the 1-based epoch at which the run diverged, or None.
         unacknowledged: the epochs of snapshots sent and not yet acknowledged.
-        upload, upload_text, upload_name: the uploaded CSV (Dataset, text, file name).
-        upload_classes: the uploaded CSV's class names (label ``i`` is name
-            ``i``), or None for a regression.
+        upload, upload_text, upload_name: the uploaded CSV (its
+            :class:`~dlvr_jax.data.Table`: data, task, class names), text and file name.
         precompile: compile a new configuration's first chunk at once, in a
             background thread (so Play starts without waiting).
     """
@@ -170,10 +169,9 @@ class Session:
         self.precompile = precompile
         self.lock = threading.RLock()
         self.config: dict[str, Any] = dict(protocol.DEFAULT_CONFIG)
-        self.upload: data.Dataset | None = None
+        self.upload: data.Table | None = None
         self.upload_text: str | None = None
         self.upload_name: str | None = None
-        self.upload_classes: tuple[str, ...] | None = None
         self.playing = False
         self.closed = False
         self.cancel = threading.Event()
@@ -193,20 +191,11 @@ class Session:
     # ------------------------------------------------------------------ setup
 
     def _upload_task(self) -> str | None:
-        if self.upload is None:
-            return None
-        integer = jnp.issubdtype(self.upload.y.dtype, jnp.integer)
-        return "classification" if integer else "regression"
+        return None if self.upload is None else self.upload.task
 
     def _build(self) -> None:
         """Data, model and a fresh state from :attr:`config` (epoch 0)."""
-        prepared = prepare(self.config, self.upload)
-        mse = prepared.task == "classification" and prepared.loss_name == "mse"
-        if mse and prepared.classes != 2:
-            raise protocol.ProtocolError(
-                f"loss 'mse' needs two classes, the data have {prepared.classes}; use cross_entropy"
-            )
-        self.prepared: Prepared = prepared
+        self.prepared: Prepared = prepare(self.config, self.upload)
         self._reset_state()
 
     def _penalties(self) -> tuple[float, float]:
@@ -360,20 +349,16 @@ class Session:
                 f"{name}: {error}", code="bad_upload", field="csv"
             ) from None
         loaded = table.dataset
-        previous = (self.upload, self.upload_text, self.upload_name, self.upload_classes,
-                    dict(self.config))  # fmt: skip
-        self.upload, self.upload_text, self.upload_name = loaded, text, name
-        self.upload_classes = table.classes
-        task = self._upload_task()
+        previous = (self.upload, self.upload_text, self.upload_name, dict(self.config))
+        self.upload, self.upload_text, self.upload_name = table, text, name
         try:
-            self.config.update({"dataset": "upload", "problem": task})
-            self.config["loss"] = "mse" if task == "regression" else "cross_entropy"
+            self.config.update({"dataset": "upload", "problem": table.task})
+            self.config["loss"] = "mse" if table.task == "regression" else "cross_entropy"
             if int(loaded.x.shape[1]) == 2 and not self.config["features"]:
                 self.config["features"] = ["x1", "x2"]
             self._build()
         except Exception:
-            (self.upload, self.upload_text, self.upload_name, self.upload_classes,
-             self.config) = previous  # fmt: skip
+            self.upload, self.upload_text, self.upload_name, self.config = previous
             raise
         self.playing = False
         p = self.prepared
