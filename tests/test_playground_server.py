@@ -242,11 +242,17 @@ def test_bad_messages_get_an_error_and_the_session_keeps_serving(client):
             assert reply["message"]
 
         each()
+        # The error names its field, for the page's form.
+        page.send({"type": "config", "config": {"learningRate": 0}})
+        reply = page.next()
+        assert (reply["code"], reply["field"]) == ("bad_message", "learningRate")
+        assert "learningRate must be a float in (0, 10], got 0" in reply["message"]
         # A huge upload (over the 10 MB limit) is refused with a clear message.
         big = "x,y\n" + "1," * (protocol.MAX_CSV_BYTES // 2)  # 10 MB and a little more
         page.send({"type": "upload", "name": "big.csv", "csv": big})
         reply = page.until("error")
         assert reply["code"] == "bad_upload", reply
+        assert reply["field"] == "csv"
         assert "limited to 10 MB" in reply["message"]
         # ... and the session still serves.
         page.send({"type": "step"})

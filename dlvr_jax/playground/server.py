@@ -242,8 +242,8 @@ async def _index(request: Request) -> Response:
     return response
 
 
-def _error(code: str, message: str) -> dict[str, Any]:
-    return {"type": "error", "code": code, "message": message}
+def _error(code: str, message: str, field: str | None = None) -> dict[str, Any]:
+    return {"type": "error", "code": code, "message": message, "field": field}
 
 
 class _Connection:
@@ -278,7 +278,7 @@ class _Connection:
             try:
                 self.post(call())
             except protocol.ProtocolError as error:
-                self.post([_error(error.code, str(error))])
+                self.post([_error(error.code, str(error), error.field)])
             except Exception as error:  # a session bug must not kill the server
                 self.post([_error("internal", f"{type(error).__name__}: {error}")])
 
@@ -319,7 +319,7 @@ class _Connection:
             if message is None or session.closed:
                 return
             if isinstance(message, protocol.ProtocolError):
-                self.post([_error(message.code, str(message))])
+                self.post([_error(message.code, str(message), message.field)])
                 continue
             answer = functools.partial(session.handle, message)
             if message["type"] in LONG_WORK:

@@ -13,11 +13,12 @@ from a worker thread, never on its event loop; :attr:`Session.lock` makes
 each call atomic.
 
 The rooms beside it: :mod:`.problem` prepares a configuration's data, model
-and loss (through :func:`dlvr_jax.jobs.prepare_problem`, as the CLI does); :mod:`.schedule` decides which chunk programs to compile and how
-many epochs a chunk runs; :mod:`.views` renders snapshots and the other
-frames; :mod:`.upload` reads a CSV; :mod:`.export` writes the reproducing
-script. This module re-exports ``signed_mse`` (scripts exported by earlier
-versions import it from here), ``UploadError`` and ``load_upload``.
+and loss (through :func:`dlvr_jax.jobs.prepare_problem`, as the CLI does);
+:mod:`.schedule` decides which chunk programs to compile and how many epochs
+a chunk runs; :mod:`.views` renders snapshots and the other frames;
+:mod:`.upload` reads a CSV; :mod:`.export` writes the reproducing script.
+This module re-exports ``signed_mse`` (scripts exported by earlier versions
+import it from here), ``UploadError`` and ``load_upload``.
 
 How it trains: through the engine's one host loop (:func:`dlvr_jax.engine.loop`),
 one chunk of ``k`` epochs at a time (:class:`.schedule.Scheduler` picks ``k``);
