@@ -23,7 +23,6 @@ import importlib
 import json
 import math
 import os
-import re
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -65,9 +64,14 @@ _port = _number(int, lambda v: 0 <= v <= 65535, "a port in [0, 65535] (0: a free
 
 
 def _widths(text: str) -> tuple[int, ...]:
-    """``8,8,8`` -> (8, 8, 8); an empty string or ``none`` gives no hidden layer."""
-    if text.strip().lower() in ("", "none"):
+    """``8,8,8`` -> (8, 8, 8); ``none`` asks for no hidden layer (an empty text is refused)."""
+    if text.strip().lower() == "none":
         return ()
+    if not text.strip():
+        raise argparse.ArgumentTypeError(
+            "expected comma-separated widths such as 8,8,8 (or 'none' for a model without "
+            "hidden layers), got ''"
+        )
     try:
         widths = tuple(int(part) for part in text.split(","))
     except ValueError:
@@ -472,6 +476,12 @@ def _percent(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.1f}%"
 
 
+def _label_note(metrics: dict[str, Any]) -> None:
+    """Says on stderr that the class labels were mapped to 0..k-1 (one line)."""
+    if metrics.get("label_note"):
+        print(f"note: {metrics['label_note']}", file=sys.stderr)
+
+
 def _diverged_line(what: str) -> str:
     return f"training diverged {what}; lower --learning-rate or set --clip-norm"
 
@@ -489,6 +499,7 @@ def _mlp(args: argparse.Namespace) -> _Outcome:
         **_progress(args, "training", args.epochs),
     )
     m = result.metrics
+    _label_note(m)
     if result.nothing_to_train:
         line = (
             f"nothing left to train: {args.resume} holds {m['epochs']} epochs and --epochs is "
@@ -536,6 +547,7 @@ def _compare(args: argparse.Namespace) -> _Outcome:
 
     result = jobs.compare_activations(config, out=args.out, progress=progress)
     m = result.metrics
+    _label_note(m)
     lines = [f"dataset: {m['dataset']} (n={m['n']}, seed={m['seed']}), {m['epochs']} epochs each"]
     diverged = []
     for name, run in m["results"].items():
@@ -597,6 +609,7 @@ def _sweep(args: argparse.Namespace) -> _Outcome:
         print(line, file=sys.stderr)
 
     m = jobs.sweep(config, out=args.out, progress=None if args.json else progress).metrics
+    _label_note(m)
     lines = [
         f"{m['models']} models ({len(m['learning_rates'])} learning rates x batch sizes "
         f"{m['batch_sizes']} x {m['seeds']} seeds), {m['epochs']} epochs each, in "
@@ -680,7 +693,7 @@ def _optimize(args: argparse.Namespace) -> _Outcome:
 # ----------------------------------------------------------------------------
 # Errors: one line each.
 
-_FLAGS = {
+_FLAGS = {  # the fields of a checkpoint's record (ConfigMismatch.field) and of the configs
     "dataset": "--dataset",
     "dataset.name": "--dataset",
     "dataset.n": "--n",
@@ -731,8 +744,21 @@ def _mismatch_line(error: Any) -> str:
     return f"checkpoint was trained with {what}; pass --force to resume anyway"
 
 
-def _one_line(error: BaseException) -> str:
-    """The error as one line, naming the flag rather than the config field where it can."""
+def _flag(field: str | None, args: argparse.Namespace) -> str | None:
+    """The flag of a config field (``learning_rate`` -> ``--learning-rate``), if it has one."""
+    if field is None:
+        return None
+    if field == "data_path":
+        return "--data"
+    if field in _FLAGS:
+        return _FLAGS[field]
+    return "--" + field.replace("_", "-") if field in vars(args) else None
+
+
+def _one_line(error: BaseException, args: argparse.Namespace) -> str:
+    """The error as one line, naming the flag of the field it carries (``error.field``)."""
+    from dlvr_jax import _validate as check  # on the error path only
+
     message = " ".join(str(error).split()) or type(error).__name__
     if (
         isinstance(error, FileNotFoundError)
@@ -740,9 +766,15 @@ def _one_line(error: BaseException) -> str:
         and str(error.filename) not in message
     ):
         message = f"{error.filename}: {message}"
-    found = re.match(r"([a-z_0-9]+) (must|has|is)\b", message)
-    if found and found.group(1) in _FLAGS:
-        message = _FLAGS[found.group(1)] + message[found.end(1) :]
+    field = check.field_of(error)
+    flag = _flag(field, args)
+    if (
+        field
+        and flag
+        and message.startswith(field)
+        and message[len(field) : len(field) + 1] in " ["
+    ):
+        message = flag + message[len(field) :]
     return message
 
 
@@ -778,11 +810,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as error:  # one line, never a traceback (DLVR_JAX_DEBUG=1 shows it)
         if os.environ.get("DLVR_JAX_DEBUG", "") not in ("", "0"):
             raise
-        if type(error).__name__ == "ConfigMismatch":
+        jobs = sys.modules.get("dlvr_jax.jobs")  # not loaded: the error cannot be a mismatch
+        if jobs is not None and isinstance(error, jobs.ConfigMismatch):
             print(f"{prefix} {_mismatch_line(error)}", file=sys.stderr)
             return 2
         expected = isinstance(error, (ValueError, TypeError, OSError))
-        detail = _one_line(error) if expected else f"{type(error).__name__}: {_one_line(error)}"
+        line = _one_line(error, args)
+        detail = line if expected else f"{type(error).__name__}: {line}"
         print(f"{prefix} {detail}", file=sys.stderr)
         return 2 if expected else 1
     print(json.dumps(outcome.document, indent=2) if args.json else outcome.report)
