@@ -31,7 +31,6 @@ from __future__ import annotations
 import math
 import numbers
 import os
-import warnings
 from collections.abc import Callable, Mapping
 from typing import Any, cast
 
@@ -1181,21 +1180,6 @@ _MATMUL_STYLES = {
     "numpy": ("#2ca02c", "^"),
     "matmul_naive": ("#7f7f7f", "x"),
 }
-
-
-def sweep_summary(
-    rows: Any, metric: str, *, x: str = "learning_rate", y: str = "batch_size"
-) -> Any:
-    """Deprecated: moved to :func:`dlvr_jax.parallel.sweep_summary` (a statistic, not a figure).
-
-    Kept for one release; it warns and returns what ``parallel.sweep_summary`` does.
-    """
-    warnings.warn(
-        "viz.sweep_summary moved to dlvr_jax.parallel.sweep_summary; import it from there",
-        DeprecationWarning,
-        stacklevel=2,
-    )
-    return parallel.sweep_summary(rows, metric, x=x, y=y)
 
 
 def plot_sweep_heatmap(
