@@ -597,6 +597,144 @@ def _extent(data: Dataset | None, extent: Any, pad: float) -> tuple[float, float
     return _bounds(x, pad)
 
 
+def _check_neuron_model(model: Any, params: Any) -> tuple[int, ...]:
+    """Checks ``plot_neuron_maps``' model and params; returns the hidden widths."""
+    if not isinstance(model, models.MLP):
+        raise TypeError(f"model must be a dlvr_jax.models.MLP, got {type(model).__name__}")
+    if not isinstance(params, Mapping) or not isinstance(params.get("params"), Mapping):
+        raise TypeError(
+            "params must be the model's variables {'params': {...}} as model.init returns, "
+            f"got {type(params).__name__}"
+        )
+    widths = tuple(model.hidden)
+    expected = [f"hidden_{i}" for i in range(len(widths))] + ["output"]
+    found = models.layer_names(params)
+    if found != expected:
+        raise ValueError(f"params do not match the model: expected layers {expected}, got {found}")
+    first = np.shape(params["params"][expected[0]]["kernel"])
+    if first[0] != 2:
+        raise ValueError(
+            f"plot_neuron_maps needs a model with 2 inputs (a plane), got {first[0]} inputs"
+        )
+    return widths
+
+
+def _neuron_values(
+    model: models.MLP, params: Any, grid: jax.Array
+) -> tuple[list[jax.Array], jax.Array]:
+    """Every hidden unit's activation and the model's output on ``grid``, in one jitted call."""
+
+    def evaluate(variables: Any, points: jax.Array) -> tuple[list[jax.Array], jax.Array]:
+        # (models.hidden_activations needs at least one hidden layer to have sown.)
+        hidden = models.hidden_activations(model, variables, points) if tuple(model.hidden) else []
+        return hidden, cast(jax.Array, model.apply(variables, points))
+
+    return cast(tuple[list[jax.Array], jax.Array], jax.jit(evaluate)(params, grid))
+
+
+def _output_map(outputs: jax.Array, regression: bool) -> tuple[np.ndarray, Normalize, str]:
+    """The output row's values, colour scale and label: ``P(class 1)``, or the raw output."""
+    logits = np.asarray(outputs, dtype=np.float64)
+    if regression:
+        output = logits[:, 0]
+        scale = float(np.abs(output).max()) or 1.0
+        return output, Normalize(-scale, scale), "output"
+    if logits.shape[1] == 1:
+        output = 1.0 / (1.0 + np.exp(-logits[:, 0]))
+        return output, Normalize(0.0, 1.0), "P(class 1)"
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    output = shifted[:, 1] / shifted.sum(axis=1)
+    return output, Normalize(0.0, 1.0), "P(class 1)"
+
+
+def _neuron_grid(widths: tuple[int, ...]) -> tuple[Figure, Any]:
+    """The figure and its grid of thumbnails: one row per hidden layer plus the output row."""
+    columns = max((*widths, 1))
+    rows = len(widths) + 1
+    size = min(1.2, 12.0 / columns)
+    width, height = size * columns + 1.2, size * rows + 0.6
+    # Fixed margins, in inches, instead of a layout engine: the thumbnails carry no
+    # ticks, so the room their labels need is known, and constrained layout spent
+    # most of savefig's time measuring ~40 axes (0.46 s -> 0.19 s for 41 thumbnails).
+    figure = Figure(figsize=(width, height))
+    cells = figure.add_gridspec(
+        rows,
+        columns,
+        left=_NEURON_MARGINS[0] / width,
+        right=1 - _NEURON_MARGINS[1] / width,
+        bottom=_NEURON_MARGINS[2] / height,
+        top=1 - _NEURON_MARGINS[3] / height,
+        wspace=0.08,
+        hspace=0.08,
+    )
+    return figure, cells
+
+
+def _thumbnail(figure: Figure, cell: Any) -> Axes:
+    """An axes without ticks and with equal aspect, for one map."""
+    ax = figure.add_subplot(cell)
+    ax.xaxis.set_major_locator(NullLocator())  # no ticks (cheaper than set_xticks([]))
+    ax.yaxis.set_major_locator(NullLocator())
+    ax.set_aspect("equal")
+    return ax
+
+
+def _draw_unit_maps(
+    figure: Figure,
+    cells: Any,
+    hidden: list[jax.Array],
+    resolution: int,
+    window: tuple[float, float, float, float],
+) -> None:
+    """One thumbnail per hidden unit, each on a diverging scale of its own size."""
+    for layer, values in enumerate(hidden):
+        maps = np.asarray(values, dtype=np.float64).reshape(resolution, resolution, -1)
+        for unit in range(maps.shape[-1]):
+            ax = _thumbnail(figure, cells[layer, unit])
+            unit_map = maps[..., unit]
+            scale = float(np.abs(unit_map).max()) or 1.0
+            ax.imshow(
+                unit_map,
+                origin="lower",
+                extent=window,
+                cmap="RdBu_r",
+                norm=Normalize(-scale, scale),
+                interpolation="bilinear",
+            )
+            if unit == 0:
+                ax.set_ylabel(f"layer {layer + 1}", rotation=0, ha="right", va="center")
+            if layer == 0:
+                ax.set_title(f"unit {unit + 1}", fontsize="small")
+
+
+def _draw_output_map(
+    ax: Axes,
+    output: np.ndarray,
+    norm: Normalize,
+    data: Dataset | None,
+    regression: bool,
+    resolution: int,
+    window: tuple[float, float, float, float],
+) -> None:
+    """The model's output over the plane, with the data on top."""
+    ax.imshow(
+        output.reshape(resolution, resolution),
+        origin="lower",
+        extent=window,
+        cmap="RdBu_r" if regression else "coolwarm",
+        norm=norm,
+        interpolation="bilinear",
+    )
+    if data is not None:
+        x = np.asarray(data.x)
+        y = np.asarray(data.y)
+        colours = np.where(y > 0, _POSITIVE, _NEGATIVE) if not regression else "k"
+        ax.scatter(x[:, 0], x[:, 1], s=1.0, c=colours, alpha=0.5, linewidths=0)
+        ax.set_xlim(window[0], window[1])
+        ax.set_ylim(window[2], window[3])
+    ax.set_ylabel("output", rotation=0, ha="right", va="center")
+
+
 def plot_neuron_maps(
     model: models.MLP,
     params: Any,
@@ -634,121 +772,87 @@ def plot_neuron_maps(
         ValueError: params that do not match the model, a model without 2 inputs,
             bad ``resolution``, or both ``data`` and ``extent``.
     """
-    if not isinstance(model, models.MLP):
-        raise TypeError(f"model must be a dlvr_jax.models.MLP, got {type(model).__name__}")
+    widths = _check_neuron_model(model, params)
     if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 2:
         raise ValueError(f"resolution must be an int >= 2, got {resolution!r}")
     pad_value: Any = pad
     if isinstance(pad_value, bool) or not isinstance(pad_value, numbers.Real) or not pad >= 0:
         raise ValueError(f"pad must be a number >= 0, got {pad!r}")
-    if not isinstance(params, Mapping) or not isinstance(params.get("params"), Mapping):
-        raise TypeError(
-            "params must be the model's variables {'params': {...}} as model.init returns, "
-            f"got {type(params).__name__}"
-        )
-    widths = tuple(model.hidden)
-    expected = [f"hidden_{i}" for i in range(len(widths))] + ["output"]
-    found = models.layer_names(params)
-    if found != expected:
-        raise ValueError(f"params do not match the model: expected layers {expected}, got {found}")
-    first = np.shape(params["params"][expected[0]]["kernel"])
-    if first[0] != 2:
-        raise ValueError(
-            f"plot_neuron_maps needs a model with 2 inputs (a plane), got {first[0]} inputs"
-        )
-    x0, x1, y0, y1 = _extent(data, extent, float(pad))
+    window = _extent(data, extent, float(pad))
+    x0, x1, y0, y1 = window
     u, v = np.meshgrid(np.linspace(x0, x1, resolution), np.linspace(y0, y1, resolution))
     grid = jnp.asarray(np.stack([u.ravel(), v.ravel()], axis=1), jnp.float32)
-
-    def evaluate(variables: Any, points: jax.Array) -> tuple[list[jax.Array], jax.Array]:
-        # (models.hidden_activations needs at least one hidden layer to have sown.)
-        hidden = models.hidden_activations(model, variables, points) if widths else []
-        return hidden, cast(jax.Array, model.apply(variables, points))
-
-    hidden, outputs = jax.jit(evaluate)(params, grid)
+    hidden, outputs = _neuron_values(model, params, grid)
     regression = data is not None and np.issubdtype(np.asarray(data.y).dtype, np.floating)
-    logits = np.asarray(outputs, dtype=np.float64)
-    output_norm: Normalize
-    if regression:
-        output = logits[:, 0]
-        scale = float(np.abs(output).max()) or 1.0
-        output_norm, output_label = Normalize(-scale, scale), "output"
-    elif logits.shape[1] == 1:
-        output = 1.0 / (1.0 + np.exp(-logits[:, 0]))
-        output_norm, output_label = Normalize(0.0, 1.0), "P(class 1)"
-    else:
-        shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-        output = shifted[:, 1] / shifted.sum(axis=1)
-        output_norm, output_label = Normalize(0.0, 1.0), "P(class 1)"
-
-    columns = max((*widths, 1))
-    rows = len(widths) + 1
-    size = min(1.2, 12.0 / columns)
-    width, height = size * columns + 1.2, size * rows + 0.6
-    # Fixed margins, in inches, instead of a layout engine: the thumbnails carry no
-    # ticks, so the room their labels need is known, and constrained layout spent
-    # most of savefig's time measuring ~40 axes (0.46 s -> 0.19 s for 41 thumbnails).
-    figure = Figure(figsize=(width, height))
-    cells = figure.add_gridspec(
-        rows,
-        columns,
-        left=_NEURON_MARGINS[0] / width,
-        right=1 - _NEURON_MARGINS[1] / width,
-        bottom=_NEURON_MARGINS[2] / height,
-        top=1 - _NEURON_MARGINS[3] / height,
-        wspace=0.08,
-        hspace=0.08,
-    )
-    window = (x0, x1, y0, y1)
-
-    def thumbnail(row: int, column: int) -> Axes:
-        ax = figure.add_subplot(cells[row, column])
-        ax.xaxis.set_major_locator(NullLocator())  # no ticks (cheaper than set_xticks([]))
-        ax.yaxis.set_major_locator(NullLocator())
-        ax.set_aspect("equal")
-        return ax
-
-    for layer, values in enumerate(hidden):
-        maps = np.asarray(values, dtype=np.float64).reshape(resolution, resolution, -1)
-        for unit in range(maps.shape[-1]):
-            ax = thumbnail(layer, unit)
-            unit_map = maps[..., unit]
-            scale = float(np.abs(unit_map).max()) or 1.0
-            ax.imshow(
-                unit_map,
-                origin="lower",
-                extent=window,
-                cmap="RdBu_r",
-                norm=Normalize(-scale, scale),
-                interpolation="bilinear",
-            )
-            if unit == 0:
-                ax.set_ylabel(f"layer {layer + 1}", rotation=0, ha="right", va="center")
-            if layer == 0:
-                ax.set_title(f"unit {unit + 1}", fontsize="small")
-    ax = thumbnail(rows - 1, 0)
-    ax.imshow(
-        output.reshape(resolution, resolution),
-        origin="lower",
-        extent=window,
-        cmap="RdBu_r" if regression else "coolwarm",
-        norm=output_norm,
-        interpolation="bilinear",
-    )
-    if data is not None:
-        x = np.asarray(data.x)
-        y = np.asarray(data.y)
-        colours = np.where(y > 0, _POSITIVE, _NEGATIVE) if not regression else "k"
-        ax.scatter(x[:, 0], x[:, 1], s=1.0, c=colours, alpha=0.5, linewidths=0)
-        ax.set_xlim(x0, x1)
-        ax.set_ylim(y0, y1)
-    ax.set_ylabel("output", rotation=0, ha="right", va="center")
+    output, output_norm, output_label = _output_map(outputs, regression)
+    figure, cells = _neuron_grid(widths)
+    _draw_unit_maps(figure, cells, hidden, resolution, window)
+    ax = _thumbnail(figure, cells[len(widths), 0])
+    _draw_output_map(ax, output, output_norm, data, regression, resolution, window)
     if len(widths) == 0:
         ax.set_title(output_label, fontsize="small")
     else:
         ax.set_xlabel(output_label, fontsize="small")
     figure.suptitle(title)
     return figure
+
+
+_Panel = tuple[str, Callable[[jax.Array], Any], Dataset]
+"""A decision-boundary panel of ``plot_activation_comparison``: ``(name, predict_fn, data)``."""
+
+
+def _boundary_panels(boundaries: Any) -> list[_Panel]:
+    """Checks ``boundaries`` (``None`` or name -> ``(predict_fn, data)``); returns the panels."""
+    panels: list[_Panel] = []
+    if boundaries is None:
+        return panels
+    if not isinstance(boundaries, Mapping):
+        raise TypeError(
+            "boundaries must be a mapping name -> (predict_fn, data), "
+            f"got {type(boundaries).__name__}"
+        )
+    for name, entry in boundaries.items():
+        if not (isinstance(entry, tuple) and len(entry) == 2 and callable(entry[0])):
+            raise TypeError(
+                f"boundaries[{name!r}] must be a pair (predict_fn, data), got {entry!r}"
+            )
+        if not (hasattr(entry[1], "x") and hasattr(entry[1], "y")):
+            raise TypeError(
+                f"boundaries[{name!r}] data must be a Dataset(x, y), got {type(entry[1]).__name__}"
+            )
+        panels.append((str(name), entry[0], entry[1]))
+    return panels
+
+
+def _draw_boundary_panels(
+    figure: Figure, cells: Any, panels: list[_Panel], curves: Mapping[str, Any]
+) -> None:
+    """One decision-boundary panel per entry, titled with its run's final accuracy if any.
+
+    Panels that shade ``P(class 1)`` share one colour bar on the fixed 0..1 scale.
+    """
+    probability_axes: list[Axes] = []
+    probability_shading: Any = None
+    for column, (name, predict_fn, points) in enumerate(panels):
+        panel = figure.add_subplot(cells[1, column])
+        label = name
+        if name in curves:
+            curve = curves[name]
+            for field, kind in (("test_accuracy", "test"), ("train_accuracy", "train")):
+                array = curve[field]
+                if array is not None and np.isfinite(array[-1]):
+                    label = f"{name} ({kind} accuracy {array[-1]:.3f})"
+                    break
+        shaded, shading = _draw_boundary(predict_fn, points, panel, 200, 0.5, None, None)
+        panel.set_title(label)
+        if shaded is not None and shading == _PROBABILITY:
+            probability_axes.append(panel)
+            probability_shading = shaded
+        elif shaded is not None:
+            figure.colorbar(shaded, ax=panel, label=shading)
+    if probability_axes:  # one 0..1 scale, shared
+        bar = figure.colorbar(probability_shading, ax=probability_axes, label=_PROBABILITY)
+        bar.set_ticks([0.0, 0.25, 0.5, 0.75, 1.0])
 
 
 def plot_activation_comparison(
@@ -787,24 +891,7 @@ def plot_activation_comparison(
         str(name): _history_curves(f"histories[{name!r}]", history)
         for name, history in histories.items()
     }
-    panels: list[tuple[str, Callable[[jax.Array], Any], Dataset]] = []
-    if boundaries is not None:
-        if not isinstance(boundaries, Mapping):
-            raise TypeError(
-                "boundaries must be a mapping name -> (predict_fn, data), "
-                f"got {type(boundaries).__name__}"
-            )
-        for name, entry in boundaries.items():
-            if not (isinstance(entry, tuple) and len(entry) == 2 and callable(entry[0])):
-                raise TypeError(
-                    f"boundaries[{name!r}] must be a pair (predict_fn, data), got {entry!r}"
-                )
-            if not (hasattr(entry[1], "x") and hasattr(entry[1], "y")):
-                raise TypeError(
-                    f"boundaries[{name!r}] data must be a Dataset(x, y), "
-                    f"got {type(entry[1]).__name__}"
-                )
-            panels.append((str(name), entry[0], entry[1]))
+    panels = _boundary_panels(boundaries)
     if panels:
         columns = len(panels)
         figure = Figure(figsize=(max(8.0, 4.0 * columns), 8.5), layout="constrained")
@@ -828,33 +915,17 @@ def plot_activation_comparison(
     loss_ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     loss_ax.grid(alpha=0.3)
     loss_ax.legend(ncols=2 if len(curves) > 3 else 1)
-    probability_axes: list[Axes] = []
-    probability_shading: Any = None
-    for column, (name, predict_fn, points) in enumerate(panels):
-        panel = figure.add_subplot(cells[1, column])
-        label = name
-        if name in curves:
-            curve = curves[name]
-            for field, kind in (("test_accuracy", "test"), ("train_accuracy", "train")):
-                array = curve[field]
-                if array is not None and np.isfinite(array[-1]):
-                    label = f"{name} ({kind} accuracy {array[-1]:.3f})"
-                    break
-        shaded, shading = _draw_boundary(predict_fn, points, panel, 200, 0.5, None, None)
-        panel.set_title(label)
-        if shaded is not None and shading == _PROBABILITY:
-            probability_axes.append(panel)
-            probability_shading = shaded
-        elif shaded is not None:
-            figure.colorbar(shaded, ax=panel, label=shading)
-    if probability_axes:  # one 0..1 scale, shared
-        bar = figure.colorbar(probability_shading, ax=probability_axes, label=_PROBABILITY)
-        bar.set_ticks([0.0, 0.25, 0.5, 0.75, 1.0])
+    if panels:
+        _draw_boundary_panels(figure, cells, panels, curves)
     figure.suptitle(title)
     return figure
 
 
-def _descent_paths(paths: Any) -> dict[str, tuple[np.ndarray, np.ndarray, int, bool, bool]]:
+_Run = tuple[np.ndarray, np.ndarray, int, bool, bool]
+"""A visited path: ``(xs [steps + 1, d], values [steps + 1], steps, converged, diverged)``."""
+
+
+def _descent_paths(paths: Any) -> dict[str, _Run]:
     """``{name: Path}`` -> ``{name: (xs, values, steps, converged, diverged)}``, visited part."""
     if not isinstance(paths, Mapping) or not paths:
         raise TypeError(
@@ -882,10 +953,185 @@ def _descent_paths(paths: Any) -> dict[str, tuple[np.ndarray, np.ndarray, int, b
     return out
 
 
-def _descent_label(name: str, run: tuple[np.ndarray, np.ndarray, int, bool, bool]) -> str:
+def _descent_label(name: str, run: _Run) -> str:
     _, values, steps, converged, diverged = run
     status = ", converged" if converged else ", diverged" if diverged else ""
     return f"{name}: {steps} steps{status}, f = {values[-1]:.3g}"
+
+
+# A path's last point: a star when it converged, a square when it stopped, a cross (diverged).
+_PATH_ENDS = {True: "*", False: "s"}
+
+
+def _check_paths_plot(
+    f: Any, paths: Any, kind: str, resolution: int | None, levels: int
+) -> tuple[dict[str, _Run], int, int]:
+    """Checks ``plot_optimization_paths``' arguments; returns the runs, dimension and resolution."""
+    if not callable(f):
+        raise TypeError(f"f must be a callable x -> scalar, got {type(f).__name__}")
+    if kind not in ("contour", "surface"):
+        raise ValueError(f"unknown kind {kind!r}; expected one of ['contour', 'surface']")
+    drawn = _descent_paths(paths)
+    dims = {xs.shape[1] for xs, *_ in drawn.values()}
+    if len(dims) != 1 or not dims <= {1, 2}:
+        raise ValueError(f"paths must all be of one or all of two variables, got {sorted(dims)}")
+    dim = dims.pop()
+    if resolution is None:
+        resolution = 60 if kind == "surface" else 200
+    if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 2:
+        raise ValueError(f"resolution must be an int >= 2, got {resolution!r}")
+    if isinstance(levels, bool) or not isinstance(levels, int) or levels < 2:
+        raise ValueError(f"levels must be an int >= 2, got {levels!r}")
+    return drawn, dim, resolution
+
+
+def _draw_paths_on_curve(
+    ax: Axes,
+    f: Callable[[jax.Array], Any],
+    drawn: dict[str, _Run],
+    window: tuple[float, float, float, float],
+    resolution: int,
+    marks: np.ndarray,
+) -> None:
+    """A function of one variable: its curve, each path's iterates on it, the minima."""
+    x0, x1, y0, y1 = window
+    colours = mpl.rcParams["axes.prop_cycle"].by_key()["color"]
+    u = np.linspace(x0, x1, resolution)
+    curve = np.asarray(jax.jit(jax.vmap(f))(jnp.asarray(u[:, None], jnp.float32)))
+    ax.plot(u, curve, color="0.3", linewidth=1.0, label="f")
+    for index, (name, run) in enumerate(drawn.items()):
+        xs, values, *_ = run
+        ax.plot(
+            xs[:, 0],
+            values,
+            "-o",
+            color=colours[index % len(colours)],
+            markersize=3,
+            linewidth=0.8,
+            label=_descent_label(name, run),
+        )
+    for point in marks:
+        ax.axvline(point[0], color="0.5", linestyle=":", linewidth=0.8)
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(y0, y1)
+    ax.set_xlabel("$x$")
+    ax.set_ylabel("$f(x)$")
+    ax.legend(fontsize="small")
+
+
+def _surface_axes(ax: Axes | None) -> tuple[Figure, Any]:
+    """A new figure with one 3-D axes, or ``ax``'s figure when ``ax`` is a 3-D axes."""
+    if ax is None:
+        figure = Figure(figsize=(8.0, 6.5), layout="constrained")
+        return figure, figure.add_subplot(projection="3d")
+    if not hasattr(ax, "zaxis"):
+        raise TypeError("kind='surface' needs a 3-D axes (projection='3d')")
+    return _axes(ax)
+
+
+def _draw_paths_on_surface(
+    ax3: Any,
+    f: Callable[[jax.Array], Any],
+    surface: tuple[np.ndarray, np.ndarray, np.ndarray],
+    drawn: dict[str, _Run],
+    marks: np.ndarray,
+) -> None:
+    """A function of two variables as an mplot3d surface, each path at its values' height."""
+    u, v, z = surface
+    colours = mpl.rcParams["axes.prop_cycle"].by_key()["color"]
+    ax3.plot_surface(u, v, z, cmap="viridis", alpha=0.55, linewidth=0, antialiased=True)
+    for index, (name, run) in enumerate(drawn.items()):
+        xs, values, _, converged, diverged = run
+        colour = colours[index % len(colours)]
+        ax3.plot(
+            xs[:, 0], xs[:, 1], values, color=colour, linewidth=2.0, label=_descent_label(name, run)
+        )
+        ax3.scatter(xs[:1, 0], xs[:1, 1], values[:1], color=colour, marker="o", s=30)
+        ax3.scatter(
+            xs[-1:, 0],
+            xs[-1:, 1],
+            values[-1:],
+            color=colour,
+            s=60,
+            marker="x" if diverged else _PATH_ENDS[converged],
+        )
+    if marks.size:
+        heights = np.asarray(jax.vmap(f)(jnp.asarray(marks, jnp.float32)))
+        ax3.scatter(
+            marks[:, 0],
+            marks[:, 1],
+            heights,
+            marker="*",
+            s=120,
+            color="red",
+            edgecolors="k",
+            label="minimum",
+        )
+    ax3.set_zlabel("$f(x, y)$")
+
+
+def _draw_log_contours(
+    figure: Figure, ax: Axes, surface: tuple[np.ndarray, np.ndarray, np.ndarray], levels: int
+) -> None:
+    """Contour lines at log-spaced heights above the window's lowest value, with a colour bar."""
+    u, v, z = surface
+    offset = min(float(z.min()), 0.0)  # shift only a function that goes negative
+    height = z - offset
+    top = float(height.max()) if np.isfinite(height.max()) and height.max() > 0 else 1.0
+    positive = height[height > 0]
+    low = max(float(positive.min()) if positive.size else top * 1e-6, top * 1e-6)
+    contours = ax.contour(
+        u,
+        v,
+        np.maximum(height, low),
+        levels=np.geomspace(low, top, levels),
+        norm=LogNorm(vmin=low, vmax=top),
+        cmap="viridis",
+        linewidths=0.8,
+    )
+    label = "f" if offset == 0 else f"f − ({offset:.3g})"
+    bar = figure.colorbar(contours, ax=ax, label=f"{label} (log-spaced levels)")
+    ticks = [float(t) for t in np.geomspace(low, top, 6)]
+    bar.set_ticks(ticks, labels=[f"{t:.2g}" for t in ticks])
+    bar.minorticks_off()
+
+
+def _draw_paths_on_plane(ax: Axes, drawn: dict[str, _Run], marks: np.ndarray) -> None:
+    """Each path as a line from a circle (start) to its end mark, and the minima as stars."""
+    colours = mpl.rcParams["axes.prop_cycle"].by_key()["color"]
+    for index, (name, run) in enumerate(drawn.items()):
+        xs, _, steps, converged, diverged = run
+        colour = colours[index % len(colours)]
+        ax.plot(
+            xs[:, 0],
+            xs[:, 1],
+            "-",
+            color=colour,
+            linewidth=1.6,
+            marker="." if steps <= 200 else None,
+            markersize=4,
+            label=_descent_label(name, run),
+        )
+        ax.plot(xs[0, 0], xs[0, 1], "o", color=colour, markeredgecolor="k", markersize=7)
+        ax.plot(
+            xs[-1, 0],
+            xs[-1, 1],
+            "x" if diverged else _PATH_ENDS[converged],
+            color=colour,
+            markeredgecolor="k",
+            markersize=10,
+        )
+    if marks.size:
+        ax.plot(
+            marks[:, 0],
+            marks[:, 1],
+            "*",
+            color="red",
+            markeredgecolor="k",
+            markersize=14,
+            linestyle="none",
+            label="minimum",
+        )
 
 
 def plot_optimization_paths(
@@ -928,159 +1174,33 @@ def plot_optimization_paths(
         ValueError: unknown ``kind``, paths of mixed or unsupported dimension,
             a surface for one variable, bad ``resolution`` or ``levels``.
     """
-    if not callable(f):
-        raise TypeError(f"f must be a callable x -> scalar, got {type(f).__name__}")
-    if kind not in ("contour", "surface"):
-        raise ValueError(f"unknown kind {kind!r}; expected one of ['contour', 'surface']")
-    drawn = _descent_paths(paths)
-    dims = {xs.shape[1] for xs, *_ in drawn.values()}
-    if len(dims) != 1 or not dims <= {1, 2}:
-        raise ValueError(f"paths must all be of one or all of two variables, got {sorted(dims)}")
-    dim = dims.pop()
-    if resolution is None:
-        resolution = 60 if kind == "surface" else 200
-    if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 2:
-        raise ValueError(f"resolution must be an int >= 2, got {resolution!r}")
-    if isinstance(levels, bool) or not isinstance(levels, int) or levels < 2:
-        raise ValueError(f"levels must be an int >= 2, got {levels!r}")
-    x0, x1, y0, y1 = _extent(None, extent, 0.0)
+    drawn, dim, resolution = _check_paths_plot(f, paths, kind, resolution, levels)
+    window = _extent(None, extent, 0.0)
+    x0, x1, y0, y1 = window
     marks = np.asarray(minima, dtype=np.float64).reshape(-1, dim)
-    colours = mpl.rcParams["axes.prop_cycle"].by_key()["color"]
-    ends = {True: "*", False: "s"}
     if dim == 1:
         if kind == "surface":
             raise ValueError("kind='surface' needs a function of two variables; use 'contour'")
         figure, ax = _axes(ax, (7.0, 5.0))
-        u = np.linspace(x0, x1, resolution)
-        curve = np.asarray(jax.jit(jax.vmap(f))(jnp.asarray(u[:, None], jnp.float32)))
-        ax.plot(u, curve, color="0.3", linewidth=1.0, label="f")
-        for index, (name, run) in enumerate(drawn.items()):
-            xs, values, steps, converged, diverged = run
-            colour = colours[index % len(colours)]
-            ax.plot(
-                xs[:, 0],
-                values,
-                "-o",
-                color=colour,
-                markersize=3,
-                linewidth=0.8,
-                label=_descent_label(name, run),
-            )
-        for point in marks:
-            ax.axvline(point[0], color="0.5", linestyle=":", linewidth=0.8)
-        ax.set_xlim(x0, x1)
-        ax.set_ylim(y0, y1)
-        ax.set_xlabel("$x$")
-        ax.set_ylabel("$f(x)$")
-        ax.legend(fontsize="small")
+        _draw_paths_on_curve(ax, f, drawn, window, resolution, marks)
         ax.set_title(title)
         return figure
     u, v = np.meshgrid(np.linspace(x0, x1, resolution), np.linspace(y0, y1, resolution))
     grid = jnp.asarray(np.stack([u.ravel(), v.ravel()], axis=1), jnp.float32)
     z = np.asarray(jax.jit(jax.vmap(f))(grid), dtype=np.float64).reshape(u.shape)
     if kind == "surface":
-        ax3: Any  # an mplot3d Axes3D (untyped)
-        if ax is None:
-            figure = Figure(figsize=(8.0, 6.5), layout="constrained")
-            ax3 = figure.add_subplot(projection="3d")
-        else:
-            if not hasattr(ax, "zaxis"):
-                raise TypeError("kind='surface' needs a 3-D axes (projection='3d')")
-            figure, ax3 = _axes(ax)
-        ax3.plot_surface(u, v, z, cmap="viridis", alpha=0.55, linewidth=0, antialiased=True)
-        for index, (name, run) in enumerate(drawn.items()):
-            xs, values, steps, converged, diverged = run
-            colour = colours[index % len(colours)]
-            ax3.plot(
-                xs[:, 0],
-                xs[:, 1],
-                values,
-                color=colour,
-                linewidth=2.0,
-                label=_descent_label(name, run),
-            )
-            ax3.scatter(xs[:1, 0], xs[:1, 1], values[:1], color=colour, marker="o", s=30)
-            ax3.scatter(
-                xs[-1:, 0],
-                xs[-1:, 1],
-                values[-1:],
-                color=colour,
-                s=60,
-                marker="x" if diverged else ends[converged],
-            )
-        if marks.size:
-            heights = np.asarray(jax.vmap(f)(jnp.asarray(marks, jnp.float32)))
-            ax3.scatter(
-                marks[:, 0],
-                marks[:, 1],
-                heights,
-                marker="*",
-                s=120,
-                color="red",
-                edgecolors="k",
-                label="minimum",
-            )
+        figure, ax3 = _surface_axes(ax)
+        _draw_paths_on_surface(ax3, f, (u, v, z), drawn, marks)
         ax3.set_xlim(x0, x1)
         ax3.set_ylim(y0, y1)
         ax3.set_xlabel("$x$")
         ax3.set_ylabel("$y$")
-        ax3.set_zlabel("$f(x, y)$")
         ax3.legend(fontsize="small", loc="upper left")
         ax3.set_title(title)
         return figure
     figure, ax = _axes(ax, (7.0, 6.0))
-    offset = min(float(z.min()), 0.0)  # shift only a function that goes negative
-    height = z - offset
-    top = float(height.max()) if np.isfinite(height.max()) and height.max() > 0 else 1.0
-    positive = height[height > 0]
-    low = max(float(positive.min()) if positive.size else top * 1e-6, top * 1e-6)
-    contours = ax.contour(
-        u,
-        v,
-        np.maximum(height, low),
-        levels=np.geomspace(low, top, levels),
-        norm=LogNorm(vmin=low, vmax=top),
-        cmap="viridis",
-        linewidths=0.8,
-    )
-    label = "f" if offset == 0 else f"f − ({offset:.3g})"
-    bar = figure.colorbar(contours, ax=ax, label=f"{label} (log-spaced levels)")
-    ticks = [float(t) for t in np.geomspace(low, top, 6)]
-    bar.set_ticks(ticks, labels=[f"{t:.2g}" for t in ticks])
-    bar.minorticks_off()
-    for index, (name, run) in enumerate(drawn.items()):
-        xs, _, steps, converged, diverged = run
-        colour = colours[index % len(colours)]
-        ax.plot(
-            xs[:, 0],
-            xs[:, 1],
-            "-",
-            color=colour,
-            linewidth=1.6,
-            marker="." if steps <= 200 else None,
-            markersize=4,
-            label=_descent_label(name, run),
-        )
-        ax.plot(xs[0, 0], xs[0, 1], "o", color=colour, markeredgecolor="k", markersize=7)
-        ax.plot(
-            xs[-1, 0],
-            xs[-1, 1],
-            "x" if diverged else ends[converged],
-            color=colour,
-            markeredgecolor="k",
-            markersize=10,
-        )
-    if marks.size:
-        ax.plot(
-            marks[:, 0],
-            marks[:, 1],
-            "*",
-            color="red",
-            markeredgecolor="k",
-            markersize=14,
-            linestyle="none",
-            label="minimum",
-        )
+    _draw_log_contours(figure, ax, (u, v, z), levels)
+    _draw_paths_on_plane(ax, drawn, marks)
     ax.set_xlim(x0, x1)
     ax.set_ylim(y0, y1)
     ax.set_xlabel("$x$")
