@@ -61,10 +61,11 @@ def _skip(reason: str) -> None:
 
 
 def _public_modules() -> list[str]:
+    """Every public module, those inside subpackages (``viz.training``, ...) included."""
     return sorted(
-        f"dlvr_jax.{info.name}"
-        for info in pkgutil.iter_modules(dlvr_jax.__path__)
-        if not info.name.startswith("_")
+        info.name
+        for info in pkgutil.walk_packages(dlvr_jax.__path__, "dlvr_jax.")
+        if not any(part.startswith("_") for part in info.name.split("."))
     )
 
 

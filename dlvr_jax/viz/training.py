@@ -1,12 +1,4 @@
-"""Figures. The only module that imports matplotlib.
-
-Every function builds a :class:`matplotlib.figure.Figure` directly (no
-``pyplot``, so no global figure registry and no GUI backend), returns it and
-never calls ``show()``: it is safe under the Agg backend, on a server and in
-tests. Pass ``ax=`` to draw into an axes of your own figure instead; save
-with :func:`save`, which writes atomically.
-
-The figures, and what they take:
+"""The chapter's figures: a dataset, a model over the plane, and its training.
 
 - :func:`plot_dataset`, :func:`plot_decision_boundary`: a :class:`~dlvr_jax.data.Dataset`
   and a ``predict_fn(float32[m, 2]) -> float[m]`` (labels, scores or ``P(class 1)``).
@@ -15,22 +7,13 @@ The figures, and what they take:
 - :func:`plot_gradient_heatmap`: a gradient pytree shaped like the params (layers × units).
 - :func:`plot_neuron_maps`: a :class:`~dlvr_jax.models.MLP` and its params (every unit's output
   over the plane, the TensorFlow Playground's picture).
-- :func:`plot_optimization_paths`, :func:`plot_convergence`: :class:`~dlvr_jax.descent.Path`
-  runs over a toy objective (contour or 3-D surface) and ``f - f*`` against the step.
 
-Examples:
-    >>> import jax
-    >>> from dlvr_jax import data, viz
-    >>> fig = viz.plot_dataset(data.circle(jax.random.key(0), 100))
-    >>> type(fig).__name__
-    'Figure'
+Import them from :mod:`dlvr_jax.viz`.
 """
 
 from __future__ import annotations
 
-import math
 import numbers
-import os
 from collections.abc import Callable, Mapping
 from typing import Any, cast
 
@@ -43,25 +26,20 @@ from matplotlib.colors import ListedColormap, LogNorm, Normalize
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator, NullLocator
 
-from dlvr_jax import _io, models, parallel
+from dlvr_jax import models
 from dlvr_jax.data import Dataset
-from dlvr_jax.descent import Path
 from dlvr_jax.perceptron import Params
 from dlvr_jax.train import History  # at run time, so the docs resolve the hint to one class
+from dlvr_jax.viz import _figure
 
 __all__ = [
     "plot_activation_comparison",
-    "plot_convergence",
     "plot_dataset",
     "plot_decision_boundary",
     "plot_gradient_heatmap",
     "plot_loss_curve",
-    "plot_matmul_scaling",
     "plot_mistakes",
     "plot_neuron_maps",
-    "plot_optimization_paths",
-    "plot_sweep_heatmap",
-    "save",
 ]
 
 # The chapter's colours: class +1 (or 1) red, class -1 (or 0) blue.
@@ -72,19 +50,6 @@ _PROBABILITY = "P(class 1)"
 _LOG_DECADES_FLOOR = 1e-6
 # plot_neuron_maps' margins in inches (left: "layer 10" labels; top: title and "unit k").
 _NEURON_MARGINS = (0.85, 0.1, 0.3, 0.55)
-# PNG compression: zlib level 3 writes the same pixels as matplotlib's default (6) about
-# a quarter faster, in files about a sixth larger.
-_PNG_OPTIONS = {"compress_level": 3}
-
-
-def _axes(ax: Axes | None, size: tuple[float, float] = (6.0, 6.0)) -> tuple[Figure, Axes]:
-    if ax is not None:
-        figure = ax.get_figure()
-        if not isinstance(figure, Figure):  # a SubFigure: use its root figure
-            figure = figure.figure  # type: ignore[union-attr]
-        return figure, ax
-    figure = Figure(figsize=size, layout="constrained")
-    return figure, figure.add_subplot()
 
 
 def _scatter(ax: Axes, data: Dataset) -> None:
@@ -125,7 +90,7 @@ def plot_dataset(data: Dataset, *, ax: Axes | None = None, title: str | None = N
 
     Regression targets are shown as a colour scale instead.
     """
-    figure, ax = _axes(ax)
+    figure, ax = _figure.axes(ax)
     _scatter(ax, data)
     ax.set_xlabel("$x_1$")
     ax.set_ylabel("$x_2$")
@@ -133,12 +98,6 @@ def plot_dataset(data: Dataset, *, ax: Axes | None = None, title: str | None = N
     if title:
         ax.set_title(title)
     return figure
-
-
-def _bounds(x: np.ndarray, pad: float) -> tuple[float, float, float, float]:
-    low = x.min(axis=0) - pad
-    high = x.max(axis=0) + pad
-    return float(low[0]), float(high[0]), float(low[1]), float(high[1])
 
 
 def _grid_values(predict_fn: Callable[[jax.Array], Any], grid: jax.Array) -> np.ndarray:
@@ -233,7 +192,7 @@ def plot_decision_boundary(
         raise ValueError(f"resolution must be an int >= 2, got {resolution!r}")
     if probability is not None and not isinstance(probability, bool):
         raise TypeError(f"probability must be True, False or None, got {probability!r}")
-    figure, ax = _axes(ax)
+    figure, ax = _figure.axes(ax)
     shaded, label = _draw_boundary(predict_fn, data, ax, resolution, pad, line, probability)
     if shaded is not None and colorbar:
         bar = figure.colorbar(shaded, ax=ax, label=label)
@@ -254,7 +213,7 @@ def _draw_boundary(
     probability: bool | None,
 ) -> tuple[Any, str]:
     """Draws the regions, data and line; returns the shading (or None) and its label."""
-    x0, x1, y0, y1 = _bounds(np.asarray(data.x), pad)
+    x0, x1, y0, y1 = _figure.bounds(np.asarray(data.x), pad)
     u, v = np.meshgrid(np.linspace(x0, x1, resolution), np.linspace(y0, y1, resolution))
     grid = jnp.asarray(np.stack([u.ravel(), v.ravel()], axis=1), jnp.float32)
     values = _grid_values(predict_fn, grid).reshape(u.shape)
@@ -319,7 +278,7 @@ def plot_mistakes(
     """Mistakes per epoch of a perceptron run (the first ``epochs`` entries)."""
     count = int(epochs)
     mistakes = np.asarray(mistakes_per_epoch)[:count]
-    figure, ax = _axes(ax, (6.0, 3.5))
+    figure, ax = _figure.axes(ax, (6.0, 3.5))
     ax.plot(np.arange(1, count + 1), mistakes, marker="o" if count <= 50 else None)
     ax.set_xlabel("epoch")
     ax.set_ylabel("mistakes")
@@ -406,7 +365,7 @@ def plot_loss_curve(
                 "accuracy=True but the history has no accuracies (all NaN: a regression run)"
             )
     if ax is not None:
-        figure, loss_ax = _axes(ax)
+        figure, loss_ax = _figure.axes(ax)
         accuracy_ax = None
     elif accuracy:
         figure = Figure(figsize=(8.0, 6.0), layout="constrained")
@@ -414,7 +373,7 @@ def plot_loss_curve(
             2, 1, sharex=True, gridspec_kw={"height_ratios": [2, 1]}
         )
     else:
-        figure, loss_ax = _axes(None, (8.0, 6.0))
+        figure, loss_ax = _figure.axes(None, (8.0, 6.0))
         accuracy_ax = None
     train_loss = curves["train_loss"]
     assert train_loss is not None
@@ -524,7 +483,7 @@ def plot_gradient_heatmap(
         grid[row, : norm.size] = norm
     if annotate is None:
         annotate = grid.shape[0] <= 10 and grid.shape[1] <= 10
-    figure, ax = _axes(ax, (8.0, 6.0))
+    figure, ax = _figure.axes(ax, (8.0, 6.0))
     values = grid[np.isfinite(grid)]
     positive = values[values > 0]
     cmap = mpl.colormaps["viridis"].with_extremes(bad=(0.0, 0.0, 0.0, 0.0))
@@ -572,29 +531,6 @@ def plot_gradient_heatmap(
     ax.set_ylabel("layer (input → output)")
     ax.set_title(title)
     return figure
-
-
-def _extent(data: Dataset | None, extent: Any, pad: float) -> tuple[float, float, float, float]:
-    if extent is not None:
-        if data is not None:
-            raise ValueError("give data or extent, not both: extent would override the data")
-        try:
-            x0, x1, y0, y1 = (float(e) for e in extent)
-        except (TypeError, ValueError):
-            raise TypeError(
-                f"extent must be four numbers (x0, x1, y0, y1), got {extent!r}"
-            ) from None
-        if not all(math.isfinite(e) for e in (x0, x1, y0, y1)) or x0 >= x1 or y0 >= y1:
-            raise ValueError(
-                f"extent must be finite with x0 < x1 and y0 < y1, got {(x0, x1, y0, y1)}"
-            )
-        return x0, x1, y0, y1
-    if data is None:
-        return -2.5, 2.5, -2.5, 2.5
-    x = np.asarray(data.x)
-    if x.ndim != 2 or x.shape[1] != 2 or x.shape[0] == 0:
-        raise ValueError(f"data.x must have shape (n, 2) with n >= 1, got {x.shape}")
-    return _bounds(x, pad)
 
 
 def _check_neuron_model(model: Any, params: Any) -> tuple[int, ...]:
@@ -778,7 +714,7 @@ def plot_neuron_maps(
     pad_value: Any = pad
     if isinstance(pad_value, bool) or not isinstance(pad_value, numbers.Real) or not pad >= 0:
         raise ValueError(f"pad must be a number >= 0, got {pad!r}")
-    window = _extent(data, extent, float(pad))
+    window = _figure.window(data, extent, float(pad))
     x0, x1, y0, y1 = window
     u, v = np.meshgrid(np.linspace(x0, x1, resolution), np.linspace(y0, y1, resolution))
     grid = jnp.asarray(np.stack([u.ravel(), v.ravel()], axis=1), jnp.float32)
@@ -898,7 +834,7 @@ def plot_activation_comparison(
         cells = figure.add_gridspec(2, columns, height_ratios=[1.0, 1.2])
         loss_ax = figure.add_subplot(cells[0, :])
     else:
-        figure, loss_ax = _axes(None, (8.0, 6.0))
+        figure, loss_ax = _figure.axes(None, (8.0, 6.0))
     colours = mpl.rcParams["axes.prop_cycle"].by_key()["color"]
     for index, (name, curve) in enumerate(curves.items()):
         colour = colours[index % len(colours)]
@@ -919,487 +855,3 @@ def plot_activation_comparison(
         _draw_boundary_panels(figure, cells, panels, curves)
     figure.suptitle(title)
     return figure
-
-
-_Run = tuple[np.ndarray, np.ndarray, int, bool, bool]
-"""A visited path: ``(xs [steps + 1, d], values [steps + 1], steps, converged, diverged)``."""
-
-
-def _descent_paths(paths: Any) -> dict[str, _Run]:
-    """``{name: Path}`` -> ``{name: (xs, values, steps, converged, diverged)}``, visited part."""
-    if not isinstance(paths, Mapping) or not paths:
-        raise TypeError(
-            f"paths must be a non-empty mapping name -> descent.Path, got {type(paths).__name__}"
-        )
-    out = {}
-    for name, path in paths.items():
-        if not isinstance(path, Path):
-            raise TypeError(f"paths[{name!r}] must be an descent.Path, got {type(path).__name__}")
-        xs = np.asarray(path.xs, dtype=np.float64)
-        values = np.asarray(path.values, dtype=np.float64)
-        if xs.ndim not in (1, 2) or values.ndim != 1 or xs.shape[0] != values.shape[0]:
-            raise ValueError(
-                f"paths[{name!r}] must be a single path (xs [T] or [T, d], values [T]), "
-                f"got xs {xs.shape} and values {values.shape}; index a vmapped Path first"
-            )
-        steps = int(path.steps)
-        out[str(name)] = (
-            xs[: steps + 1].reshape(steps + 1, -1),
-            values[: steps + 1],
-            steps,
-            bool(path.converged),
-            bool(path.diverged),
-        )
-    return out
-
-
-def _descent_label(name: str, run: _Run) -> str:
-    _, values, steps, converged, diverged = run
-    status = ", converged" if converged else ", diverged" if diverged else ""
-    return f"{name}: {steps} steps{status}, f = {values[-1]:.3g}"
-
-
-# A path's last point: a star when it converged, a square when it stopped, a cross (diverged).
-_PATH_ENDS = {True: "*", False: "s"}
-
-
-def _check_paths_plot(
-    f: Any, paths: Any, kind: str, resolution: int | None, levels: int
-) -> tuple[dict[str, _Run], int, int]:
-    """Checks ``plot_optimization_paths``' arguments; returns the runs, dimension and resolution."""
-    if not callable(f):
-        raise TypeError(f"f must be a callable x -> scalar, got {type(f).__name__}")
-    if kind not in ("contour", "surface"):
-        raise ValueError(f"unknown kind {kind!r}; expected one of ['contour', 'surface']")
-    drawn = _descent_paths(paths)
-    dims = {xs.shape[1] for xs, *_ in drawn.values()}
-    if len(dims) != 1 or not dims <= {1, 2}:
-        raise ValueError(f"paths must all be of one or all of two variables, got {sorted(dims)}")
-    dim = dims.pop()
-    if resolution is None:
-        resolution = 60 if kind == "surface" else 200
-    if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 2:
-        raise ValueError(f"resolution must be an int >= 2, got {resolution!r}")
-    if isinstance(levels, bool) or not isinstance(levels, int) or levels < 2:
-        raise ValueError(f"levels must be an int >= 2, got {levels!r}")
-    return drawn, dim, resolution
-
-
-def _draw_paths_on_curve(
-    ax: Axes,
-    f: Callable[[jax.Array], Any],
-    drawn: dict[str, _Run],
-    window: tuple[float, float, float, float],
-    resolution: int,
-    marks: np.ndarray,
-) -> None:
-    """A function of one variable: its curve, each path's iterates on it, the minima."""
-    x0, x1, y0, y1 = window
-    colours = mpl.rcParams["axes.prop_cycle"].by_key()["color"]
-    u = np.linspace(x0, x1, resolution)
-    curve = np.asarray(jax.jit(jax.vmap(f))(jnp.asarray(u[:, None], jnp.float32)))
-    ax.plot(u, curve, color="0.3", linewidth=1.0, label="f")
-    for index, (name, run) in enumerate(drawn.items()):
-        xs, values, *_ = run
-        ax.plot(
-            xs[:, 0],
-            values,
-            "-o",
-            color=colours[index % len(colours)],
-            markersize=3,
-            linewidth=0.8,
-            label=_descent_label(name, run),
-        )
-    for point in marks:
-        ax.axvline(point[0], color="0.5", linestyle=":", linewidth=0.8)
-    ax.set_xlim(x0, x1)
-    ax.set_ylim(y0, y1)
-    ax.set_xlabel("$x$")
-    ax.set_ylabel("$f(x)$")
-    ax.legend(fontsize="small")
-
-
-def _surface_axes(ax: Axes | None) -> tuple[Figure, Any]:
-    """A new figure with one 3-D axes, or ``ax``'s figure when ``ax`` is a 3-D axes."""
-    if ax is None:
-        figure = Figure(figsize=(8.0, 6.5), layout="constrained")
-        return figure, figure.add_subplot(projection="3d")
-    if not hasattr(ax, "zaxis"):
-        raise TypeError("kind='surface' needs a 3-D axes (projection='3d')")
-    return _axes(ax)
-
-
-def _draw_paths_on_surface(
-    ax3: Any,
-    f: Callable[[jax.Array], Any],
-    surface: tuple[np.ndarray, np.ndarray, np.ndarray],
-    drawn: dict[str, _Run],
-    marks: np.ndarray,
-) -> None:
-    """A function of two variables as an mplot3d surface, each path at its values' height."""
-    u, v, z = surface
-    colours = mpl.rcParams["axes.prop_cycle"].by_key()["color"]
-    ax3.plot_surface(u, v, z, cmap="viridis", alpha=0.55, linewidth=0, antialiased=True)
-    for index, (name, run) in enumerate(drawn.items()):
-        xs, values, _, converged, diverged = run
-        colour = colours[index % len(colours)]
-        ax3.plot(
-            xs[:, 0], xs[:, 1], values, color=colour, linewidth=2.0, label=_descent_label(name, run)
-        )
-        ax3.scatter(xs[:1, 0], xs[:1, 1], values[:1], color=colour, marker="o", s=30)
-        ax3.scatter(
-            xs[-1:, 0],
-            xs[-1:, 1],
-            values[-1:],
-            color=colour,
-            s=60,
-            marker="x" if diverged else _PATH_ENDS[converged],
-        )
-    if marks.size:
-        heights = np.asarray(jax.vmap(f)(jnp.asarray(marks, jnp.float32)))
-        ax3.scatter(
-            marks[:, 0],
-            marks[:, 1],
-            heights,
-            marker="*",
-            s=120,
-            color="red",
-            edgecolors="k",
-            label="minimum",
-        )
-    ax3.set_zlabel("$f(x, y)$")
-
-
-def _draw_log_contours(
-    figure: Figure, ax: Axes, surface: tuple[np.ndarray, np.ndarray, np.ndarray], levels: int
-) -> None:
-    """Contour lines at log-spaced heights above the window's lowest value, with a colour bar."""
-    u, v, z = surface
-    offset = min(float(z.min()), 0.0)  # shift only a function that goes negative
-    height = z - offset
-    top = float(height.max()) if np.isfinite(height.max()) and height.max() > 0 else 1.0
-    positive = height[height > 0]
-    low = max(float(positive.min()) if positive.size else top * 1e-6, top * 1e-6)
-    contours = ax.contour(
-        u,
-        v,
-        np.maximum(height, low),
-        levels=np.geomspace(low, top, levels),
-        norm=LogNorm(vmin=low, vmax=top),
-        cmap="viridis",
-        linewidths=0.8,
-    )
-    label = "f" if offset == 0 else f"f − ({offset:.3g})"
-    bar = figure.colorbar(contours, ax=ax, label=f"{label} (log-spaced levels)")
-    ticks = [float(t) for t in np.geomspace(low, top, 6)]
-    bar.set_ticks(ticks, labels=[f"{t:.2g}" for t in ticks])
-    bar.minorticks_off()
-
-
-def _draw_paths_on_plane(ax: Axes, drawn: dict[str, _Run], marks: np.ndarray) -> None:
-    """Each path as a line from a circle (start) to its end mark, and the minima as stars."""
-    colours = mpl.rcParams["axes.prop_cycle"].by_key()["color"]
-    for index, (name, run) in enumerate(drawn.items()):
-        xs, _, steps, converged, diverged = run
-        colour = colours[index % len(colours)]
-        ax.plot(
-            xs[:, 0],
-            xs[:, 1],
-            "-",
-            color=colour,
-            linewidth=1.6,
-            marker="." if steps <= 200 else None,
-            markersize=4,
-            label=_descent_label(name, run),
-        )
-        ax.plot(xs[0, 0], xs[0, 1], "o", color=colour, markeredgecolor="k", markersize=7)
-        ax.plot(
-            xs[-1, 0],
-            xs[-1, 1],
-            "x" if diverged else _PATH_ENDS[converged],
-            color=colour,
-            markeredgecolor="k",
-            markersize=10,
-        )
-    if marks.size:
-        ax.plot(
-            marks[:, 0],
-            marks[:, 1],
-            "*",
-            color="red",
-            markeredgecolor="k",
-            markersize=14,
-            linestyle="none",
-            label="minimum",
-        )
-
-
-def plot_optimization_paths(
-    f: Callable[[jax.Array], Any],
-    paths: Mapping[str, Path],
-    *,
-    extent: tuple[float, float, float, float],
-    kind: str = "contour",
-    minima: Any = (),
-    resolution: int | None = None,
-    levels: int = 30,
-    ax: Axes | None = None,
-    title: str = "Optimization paths",
-) -> Figure:
-    """Optimization paths drawn over the objective: a 2-D contour map or a 3-D surface.
-
-    For a function of two variables, ``kind="contour"`` draws contour lines
-    at log-spaced heights above the lowest value in the window (so the flat
-    valleys near a minimum show) and each path as a line from a circle (start)
-    to its end: a star when it converged, a cross when it diverged, a square
-    otherwise. ``kind="surface"`` draws the surface with mplot3d and each path
-    at the height of its values. For a function of one variable the curve is
-    drawn with each path's iterates on it. ``f`` is evaluated on the whole grid
-    in one jitted ``vmap`` call; paths that leave the window are clipped.
-
-    Args:
-        f: the objective, e.g. ``descent.rosenbrock``.
-        paths: ``{name: descent.Path}``, e.g. from :func:`dlvr_jax.descent.compare`.
-        extent: the window ``(x0, x1, y0, y1)``; for one variable, the ``x``
-            range and the ``f`` range.
-        kind: ``"contour"`` or ``"surface"`` (two variables only).
-        minima: points to mark, e.g. ``descent.OBJECTIVES[name].minima``.
-        resolution: grid points per axis (default 200 for contours, 60 for surfaces).
-        levels: number of contour levels, ``>= 2``.
-        ax: draw into this axes (a ``projection="3d"`` one for surfaces).
-        title: the axes title.
-
-    Raises:
-        TypeError: ``f`` not callable, ``paths`` not a mapping of paths, bad ``extent``.
-        ValueError: unknown ``kind``, paths of mixed or unsupported dimension,
-            a surface for one variable, bad ``resolution`` or ``levels``.
-    """
-    drawn, dim, resolution = _check_paths_plot(f, paths, kind, resolution, levels)
-    window = _extent(None, extent, 0.0)
-    x0, x1, y0, y1 = window
-    marks = np.asarray(minima, dtype=np.float64).reshape(-1, dim)
-    if dim == 1:
-        if kind == "surface":
-            raise ValueError("kind='surface' needs a function of two variables; use 'contour'")
-        figure, ax = _axes(ax, (7.0, 5.0))
-        _draw_paths_on_curve(ax, f, drawn, window, resolution, marks)
-        ax.set_title(title)
-        return figure
-    u, v = np.meshgrid(np.linspace(x0, x1, resolution), np.linspace(y0, y1, resolution))
-    grid = jnp.asarray(np.stack([u.ravel(), v.ravel()], axis=1), jnp.float32)
-    z = np.asarray(jax.jit(jax.vmap(f))(grid), dtype=np.float64).reshape(u.shape)
-    if kind == "surface":
-        figure, ax3 = _surface_axes(ax)
-        _draw_paths_on_surface(ax3, f, (u, v, z), drawn, marks)
-        ax3.set_xlim(x0, x1)
-        ax3.set_ylim(y0, y1)
-        ax3.set_xlabel("$x$")
-        ax3.set_ylabel("$y$")
-        ax3.legend(fontsize="small", loc="upper left")
-        ax3.set_title(title)
-        return figure
-    figure, ax = _axes(ax, (7.0, 6.0))
-    _draw_log_contours(figure, ax, (u, v, z), levels)
-    _draw_paths_on_plane(ax, drawn, marks)
-    ax.set_xlim(x0, x1)
-    ax.set_ylim(y0, y1)
-    ax.set_xlabel("$x$")
-    ax.set_ylabel("$y$")
-    ax.legend(fontsize="small")
-    ax.set_title(title)
-    return figure
-
-
-def plot_convergence(
-    paths: Mapping[Any, Path],
-    f_star: float,
-    *,
-    floor: float = 1e-12,
-    log_steps: bool = False,
-    title: str = "Convergence: f − f* against the step",
-) -> Figure:
-    """The gap ``f(x_k) − f*`` on a log scale against the step, for many runs.
-
-    With keys ``(learning_rate, batch_size)`` (as :func:`dlvr_jax.descent.convergence_grid`
-    returns) there is one panel per batch size and one colour per learning rate,
-    the same in every panel; with any other keys (e.g. optimizer names), one
-    panel with one line per run. A diverged run ends in a cross.
-
-    Args:
-        paths: ``{(learning_rate, batch_size): Path}`` or ``{name: Path}``.
-        f_star: the minimum value, finite (e.g. ``descent.least_squares_solution(problem)[1]``).
-        floor: gaps below this (rounding) are drawn at it, ``> 0``.
-        log_steps: a logarithmic step axis.
-        title: the figure title.
-
-    Raises:
-        TypeError: ``paths`` is not a mapping of paths.
-        ValueError: a non-finite ``f_star`` or ``floor <= 0``.
-    """
-    f_star_value: Any = f_star
-    if isinstance(f_star_value, bool) or not isinstance(
-        f_star_value, numbers.Real | np.ndarray | jax.Array
-    ):
-        raise TypeError(f"f_star must be a real number, got {f_star!r}")
-    f_star = float(f_star_value)
-    if not math.isfinite(f_star):
-        raise ValueError(f"f_star must be finite (an objective with a minimum), got {f_star}")
-    floor_value: Any = floor
-    if isinstance(floor_value, bool) or not isinstance(floor_value, numbers.Real) or floor <= 0:
-        raise ValueError(f"floor must be a number > 0, got {floor!r}")
-    if not isinstance(paths, Mapping) or not paths:
-        raise TypeError(
-            f"paths must be a non-empty mapping -> descent.Path, got {type(paths).__name__}"
-        )
-    grid = all(isinstance(k, tuple) and len(k) == 2 for k in paths)
-    drawn = _descent_paths({str(k): v for k, v in paths.items()})
-    runs = list(zip(paths, drawn.values(), strict=True))
-    if grid:
-        batches = sorted({k[1] for k in paths})
-        rates = sorted({k[0] for k in paths})
-    else:
-        batches, rates = [None], [str(k) for k in paths]
-    figure = Figure(figsize=(max(6.0, 4.5 * len(batches)), 4.8), layout="constrained")
-    axes = figure.subplots(1, len(batches), sharey=True, squeeze=False)[0]
-    colours = mpl.rcParams["axes.prop_cycle"].by_key()["color"]
-    for key, (_, values, steps, _, diverged) in runs:
-        column = batches.index(key[1]) if grid else 0
-        index = rates.index(key[0] if grid else str(key))
-        colour = colours[index % len(colours)]
-        ax = axes[column]
-        gap = np.maximum(values - f_star, floor)
-        name = f"η = {key[0]:g}" if grid else str(key)
-        ax.plot(
-            np.arange(steps + 1),
-            gap,
-            color=colour,
-            label=name + (" (diverged)" if diverged else ""),
-        )
-        if diverged:
-            ax.plot(steps, gap[-1], "x", color=colour, markersize=9)
-    for column, ax in enumerate(axes):
-        ax.set_yscale("log")
-        if log_steps:
-            ax.set_xscale("symlog", linthresh=1.0)
-        ax.set_xlabel("step (parameter update)")
-        if grid:
-            ax.set_title(f"batch size {batches[column]}")
-        ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize="small")
-    axes[0].set_ylabel("f − f*")
-    figure.suptitle(title)
-    return figure
-
-
-# ----------------------------------------------------------------------------
-# Tensor figures: matmul scaling.
-
-_MATMUL_STYLES = {
-    "matmul_blocked": ("#d62728", "o"),
-    "jnp.matmul": ("#1f4fd1", "s"),
-    "numpy": ("#2ca02c", "^"),
-    "matmul_naive": ("#7f7f7f", "x"),
-}
-
-
-def plot_sweep_heatmap(
-    rows: Any,
-    *,
-    metrics: tuple[str, ...] = ("test_accuracy", "test_loss"),
-    title: str = "Sensitivity: learning rate × batch size",
-) -> Figure:
-    """Heatmaps of final metrics over learning rate × batch size: mean (top) and spread (bottom).
-
-    Each cell is the mean over seeds of the metric at the end of training; the
-    row below shows the standard deviation over the seeds. Cells where every
-    seed diverged are grey and marked ``div``.
-
-    Args:
-        rows: the table of :func:`dlvr_jax.parallel.sweep_table`.
-        metrics: the columns to show (each a panel pair).
-        title: the figure title.
-    """
-    if not isinstance(metrics, tuple) or not metrics:
-        raise TypeError(f"metrics must be a non-empty tuple of column names, got {metrics!r}")
-    summaries = [parallel.sweep_summary(rows, metric) for metric in metrics]
-    xs, ys = summaries[0][0], summaries[0][1]
-    figure = Figure(
-        figsize=(max(6.0, 0.55 * len(xs) + 2.5) * len(metrics), 2.0 + 1.3 * len(ys) * 2),
-        layout="constrained",
-    )
-    axes = figure.subplots(2, len(metrics), squeeze=False)
-    for column, (metric, (_, _, mean, std, count)) in enumerate(
-        zip(metrics, summaries, strict=True)
-    ):
-        for row, (values, label) in enumerate(((mean, "mean"), (std, "std over seeds"))):
-            ax = axes[row, column]
-            reverse = "loss" in metric and row == 0
-            cmap = mpl.colormaps["viridis_r" if reverse else "viridis"].with_extremes(bad="0.8")
-            image = ax.imshow(
-                np.ma.masked_invalid(values), aspect="auto", cmap=cmap, origin="lower"
-            )
-            figure.colorbar(image, ax=ax, shrink=0.85)
-            for i in range(len(ys)):
-                for j in range(len(xs)):
-                    if count[i, j] == 0:
-                        text, colour = "div", "black"
-                    else:
-                        text = f"{values[i, j]:.2f}"
-                        red, green, blue, _ = image.cmap(image.norm(values[i, j]))
-                        bright = 0.299 * red + 0.587 * green + 0.114 * blue > 0.5
-                        colour = "black" if bright else "white"
-                    ax.text(j, i, text, ha="center", va="center", fontsize=7, color=colour)
-            ax.set_xticks(range(len(xs)), [f"{v:.0e}" for v in xs], rotation=60, fontsize=7)
-            ax.set_yticks(range(len(ys)), [str(v) for v in ys])
-            ax.set_xlabel("learning rate")
-            ax.set_ylabel("batch size")
-            ax.set_title(f"{metric.replace('_', ' ')}: {label}")
-    figure.suptitle(title)
-    return figure
-
-
-def plot_matmul_scaling(
-    results: Mapping[str, Any],
-    *,
-    ax: Axes | None = None,
-    title: str | None = None,
-) -> Figure:
-    """GFLOP/s against n (log-log), one line per method, from the matmul benchmark.
-
-    ``results`` is what ``python -m benchmarks matmul`` writes to
-    ``results.json``: a mapping with a ``"square"`` list of rows
-    ``{"method", "n", "gflops", ...}`` (and optionally ``"platform"``).
-    """
-    if not isinstance(results, Mapping) or not isinstance(results.get("square"), list):
-        raise TypeError(
-            "results must be a mapping with a 'square' list of rows, as written by "
-            f"`python -m benchmarks matmul`, got {type(results).__name__}"
-        )
-    curves: dict[str, list[tuple[int, float]]] = {}
-    for row in results["square"]:
-        if not isinstance(row, Mapping) or not {"method", "n", "gflops"} <= set(row):
-            raise ValueError(f"each row needs 'method', 'n' and 'gflops', got {row!r}")
-        curves.setdefault(str(row["method"]), []).append((int(row["n"]), float(row["gflops"])))
-    if not curves:
-        raise ValueError("results['square'] is empty: nothing to plot")
-    figure, ax = _axes(ax, (6.5, 4.5))
-    for method, points in curves.items():
-        n, gflops = zip(*sorted(points), strict=True)
-        color, marker = _MATMUL_STYLES.get(method, (None, "."))
-        ax.plot(n, gflops, marker=marker, color=color, label=method)
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
-    ax.set_xlabel("n (float32 [n, n] @ [n, n])")
-    ax.set_ylabel("GFLOP/s (2n³ / time)")
-    platform = results.get("platform", "")
-    ax.set_title(title or f"Matrix multiplication on {platform or 'the default device'}")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize="small")
-    return figure
-
-
-def save(figure: Figure, path: str | os.PathLike[str], *, dpi: int = 100) -> None:
-    """Saves ``figure`` to ``path`` atomically; the format follows the file suffix."""
-    suffix = os.path.splitext(os.fspath(path))[1].lstrip(".") or "png"
-    options: dict[str, Any] = {"pil_kwargs": _PNG_OPTIONS} if suffix.lower() == "png" else {}
-    _io.write_atomic(path, lambda stream: figure.savefig(stream, format=suffix, dpi=dpi, **options))
