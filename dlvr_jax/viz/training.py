@@ -1,12 +1,14 @@
 """The chapter's figures: a dataset, a model over the plane, and its training.
 
-- :func:`plot_dataset`, :func:`plot_decision_boundary`: a :class:`~dlvr_jax.data.Dataset`
-  and a ``predict_fn(float32[m, 2]) -> float[m]`` (labels, scores or ``P(class 1)``).
-- :func:`plot_mistakes`: a perceptron run's mistakes per epoch.
-- :func:`plot_loss_curve`, :func:`plot_activation_comparison`: :class:`~dlvr_jax.train.History`.
-- :func:`plot_gradient_heatmap`: a gradient pytree shaped like the params (layers × units).
-- :func:`plot_neuron_maps`: a :class:`~dlvr_jax.models.MLP` and its params (every unit's output
-  over the plane, the TensorFlow Playground's picture).
+The contract (each returns a :class:`~matplotlib.figure.Figure`; most take ``ax=`` too)::
+
+    plot_dataset(data)                                        points by class (or target)
+    plot_decision_boundary(predict_fn, data, line=None)       regions, or P(class 1), and points
+    plot_mistakes(mistakes_per_epoch, epochs)                 a perceptron run's mistakes
+    plot_loss_curve(history)                                  loss (and accuracy) per epoch
+    plot_gradient_heatmap(grads)                              layers × units, log scale
+    plot_neuron_maps(model, params, data=None)                every unit over the plane
+    plot_activation_comparison(histories, boundaries=None)    runs side by side
 
 Import them from :mod:`dlvr_jax.viz`.
 """
