@@ -47,10 +47,9 @@ Examples:
 from __future__ import annotations
 
 import dataclasses
-import functools
 import warnings
-from collections.abc import Callable
-from typing import Any, NamedTuple, cast
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple, Protocol, Required, TypedDict, Unpack, cast
 
 import flax.linen as nn
 import jax
@@ -60,29 +59,38 @@ import optax
 from flax import struct
 from jax import lax
 
+from dlvr_jax import _compiled, _xla, losses, models
 from dlvr_jax import _validate as check
-from dlvr_jax import _xla, losses, models
 from dlvr_jax import data as data_module
 from dlvr_jax.data import Dataset
 
 __all__ = [
+    "LOOP_ON_NAN",
     "ON_NAN",
+    "OPTIONS",
     "Batch",
+    "Cancel",
+    "Cancelled",
     "Chunk",
     "EpochRecord",
     "Evaluation",
     "FitArgs",
+    "FitOptions",
     "FitPlan",
     "History",
     "ModuleApply",
     "Progress",
     "Sharding",
+    "StateOptions",
     "StepMetrics",
+    "SweepOptions",
     "TrainState",
     "TrainingDiverged",
     "check_dataset",
     "check_fit",
     "check_model",
+    "check_options",
+    "check_sample_weight",
     "compiled_run",
     "concatenate",
     "evaluate_state",
@@ -94,6 +102,7 @@ __all__ = [
     "metric",
     "pad_to_batches",
     "prepare",
+    "program_key",
     "run",
     "run_epochs",
     "train_step",
@@ -102,6 +111,9 @@ __all__ = [
 
 ON_NAN = ("raise", "stop")
 """What a fit may do when the loss or parameters become NaN/inf."""
+
+LOOP_ON_NAN = (*ON_NAN, "keep")
+"""What :func:`loop` accepts: a fit's :data:`ON_NAN`, or ``"keep"`` (no recovery, for sweeps)."""
 
 # Typed handles on JAX functions that mypy sees as untyped.
 _psum: Callable[..., Any] = lax.psum
@@ -124,6 +136,30 @@ class TrainingDiverged(FloatingPointError):
         self.epoch = epoch
         self.state = state
         self.history = history
+
+
+class Cancelled(Exception):
+    """Training was stopped between two chunks because its ``cancel`` was set.
+
+    Attributes:
+        epochs: the epochs this call completed before it stopped.
+        state: the state after them (the starting state if none ran).
+        history: their history, or None if no chunk ran.
+    """
+
+    def __init__(self, epochs: int, state: Any, history: History | None) -> None:
+        super().__init__(f"training cancelled after {epochs} epochs")
+        self.epochs = epochs
+        self.state = state
+        self.history = history
+
+
+class Cancel(Protocol):
+    """What a fit's ``cancel`` is: anything with ``is_set()``, e.g. a ``threading.Event``."""
+
+    def is_set(self) -> bool:
+        """Whether training should stop at the next chunk boundary."""
+        ...
 
 
 @struct.dataclass
@@ -250,6 +286,120 @@ Progress = Callable[[int, int, History], None]
 
 
 # ----------------------------------------------------------------------------
+# The training options: declared once, here.
+
+
+class _LossOptions(TypedDict, total=False):
+    """The loss and the task (see :class:`FitOptions`)."""
+
+    loss: str | Callable[..., jax.Array]
+    task: str | None
+
+
+class StateOptions(_LossOptions, total=False):
+    """The options a fresh :class:`TrainState` records (see :class:`FitOptions`).
+
+    ``dlvr_jax.train.create_train_state`` takes them: ``loss``, ``task``, ``l1``, ``l2``.
+    """
+
+    l1: float
+    l2: float
+
+
+class _RunOptions(_LossOptions, total=False):
+    """The options a fit and a sweep share (see :class:`FitOptions` for each one)."""
+
+    epochs: Required[int]
+    batch_size: int | None
+    test: Dataset | None
+    chunk_epochs: int | None
+    cancel: Cancel | None
+
+
+class FitOptions(_RunOptions, StateOptions, total=False):
+    """The training options of a fit, declared once for every door.
+
+    ``train.fit``, ``parallel.fit_pmap``, ``parallel.fit_sharded``,
+    :func:`check_fit` and :func:`prepare` all take them as keywords
+    (``**options: Unpack[FitOptions]``); a door that builds them passes a dict
+    (``train.fit(key, model, optimizer, data, **options)``).
+
+    Keys:
+        epochs: passes over the data in this call, ``>= 1`` (required).
+        batch_size: examples per step; None (default) for full batch. The last
+            minibatch of an epoch is padded and masked when ``batch_size`` does
+            not divide ``n``, so every example counts once.
+        loss: ``cross_entropy`` (default), ``binary_cross_entropy``, ``hinge``,
+            ``mse`` or a callable ``loss(outputs, targets, weights)``.
+        task: ``"classification"`` or ``"regression"``; default from ``loss``
+            (:func:`dlvr_jax.losses.task`).
+        l1: weight of the L1 penalty on the weight matrices (default 0).
+        l2: weight of the L2 penalty on the weight matrices (default 0).
+        test: an optional held-out dataset, evaluated after every epoch.
+        sample_weight: ``float[n]``, each example's weight in the loss and the
+            accuracy (>= 0, finite, not all zero); default: all 1.
+        state: continue from this :class:`TrainState` (resume) instead of
+            initialising from the key; ``n`` epochs and a resume for ``m``
+            more are bit-identical to one run of ``n + m``.
+        on_nan: ``"raise"`` (default) raises :class:`TrainingDiverged`;
+            ``"stop"`` warns and returns the state before the bad epoch.
+        progress: ``progress(epochs_done, epochs, history)``, on the host after each chunk.
+        chunk_epochs: epochs per compiled chunk (default: all in one); chunked
+            and unchunked runs give bit-identical results.
+        cancel: anything with ``is_set()`` (a ``threading.Event``), checked
+            before each chunk; once set, the fit raises :class:`Cancelled`
+            carrying what it had done.
+        pad_batches: pad the training set to whole batches
+            (:func:`pad_to_batches`), so that sizes with the same number of
+            batches share one compiled loop, with the bits of the unpadded run
+            (default False: padding costs a copy of the training set).
+    """
+
+    sample_weight: Any
+    state: TrainState | None
+    on_nan: str
+    progress: Progress | None
+    pad_batches: bool
+
+
+class SweepOptions(_RunOptions, total=False):
+    """The training options of :func:`dlvr_jax.parallel.sweep`: a fit's, with grids of penalties.
+
+    Keys: as :class:`FitOptions`, except that ``l1`` and ``l2`` may be one
+    value or a grid of values (each model trains one combination).
+    """
+
+    l1: float | Sequence[float]
+    l2: float | Sequence[float]
+
+
+OPTIONS = tuple(FitOptions.__annotations__)
+"""The names of the training options (the keys of :class:`FitOptions`)."""
+
+
+def check_options(
+    owner: str,
+    options: Mapping[str, Any],
+    allowed: Any = FitOptions,
+    required: tuple[str, ...] = ("epochs",),
+) -> None:
+    """Raises ``TypeError`` for an option ``owner`` does not take, or a missing required one.
+
+    ``allowed`` is the TypedDict of the options ``owner`` takes.
+    """
+    known = tuple(allowed.__annotations__)
+    for name in options:
+        if name not in known:
+            raise TypeError(
+                f"{owner}() got an unexpected keyword argument {name!r}; its training options "
+                f"are {', '.join(known)}"
+            )
+    for name in required:
+        if name not in options:
+            raise TypeError(f"{owner}() missing the required keyword argument {name!r}")
+
+
+# ----------------------------------------------------------------------------
 # History: one definition over every per-epoch field.
 
 
@@ -324,7 +474,7 @@ def _init(
     )
 
 
-@functools.cache
+@_compiled.memoize
 def _compiled_init(platform: str | None) -> Callable[..., Any]:
     """:func:`_init` under ``jit``; on a ``platform``, compiled for compile time (it runs
     once per fit). None: the plain ``jit`` for a call inside a transform, where a nested
@@ -498,26 +648,38 @@ def _train_epoch(
     batch_size: int,
     sharding: Sharding | None = None,
     count: jax.Array | None = None,
+    weights: jax.Array | None = None,
 ) -> tuple[TrainState, EpochRecord, Any]:
     """One pass over ``data`` in shuffled minibatches (the last one padded and masked).
 
     The order is :func:`dlvr_jax.data.batch_order` under ``fold_in(state.key, 0)``
     (what :func:`dlvr_jax.train.minibatches` documents). With ``count``, only
     the first ``count`` rows of ``data`` are examples (see :func:`pad_to_batches`).
+    With ``weights`` (one per row), each example's loss and accuracy count with
+    its weight, and the epoch's means are weighted means.
     """
     n = data.x.shape[0]
     if batch_size == n and sharding is None and count is None:
         # Full batch: no shuffle, no padding, no gather.
-        state, metrics = train_step(state, Batch(data.x, data.y))
+        state, metrics = train_step(state, Batch(data.x, data.y, weights))
+        total: Any = n if weights is None else jnp.sum(weights)
         state, record = _finish_epoch(
-            state, test, n, metrics.loss * n, metrics.accuracy * n, layer_norms(metrics.grads)
+            state,
+            test,
+            total,
+            metrics.loss * total,
+            metrics.accuracy * total,
+            layer_norms(metrics.grads),
         )
         return state, record, metrics.grads
     index, mask = data_module.batch_order(
         jax.random.fold_in(state.key, 0), state.epoch, n, batch_size, remainder="pad", count=count
     )
-    padded = count is not None or index.size > n
+    padded = count is not None or index.size > n or weights is not None
     examples: Any = n if count is None else count
+    if weights is not None:
+        mask = mask * weights[index]
+        examples = jnp.sum(weights)
     if sharding is not None:
         extra = -batch_size % sharding.shards
         if extra:
@@ -566,6 +728,7 @@ def run_epochs(
     batch_size: int,
     sharding: Sharding | None = None,
     count: jax.Array | None = None,
+    weights: jax.Array | None = None,
 ) -> tuple[TrainState, EpochRecord, Any, jax.Array]:
     """``epochs`` epochs in one ``lax.scan``, noting the first that produces NaN/inf.
 
@@ -582,13 +745,16 @@ def run_epochs(
     :func:`pad_to_batches` makes it; the run is bit-identical to the run on
     the unpadded examples, and one compiled program serves every count that
     pads to the same size. Not with ``sharding``.
+
+    ``weights`` (``float32[n]``, one per row of ``data``, 0 for padding): each
+    example's weight in the loss and the accuracy (a fit's ``sample_weight``).
     """
     if count is not None and sharding is not None:
         raise ValueError("count and sharding cannot be combined: shard the unpadded data")
 
     def one_epoch(carry: Any, index: jax.Array) -> Any:
         state, _, first_bad = carry
-        state, record, grads = _train_epoch(state, data, test, batch_size, sharding, count)
+        state, record, grads = _train_epoch(state, data, test, batch_size, sharding, count, weights)
         finite = jnp.isfinite(record.train_loss) & _all_finite(state.params)
         first_bad = jnp.where((first_bad < 0) & ~finite, index, first_bad)
         return (state, grads, first_bad), record
@@ -605,7 +771,7 @@ def compiled_run(platform: str) -> Callable[..., Any]:
     return _compiled_run(platform)
 
 
-@functools.cache
+@_compiled.memoize
 def _compiled_run(platform: str) -> Callable[..., Any]:
     return jax.jit(
         run_epochs,
@@ -621,10 +787,43 @@ def run(
     epochs: int,
     batch_size: int,
     count: jax.Array | None = None,
+    weights: jax.Array | None = None,
 ) -> tuple[TrainState, EpochRecord, Any, jax.Array]:
-    """:func:`run_epochs`, compiled, on the default device (a seam tests may patch)."""
-    compiled = compiled_run(jax.default_backend())
-    return cast(Any, compiled(state, data, test, epochs=epochs, batch_size=batch_size, count=count))
+    """:func:`run_epochs`, compiled, on the default device (a seam tests may patch).
+
+    Each program it compiles is noted in the registry (:mod:`dlvr_jax._compiled`),
+    so the programs of a long-running process stay bounded.
+    """
+    platform = jax.default_backend()
+    _compiled.note(program_key(state, data, test, epochs, batch_size, count, weights))
+    compiled = compiled_run(platform)
+    return cast(
+        Any,
+        compiled(
+            state, data, test, epochs=epochs, batch_size=batch_size, count=count, weights=weights
+        ),
+    )
+
+
+def program_key(
+    state: TrainState,
+    data: Dataset,
+    test: Dataset | None,
+    epochs: int,
+    batch_size: int,
+    count: jax.Array | None = None,
+    weights: jax.Array | None = None,
+) -> tuple[Any, ...]:
+    """What decides whether :func:`run` compiles: two calls with equal keys share one program.
+
+    The static parts of the state (model, optimizer, loss, task), the shapes and
+    dtypes of everything else, and the static sizes: the identity rule that
+    ``docs/contributing.md`` states.
+    """
+    leaves, structure = jax.tree.flatten((state, data, test, count, weights))
+    shapes = tuple((getattr(leaf, "shape", ()), str(getattr(leaf, "dtype", type(leaf))))
+                   for leaf in leaves)  # fmt: skip
+    return (jax.default_backend(), structure, shapes, epochs, batch_size)
 
 
 def pad_to_batches(
@@ -671,52 +870,96 @@ def loop(
     epochs: int,
     chunk: int,
     on_nan: str,
-    progress: Progress | None,
+    progress: Progress | None = None,
+    cancel: Cancel | None = None,
+    pieces: Callable[[int], Sequence[int]] | None = None,
+    epoch_axis: int = 0,
 ) -> tuple[Any, History]:
-    """The host loop of a fit around a compiled ``run_chunk(state, epochs)``.
+    """The host loop of every fit, sweep and Playground session, around a compiled chunk.
 
-    Runs ``epochs`` epochs in chunks of ``chunk``, calls ``progress`` after
-    each, and on the first non-finite epoch runs the chunk again up to the
-    epoch before it: then raises :class:`TrainingDiverged` (``on_nan="raise"``)
-    or warns and returns the last good state (``"stop"``). ``run_chunk``
+    Runs ``epochs`` epochs as ``run_chunk(state, n)`` in chunks of ``chunk``
+    and calls ``progress(done, epochs, history)`` after each. ``run_chunk``
     returns what :func:`run_epochs` does; the state may be in any form (e.g.
-    replicated across devices), the rest must be host-readable.
+    replicated across devices, or one per model of a sweep), the rest must be
+    host-readable, with the epochs along ``epoch_axis`` of each record.
+
+    Stopping: ``cancel.is_set()`` is checked before every chunk; once set,
+    :class:`Cancelled` is raised, carrying the epochs done, their state and
+    history. A chunk that has started runs to its end, so a door that must stop
+    within a time sizes its chunks to it.
+
+    NaN/inf: on the first non-finite epoch, the good epochs of the chunk run
+    again from its start, as chunks of the sizes ``pieces(bad)`` (default one
+    chunk of ``bad`` epochs; a door that has programs of some sizes compiled
+    gives those), which is bit-identical; then ``on_nan="raise"`` raises
+    :class:`TrainingDiverged`, ``"stop"`` warns and returns the last good state.
+    ``"keep"`` does no recovery (a sweep's models each note their own).
     """
+    check.choice("on_nan", on_nan, LOOP_ON_NAN)
     history: History | None = None
+
+    def join(part: History) -> History:
+        if history is None:
+            return part
+        return map_epochs(lambda a, b: jnp.concatenate([a, b], axis=epoch_axis), history, part)
+
     done = 0
     while done < epochs:
+        if cancel is not None and cancel.is_set():
+            raise Cancelled(done, state, history)
         length = min(chunk, epochs - done)
         start = state
         state, records, grads, first_bad = run_chunk(start, length)
-        bad = int(first_bad)
+        bad = -1 if on_nan == "keep" else int(first_bad)
         if bad >= 0:
-            # Run the good epochs of this chunk again: the state before the bad one.
-            if bad > 0:
-                state, records, grads, _ = run_chunk(start, bad)
-            else:
-                state = start
-                grads = jax.tree.map(lambda g: jnp.zeros(g.shape, g.dtype), grads)
-                if history is not None:
-                    grads = history.final_grads
-            part = truncate(history_from(records, grads), bad)
-            history = part if history is None else concatenate(history, part)
-            epoch = done + bad + 1
-            if on_nan == "raise":
-                raise TrainingDiverged(epoch, state, history)
-            warnings.warn(
-                f"training stopped at epoch {epoch}: loss or parameters became "
-                "NaN/inf; returning the state from before that epoch",
-                RuntimeWarning,
-                stacklevel=3,
-            )
+            state, part = _recover(start, run_chunk, bad, records, grads, pieces)
+            if bad == 0 and history is not None:  # nothing of this chunk is kept
+                part = part._replace(final_grads=history.final_grads)
+            history = join(part)
+            _diverged(on_nan, done + bad + 1, state, history)
             return state, history
-        part = history_from(records, grads)
-        history = part if history is None else concatenate(history, part)
+        history = join(history_from(records, grads))
         done += length
         if progress is not None:
             progress(done, epochs, history)
     assert history is not None
     return state, history
+
+
+def _recover(
+    start: Any,
+    run_chunk: Chunk,
+    bad: int,
+    records: EpochRecord,
+    grads: Any,
+    pieces: Callable[[int], Sequence[int]] | None,
+) -> tuple[Any, History]:
+    """The state before a chunk's first bad epoch (run again from ``start``) and its history.
+
+    With ``bad == 0`` nothing runs: the history is the chunk's, with no epochs,
+    and zero gradients.
+    """
+    if bad == 0:
+        zeros = jax.tree.map(lambda g: jnp.zeros(g.shape, g.dtype), grads)
+        return start, truncate(history_from(records, zeros), 0)
+    state, part = start, None
+    for size in [bad] if pieces is None else pieces(bad):
+        state, piece, grads, _ = run_chunk(state, size)
+        more = history_from(piece, grads)
+        part = more if part is None else concatenate(part, more)
+    assert part is not None
+    return state, part
+
+
+def _diverged(on_nan: str, epoch: int, state: Any, history: History) -> None:
+    if on_nan == "raise":
+        raise TrainingDiverged(epoch, state, history)
+    warnings.warn(
+        f"training stopped at epoch {epoch}: loss or parameters became "
+        "NaN/inf; returning the state from before that epoch",
+        RuntimeWarning,
+        stacklevel=4,
+    )
 
 
 # ----------------------------------------------------------------------------
@@ -744,8 +987,9 @@ def check_dataset(
 ) -> Dataset:
     """``dataset`` as a float32/int32 :class:`~dlvr_jax.data.Dataset` fit for ``loss_fn``.
 
-    Regression targets become float32; class labels must be integers in range
-    for the model's outputs (when they can be read: not under a transform).
+    Regression targets become float32 (``[n]``, or ``[n, k]`` for a model of
+    ``k`` outputs); class labels must be integers in range for the model's
+    outputs (when they can be read: not under a transform).
 
     Raises:
         TypeError, ValueError: naming ``name``, the value and what is expected.
@@ -753,7 +997,7 @@ def check_dataset(
     if not (hasattr(dataset, "x") and hasattr(dataset, "y")):
         raise TypeError(f"{name} must be a Dataset(x, y), got {type(dataset).__name__}")
     x = check.array(f"{name}.x", dataset.x, ndim=2)
-    y = check.array(f"{name}.y", dataset.y, ndim=1)
+    y = check.array(f"{name}.y", dataset.y, ndim=(1, 2) if task == "regression" else 1)
     if x.shape[0] == 0:
         raise ValueError(f"{name} is empty: {name}.x has shape {x.shape}")
     if y.shape[0] != x.shape[0]:
@@ -763,10 +1007,11 @@ def check_dataset(
         )
     n_outputs = _n_outputs(model)
     if task == "regression":
-        if n_outputs not in (None, 1):
+        targets = 1 if y.ndim == 1 else y.shape[1]
+        if n_outputs not in (None, targets):
             raise ValueError(
-                f"loss {_loss_name(loss_fn)!r} needs a model with n_outputs=1 for regression, "
-                f"got {n_outputs}"
+                f"loss {_loss_name(loss_fn)!r} needs a model with n_outputs={targets} for "
+                f"{targets} regression target(s) per example, got {n_outputs}"
             )
         return Dataset(x.astype(jnp.float32), y.astype(jnp.float32))
     if not jnp.issubdtype(y.dtype, jnp.integer):
@@ -792,7 +1037,7 @@ def check_dataset(
 
 
 class FitArgs(NamedTuple):
-    """A fit's arguments, checked (see :func:`check_fit`).
+    """A fit's options, checked (see :func:`check_fit`).
 
     Attributes:
         data: the training set, float32 features and int32 labels (float32 targets).
@@ -805,6 +1050,10 @@ class FitArgs(NamedTuple):
         l2: the L2 weight, a float >= 0.
         chunk: epochs per compiled chunk.
         on_nan: one of :data:`ON_NAN`.
+        weights: the sample weights as ``float32[n]``, or None.
+        progress: the progress callback, or None.
+        cancel: the cancellation token, or None.
+        pad_batches: whether to pad the training set to whole batches.
     """
 
     data: Dataset
@@ -817,6 +1066,10 @@ class FitArgs(NamedTuple):
     l2: float
     chunk: int
     on_nan: str
+    weights: jax.Array | None = None
+    progress: Progress | None = None
+    cancel: Cancel | None = None
+    pad_batches: bool = False
 
 
 def check_model(model: Any, optimizer: Any) -> None:
@@ -832,50 +1085,98 @@ def check_model(model: Any, optimizer: Any) -> None:
         )
 
 
-def check_fit(
-    model: Any,
-    optimizer: Any,
-    data: Any,
-    *,
-    epochs: Any,
-    batch_size: Any = None,
-    loss: Any = "cross_entropy",
-    task: Any = None,
-    l1: Any = 0.0,
-    l2: Any = 0.0,
-    test: Any = None,
-    on_nan: Any = "raise",
-    chunk_epochs: Any = None,
-) -> FitArgs:
-    """Checks a fit's arguments on the host, before anything is traced.
+def check_fit(model: Any, optimizer: Any, data: Any, **options: Unpack[FitOptions]) -> FitArgs:
+    """Checks a fit's arguments and :class:`FitOptions` on the host, before anything is traced.
 
     Raises:
         TypeError, ValueError: naming the argument, the value and what is expected.
     """
+    check_options("fit", options)
     check_model(model, optimizer)
+    loss = options.get("loss", "cross_entropy")
     loss_fn = losses.get_loss(loss)
-    kind = losses.task(loss, task)
+    kind = losses.task(loss, options.get("task"))
     data = check_dataset("data", data, loss_fn, model, kind)
+    test = options.get("test")
     if test is not None:
         test = check_dataset("test", test, loss_fn, model, kind)
         if test.x.shape[1] != data.x.shape[1]:
             raise ValueError(
                 f"test.x must have {data.x.shape[1]} features like data.x, got {test.x.shape[1]}"
             )
-    epochs = check.positive_int("epochs", epochs)
+    epochs = check.positive_int("epochs", options["epochs"])
     n = data.x.shape[0]
-    if batch_size is None:
-        batch_size = n
-    batch_size = check.positive_int("batch_size", batch_size)
+    batch_size = options.get("batch_size")
+    batch_size = n if batch_size is None else check.positive_int("batch_size", batch_size)
     if batch_size > n:
         raise ValueError(
             f"batch_size must be in [1, {n}] (the number of examples), got {batch_size}"
         )
-    l1 = check.real("l1", l1, low=0.0)
-    l2 = check.real("l2", l2, low=0.0)
-    check.choice("on_nan", on_nan, ON_NAN)
+    chunk_epochs = options.get("chunk_epochs")
     chunk = epochs if chunk_epochs is None else check.positive_int("chunk_epochs", chunk_epochs)
-    return FitArgs(data, test, epochs, batch_size, loss_fn, kind, l1, l2, chunk, on_nan)
+    return FitArgs(
+        data,
+        test,
+        epochs,
+        batch_size,
+        loss_fn,
+        kind,
+        check.real("l1", options.get("l1", 0.0), low=0.0),
+        check.real("l2", options.get("l2", 0.0), low=0.0),
+        chunk,
+        check.choice("on_nan", options.get("on_nan", "raise"), ON_NAN),
+        check_sample_weight(options.get("sample_weight"), n),
+        _check_callable("progress", options.get("progress"), "progress(done, epochs, history)"),
+        _check_cancel(options.get("cancel")),
+        bool(options.get("pad_batches", False)),
+    )
+
+
+def _check_callable(name: str, value: Any, form: str) -> Any:
+    if value is not None and not callable(value):
+        raise TypeError(f"{name} must be a callable {form}, got {check.show(value)}")
+    return value
+
+
+def _check_cancel(cancel: Any) -> Cancel | None:
+    if cancel is not None and not callable(getattr(cancel, "is_set", None)):
+        raise TypeError(
+            "cancel must have an is_set() method (e.g. a threading.Event), "
+            f"got {check.show(cancel)}"
+        )
+    return cast("Cancel | None", cancel)
+
+
+def check_sample_weight(sample_weight: Any, n: int) -> jax.Array | None:
+    """``sample_weight`` as ``float32[n]`` on the device: finite, >= 0, not all 0, finite sum.
+
+    Raises:
+        TypeError, ValueError: naming ``sample_weight``, the value and what is expected.
+    """
+    if sample_weight is None:
+        return None
+    weight = check.array("sample_weight", sample_weight, ndim=1)
+    if weight.shape[0] != n:
+        raise ValueError(
+            f"sample_weight must have one weight per example: {n} examples, "
+            f"{weight.shape[0]} weights"
+        )
+    if check.is_tracer(weight):
+        return weight.astype(jnp.float32)
+    host = np.asarray(weight, np.float64)
+    if np.any(host < 0):
+        raise ValueError(f"sample_weight must be >= 0, got {host.min():g}")
+    if not np.any(host > 0):
+        raise ValueError("sample_weight must contain at least one non-zero weight, got all zeros")
+    with np.errstate(over="ignore"):  # an overflow is what the check below reports
+        single = host.astype(np.float32)
+        total = np.sum(single, dtype=np.float32)
+    if not np.isfinite(total):
+        raise ValueError(
+            f"sample_weight must sum to a finite float32 (training runs in float32), got a "
+            f"largest weight of {host.max():.3g}; divide the weights by a common factor"
+        )
+    return check.to_device(single)
 
 
 class FitPlan(NamedTuple):
@@ -884,13 +1185,16 @@ class FitPlan(NamedTuple):
     Attributes:
         state: the state to start from: fresh from the key, or the resumed one
             with this fit's model, optimizer, loss, task, l1 and l2.
-        data: the checked training set.
+        data: the checked training set (padded to whole batches with ``pad_batches``).
         test: the checked test set, or None.
         epochs: epochs to run in this call.
         batch_size: examples per step.
         chunk: epochs per compiled chunk.
         on_nan: one of :data:`ON_NAN`.
         progress: the progress callback, or None.
+        example_count: the example count of a padded ``data``, or None.
+        weights: the sample weights (padded like ``data``), or None.
+        cancel: the cancellation token, or None.
     """
 
     state: TrainState
@@ -901,6 +1205,35 @@ class FitPlan(NamedTuple):
     chunk: int
     on_nan: str
     progress: Progress | None
+    example_count: jax.Array | None = None
+    weights: jax.Array | None = None
+    cancel: Cancel | None = None
+
+    def run_chunk(self, state: Any, epochs: int) -> Any:
+        """``epochs`` epochs of this plan's fit from ``state`` (a :data:`Chunk`)."""
+        return run(
+            state, self.data, self.test, epochs, self.batch_size, self.example_count, self.weights
+        )
+
+    def run(self, *, pieces: Callable[[int], Sequence[int]] | None = None) -> tuple[Any, History]:
+        """The fit: :func:`loop` over :meth:`run_chunk` with this plan's settings."""
+        return self.run_with(self.run_chunk, pieces=pieces)
+
+    def run_with(
+        self, run_chunk: Chunk, *, pieces: Callable[[int], Sequence[int]] | None = None
+    ) -> tuple[Any, History]:
+        """:func:`loop` from this plan's state over another door's ``run_chunk``
+        (e.g. a program mapped over devices), with this plan's settings."""
+        return loop(
+            self.state,
+            run_chunk,
+            epochs=self.epochs,
+            chunk=self.chunk,
+            on_nan=self.on_nan,
+            progress=self.progress,
+            cancel=self.cancel,
+            pieces=pieces,
+        )
 
 
 def prepare(
@@ -908,49 +1241,21 @@ def prepare(
     model: nn.Module,
     optimizer: optax.GradientTransformation,
     data: Any,
-    *,
-    epochs: Any,
-    batch_size: Any = None,
-    loss: Any = "cross_entropy",
-    task: Any = None,
-    l1: Any = 0.0,
-    l2: Any = 0.0,
-    test: Any = None,
-    state: Any = None,
-    on_nan: Any = "raise",
-    progress: Any = None,
-    chunk_epochs: Any = None,
+    **options: Unpack[FitOptions],
 ) -> FitPlan:
-    """Checks a fit's arguments and gives the state to start from, as one :class:`FitPlan`.
+    """Checks a fit's arguments and :class:`FitOptions`, and gives the state to start from.
 
     Without ``state``, a fresh state from ``key`` (:func:`init_state`). With
     ``state`` (resume), that state continues: its step, epoch, parameters,
     optimizer state and key are kept, and its static parts, ``l1`` and ``l2``
-    come from this call's arguments, so a run of ``n`` epochs and a resumed run
+    come from this call's options, so a run of ``n`` epochs and a resumed run
     of ``m`` more are bit-identical to one run of ``n + m``.
 
     Raises:
         TypeError, ValueError: for bad arguments, before anything is traced.
     """
-    args = check_fit(
-        model,
-        optimizer,
-        data,
-        epochs=epochs,
-        batch_size=batch_size,
-        loss=loss,
-        task=task,
-        l1=l1,
-        l2=l2,
-        test=test,
-        on_nan=on_nan,
-        chunk_epochs=chunk_epochs,
-    )
-    if progress is not None and not callable(progress):
-        raise TypeError(
-            "progress must be a callable progress(done, epochs, history), "
-            f"got {check.show(progress)}"
-        )
+    args = check_fit(model, optimizer, data, **options)
+    state = options.get("state")
     if state is None:
         key = check.prng_key("key", key)
         state = init_state(
@@ -974,6 +1279,23 @@ def prepare(
             l1=jnp.asarray(args.l1, jnp.float32),
             l2=jnp.asarray(args.l2, jnp.float32),
         )
+    train_set, weights, count = args.data, args.weights, None
+    if args.pad_batches:
+        train_set, count = pad_to_batches(args.data, args.batch_size, state.key)
+        if count is not None and weights is not None:
+            weights = pad_to_batches(
+                Dataset(weights[:, None], weights), args.batch_size, state.key
+            )[0].y
     return FitPlan(
-        state, args.data, args.test, args.epochs, args.batch_size, args.chunk, args.on_nan, progress
+        state,
+        train_set,
+        args.test,
+        args.epochs,
+        args.batch_size,
+        args.chunk,
+        args.on_nan,
+        args.progress,
+        count,
+        weights,
+        args.cancel,
     )

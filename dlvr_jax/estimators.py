@@ -15,10 +15,11 @@ They enter ``Pipeline``, ``GridSearchCV`` and ``cross_val_score`` and pass
   :func:`dlvr_jax.train.fit` with ``models.MLP(hidden, n_outputs, activation,
   dropout)``, ``optim.injected(optimizer)`` at ``learning_rate``, the key
   ``jax.random.key(random_state)`` and the same ``epochs``, ``batch_size``,
-  ``l1`` and ``l2``: the same bits as calling it directly. A fit with
-  ``sample_weight`` (or several regression targets) runs the same compiled
-  engine with the weights carried next to the targets, so every loss is
-  :math:`\\sum_i w_i \\ell_i / \\sum_i w_i` (its history's accuracy is then NaN).
+  ``l1`` and ``l2``: the same bits as calling it directly. ``sample_weight``
+  is ``train.fit``'s own, so every loss is
+  :math:`\\sum_i w_i \\ell_i / \\sum_i w_i`; several regression targets
+  train one output each. Folds of a grid search pad to whole batches
+  (``train.fit``'s ``pad_batches``) and share one compiled loop.
 - **Reproducible.** An int ``random_state`` gives the same bits on every fit;
   None draws a fresh seed each fit.
 - **Resumable.** ``partial_fit`` runs one more epoch (scikit-learn's meaning),
@@ -49,7 +50,7 @@ Examples:
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, cast
 
 import jax
@@ -67,47 +68,15 @@ __all__ = ["MLPClassifier", "MLPRegressor", "PerceptronClassifier"]
 
 
 # ----------------------------------------------------------------------------
-# Weighted losses: the targets and the sample weight travel as one float array.
-#
-# The engine's batches carry (x, y, padding mask); a sample weight rides in the
-# last column of y, so the compiled loop gathers it with the targets. These
-# functions are module-level objects, equal from fit to fit, so the compiled
-# program that holds them as static data is reused.
-
-
-def _weights(packed: jax.Array, mask: jax.Array | None) -> jax.Array:
-    weight = packed[:, -1]
-    return weight if mask is None else weight * mask
-
-
-def _weighted_cross_entropy(
-    logits: jax.Array, packed: jax.Array, mask: jax.Array | None = None
-) -> jax.Array:
-    """Cross-entropy over ``packed = [label, weight]`` rows (labels stored as floats)."""
-    labels = packed[:, 0].astype(jnp.int32)
-    return losses.cross_entropy(logits, labels, _weights(packed, mask))
-
-
-def _weighted_squared_error(
-    outputs: jax.Array, packed: jax.Array, mask: jax.Array | None = None
-) -> jax.Array:
-    """Mean squared error over ``packed = [target_1 .. target_k, weight]`` rows.
-
-    Each example's error is the mean over its ``k`` targets; the examples are
-    then averaged with their weights.
-    """
-    errors = jnp.mean(jnp.square(outputs - packed[:, :-1]), axis=-1)
-    weight = _weights(packed, mask)
-    total = jnp.sum(weight)
-    return jnp.sum(errors * weight) / jnp.where(total > 0, total, 1)
-
-
-# ----------------------------------------------------------------------------
 # Shared checks.
 
 
 def _sample_weight(sample_weight: Any, n: int) -> np.ndarray:
-    """``sample_weight`` as ``float32[n]``: finite, >= 0, not all zero, with a finite sum."""
+    """``sample_weight`` as ``float32[n]``, checked by the core's one rule for it.
+
+    (:func:`dlvr_jax.engine.check_sample_weight`: finite, >= 0, not all zero,
+    with a finite float32 sum.)
+    """
     weight = check_array(
         sample_weight, ensure_2d=False, dtype=[np.float64, np.float32], input_name="sample_weight"
     )
@@ -115,19 +84,7 @@ def _sample_weight(sample_weight: Any, n: int) -> np.ndarray:
         raise ValueError(
             f"sample_weight.shape == {weight.shape}, expected ({n},): one weight per sample"
         )
-    if np.any(weight < 0):
-        raise ValueError("sample_weight must be non-negative, got a negative weight")
-    if not np.any(weight > 0):
-        raise ValueError("Sample weights must contain at least one non-zero number.")
-    with np.errstate(over="ignore"):  # an overflow is what the check below reports
-        single = np.asarray(weight, np.float32)
-        total = np.sum(single, dtype=np.float32)
-    if not np.isfinite(total):
-        raise ValueError(
-            f"sample_weight must sum to a finite float32 (training runs in float32), got a "
-            f"largest weight of {weight.max():.3g}; divide the weights by a common factor"
-        )
-    return single
+    return np.asarray(engine.check_sample_weight(weight, n))
 
 
 def _random_state(value: Any) -> int:
@@ -158,26 +115,6 @@ _predict = train.predict
 _probabilities = train.probabilities
 
 
-def _run(
-    state: train.TrainState, dataset: data.Dataset, epochs: int, batch_size: int
-) -> tuple[train.TrainState, train.History]:
-    """The engine's compiled loop over ``dataset`` padded to whole batches.
-
-    :func:`dlvr_jax.engine.pad_to_batches`: a grid search's folds of 455 and
-    456 rows share one compiled program, and each trains with the bits of
-    :func:`dlvr_jax.train.fit` on its own rows.
-    """
-    padded, count = engine.pad_to_batches(dataset, batch_size, state.key)
-    return engine.loop(
-        state,
-        lambda s, length: engine.run(s, padded, None, length, batch_size, count),
-        epochs=epochs,
-        chunk=epochs,
-        on_nan="raise",
-        progress=None,
-    )
-
-
 def _numpy(tree: Any) -> Any:
     """``tree`` with every array leaf as a NumPy array (picklable, bit-identical)."""
     return jax.tree.map(np.asarray, jax.device_get(tree))
@@ -200,8 +137,7 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]
     loss_curve_: list[float]
     _fitted_architecture_: tuple[Any, ...]
 
-    _loss: str  # the library's loss for a single target without weights
-    _weighted: Callable[..., jax.Array]
+    _loss: str  # the library's loss
 
     def __init__(
         self,
@@ -301,26 +237,22 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]
             state = train.create_train_state(key, model, tx, x, loss=self._loss, l1=l1, l2=l2)
             before = None
         state = state.replace(opt_state=optim.with_learning_rate(state.opt_state, learning_rate))
-        batch_size = self._batch_size(x.shape[0])
-        if sample_weight is None and y.ndim == 1:
-            # train.fit's own preparation, then its loop on whole batches.
-            plan = engine.prepare(
-                state.key,
-                model,
-                tx,
-                data.Dataset(check.to_device(x), check.to_device(y)),
-                epochs=epochs,
-                batch_size=batch_size,
-                loss=self._loss,
-                l1=l1,
-                l2=l2,
-                state=state,
-            )
-            state, history = _run(plan.state, plan.data, epochs, batch_size)
-        else:
-            state, history = self._train_weighted(
-                state, x, y, sample_weight, epochs=epochs, batch_size=batch_size, l1=l1, l2=l2
-            )
+        # train.fit on whole batches: a grid search's folds of 455 and 456 rows share one
+        # compiled loop, each with the bits of its own unpadded fit.
+        state, history = train.fit(
+            state.key,
+            model,
+            tx,
+            data.Dataset(check.to_device(x), check.to_device(y)),
+            epochs=epochs,
+            batch_size=self._batch_size(x.shape[0]),
+            loss=self._loss,
+            l1=l1,
+            l2=l2,
+            state=state,
+            sample_weight=sample_weight,
+            pad_batches=True,
+        )
         if before is not None:
             history = train.concatenate(before, history)
         self.params_ = _numpy(state.params)
@@ -331,31 +263,6 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]
         self.history_ = cast(train.History, _numpy(history))
         self.loss_curve_ = [float(value) for value in self.history_.train_loss]
         self._fitted_architecture_ = architecture
-
-    def _train_weighted(
-        self,
-        state: train.TrainState,
-        x: np.ndarray,
-        y: np.ndarray,
-        sample_weight: np.ndarray | None,
-        *,
-        epochs: int,
-        batch_size: int,
-        l1: float,
-        l2: float,
-    ) -> tuple[train.TrainState, train.History]:
-        """The engine's compiled loop with ``[targets, weight]`` rows and a weighted loss."""
-        n = x.shape[0]
-        weight = np.ones(n, np.float32) if sample_weight is None else sample_weight
-        packed = np.concatenate([y.reshape(n, -1).astype(np.float32), weight[:, None]], axis=1)
-        state = state.replace(
-            loss_fn=self._weighted,
-            task="regression",  # the packed targets are not labels: the accuracy is NaN
-            l1=jnp.float32(l1),
-            l2=jnp.float32(l2),
-        )
-        dataset = data.Dataset(check.to_device(x), check.to_device(packed))
-        return _run(state, dataset, epochs, batch_size)
 
     def _outputs(self, X: Any) -> tuple[models.MLP, jax.Array]:
         check_is_fitted(self)
@@ -399,7 +306,6 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):  # type: ignore[misc]
     """
 
     _loss = "cross_entropy"
-    _weighted = staticmethod(_weighted_cross_entropy)
     classes_: np.ndarray
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> MLPClassifier:
@@ -486,7 +392,6 @@ class MLPRegressor(RegressorMixin, _BaseMLP):  # type: ignore[misc]
     """
 
     _loss = "mse"
-    _weighted = staticmethod(_weighted_squared_error)
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> MLPRegressor:
         """Trains for ``epochs`` epochs (continuing if ``warm_start`` and fitted); returns self."""

@@ -110,9 +110,17 @@ def hinge(logits: jax.Array, labels: jax.Array, weights: jax.Array | None = None
 def mean_squared_error(
     predictions: jax.Array, targets: jax.Array, weights: jax.Array | None = None
 ) -> jax.Array:
-    r"""The Playground's loss, :math:`(\hat y - y)^2` averaged (one output per example)."""
+    r"""The Playground's loss, :math:`(\hat y - y)^2` averaged.
+
+    One output per example (``targets`` ``[n]``), or ``k`` (``[n, k]``): then
+    each example's error is the mean over its ``k`` targets, and the examples
+    are averaged with their ``weights``.
+    """
     predictions = predictions[..., 0] if predictions.ndim == targets.ndim + 1 else predictions
-    return _mean(optax.squared_error(predictions, jnp.asarray(targets, predictions.dtype)), weights)
+    errors = optax.squared_error(predictions, jnp.asarray(targets, predictions.dtype))
+    if errors.ndim == 2:
+        errors = jnp.mean(errors, axis=-1)
+    return _mean(errors, weights)
 
 
 def accuracy(logits: jax.Array, labels: jax.Array, weights: jax.Array | None = None) -> jax.Array:

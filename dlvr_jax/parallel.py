@@ -38,7 +38,6 @@ Examples:
 
 from __future__ import annotations
 
-import collections
 import functools
 import itertools
 import math
@@ -46,7 +45,7 @@ import os
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, NamedTuple, cast
+from typing import Any, NamedTuple, Unpack, cast
 
 import flax.linen as nn
 import jax
@@ -56,8 +55,8 @@ import optax
 from jax import lax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from dlvr_jax import _compiled, _xla, engine, optim, train
 from dlvr_jax import _validate as check
-from dlvr_jax import _xla, engine, optim, train
 from dlvr_jax.data import Dataset
 
 __all__ = [
@@ -206,7 +205,7 @@ def _sweep_body(
     return lax.map(one, states, batch_size=group)
 
 
-@functools.cache
+@_compiled.memoize
 def _jitted_sweep(platform: str) -> Any:
     return jax.jit(
         _sweep_body,
@@ -237,9 +236,6 @@ def _init_states(
     return cast(train.TrainState, jax.vmap(init)(keys, rates, l1, l2))
 
 
-_COMPILED: collections.OrderedDict[Any, Any] = collections.OrderedDict()
-
-
 def _compiled_sweep(
     states: train.TrainState,
     data: Dataset,
@@ -252,6 +248,7 @@ def _compiled_sweep(
     platform = jax.default_backend()
     leaves, structure = jax.tree.flatten((states, data, test))
     signature = (
+        "sweep",
         platform,
         structure,
         tuple((leaf.shape, str(leaf.dtype)) for leaf in leaves),
@@ -259,20 +256,16 @@ def _compiled_sweep(
         batch_size,
         group,
     )
-    if signature in _COMPILED:
-        _COMPILED.move_to_end(signature)
-        return _COMPILED[signature], 0.0
     start = time.perf_counter()
-    compiled = (
-        _jitted_sweep(platform)
-        .lower(states, data, test, epochs=epochs, batch_size=batch_size, group=group)
-        .compile()
+    compiled, made = _compiled.lookup(
+        signature,
+        lambda: (
+            _jitted_sweep(platform)
+            .lower(states, data, test, epochs=epochs, batch_size=batch_size, group=group)
+            .compile()
+        ),
     )
-    seconds = time.perf_counter() - start
-    _COMPILED[signature] = compiled
-    if len(_COMPILED) > 16:
-        _COMPILED.popitem(last=False)
-    return compiled, seconds
+    return compiled, (time.perf_counter() - start if made else 0.0)
 
 
 def _check_optimizer_name(optimizer: Any) -> str:
@@ -290,17 +283,11 @@ def sweep(
     data: Dataset,
     *,
     learning_rates: float | Sequence[float],
-    epochs: int,
     optimizer: str = "adam",
-    l1: float | Sequence[float] = 0.0,
-    l2: float | Sequence[float] = 0.0,
-    batch_size: int | None = None,
-    loss: str | Callable[..., jax.Array] = "cross_entropy",
-    task: str | None = None,
-    test: Dataset | None = None,
     clip_norm: float | None = None,
     optimizer_options: Mapping[str, Any] | None = None,
     group: int | None = None,
+    **options: Unpack[engine.SweepOptions],
 ) -> Sweep:
     """Trains one model per (learning rate, l1, l2, seed) in one jitted ``vmap``.
 
@@ -316,19 +303,19 @@ def sweep(
         model: a Flax linen module, shared by all models (its shapes are static).
         data: the training :class:`~dlvr_jax.data.Dataset`, shared by all models.
         learning_rates: one or more learning rates, each > 0.
-        epochs: passes over the data, ``>= 1``.
         optimizer: the name of an optimizer from :func:`dlvr_jax.optim.names`.
-        l1: one or more L1 penalty weights, each >= 0.
-        l2: one or more L2 penalty weights, each >= 0.
-        batch_size: examples per step; None for full batch.
-        loss: as for :func:`dlvr_jax.train.fit`.
-        task: as for :func:`dlvr_jax.train.fit` (default from ``loss``).
-        test: an optional held-out dataset, evaluated after every epoch.
         clip_norm: optional global-norm gradient clipping.
         optimizer_options: the optimizer's other hyperparameters (e.g. ``b1``).
         group: models trained together in one ``vmap``; groups run in sequence.
             Default: :data:`GROUP` on CPU (activations stay in cache), all of
             them on an accelerator. The results do not depend on it.
+        **options: the training options, :class:`dlvr_jax.engine.SweepOptions`:
+            ``epochs`` (required), ``batch_size``, ``loss``, ``task``, ``test``
+            as for :func:`dlvr_jax.train.fit`; ``l1`` and ``l2``, one or more
+            penalty weights each (>= 0); ``chunk_epochs``, epochs per compiled
+            chunk of the host loop (:func:`dlvr_jax.engine.loop`; default all
+            in one; the results do not depend on it); ``cancel``, checked
+            between chunks (a set one raises :class:`dlvr_jax.engine.Cancelled`).
 
     Returns:
         A :class:`Sweep` of ``K = len(learning_rates) * len(l1) * len(l2) * len(seeds)`` models.
@@ -336,21 +323,20 @@ def sweep(
     Raises:
         TypeError, ValueError: for bad arguments (an empty or non-positive
             learning-rate grid among them), before anything is traced.
+        dlvr_jax.engine.Cancelled: when ``cancel`` was set, between two chunks.
     """
+    engine.check_options("sweep", options, engine.SweepOptions)
     keys, reported_seeds = _as_keys(seeds)
     rates = _grid_values("learning_rates", learning_rates, positive=True)
-    l1s = _grid_values("l1", l1, positive=False)
-    l2s = _grid_values("l2", l2, positive=False)
+    l1s = _grid_values("l1", options.get("l1", 0.0), positive=False)
+    l2s = _grid_values("l2", options.get("l2", 0.0), positive=False)
     name = _check_optimizer_name(optimizer)
-    options = tuple(sorted((optimizer_options or {}).items()))
+    settings = tuple(sorted((optimizer_options or {}).items()))
     # Validates the options (and the first rate) exactly as train.fit's caller would.
-    probe = optim.optimizer(name, rates[0], clip_norm=clip_norm, **dict(options))
-    args = engine.check_fit(
-        model, probe, data, epochs=epochs, batch_size=batch_size, loss=loss, task=task,
-        l1=l1s[0], l2=l2s[0], test=test,
-    )  # fmt: skip
-    data, test, epochs, batch_size = args.data, args.test, args.epochs, args.batch_size
-    tx = optim.injected(name, clip_norm=clip_norm, **dict(options))
+    probe = optim.optimizer(name, rates[0], clip_norm=clip_norm, **dict(settings))
+    fit_options = cast(engine.FitOptions, {**options, "l1": l1s[0], "l2": l2s[0]})
+    args = engine.check_fit(model, probe, data, **fit_options)
+    tx = optim.injected(name, clip_norm=clip_norm, **dict(settings))
     if group is None:
         group = GROUP if jax.default_backend() == "cpu" else 2**31 - 1
     group = check.positive_int("group", group)
@@ -366,23 +352,17 @@ def sweep(
         jnp.asarray(rate),
         jnp.asarray(l1_k),
         jnp.asarray(l2_k),
-        data.x[:1],
+        args.data.x[:1],
         model=model,
         tx=tx,
         loss_fn=args.loss_fn,
         task=args.task,
     )
-    compiled, compile_seconds = _compiled_sweep(states, data, test, epochs, batch_size, group)
-    start = time.perf_counter()
-    states, records, grads, first_bad = _block(compiled(states, data, test))
-    run_seconds = time.perf_counter() - start
-    first_bad = np.asarray(first_bad)
-    epoch_index = np.arange(epochs)[None, :]
+    states, history, first_bad, compile_seconds, run_seconds = _run_sweep(states, args, group)
+    epoch_index = np.arange(args.epochs)[None, :]
     bad = jnp.asarray((first_bad[:, None] >= 0) & (epoch_index >= first_bad[:, None]))
     # Entries from the epoch a model diverged on are NaN, in every per-epoch field.
-    history = engine.map_epochs(
-        lambda values: jnp.where(bad, jnp.nan, values), engine.history_from(records, grads)
-    )
+    history = engine.map_epochs(lambda values: jnp.where(bad, jnp.nan, values), history)
     return Sweep(
         state=states,
         history=history,
@@ -395,6 +375,44 @@ def sweep(
         compile_seconds=compile_seconds,
         run_seconds=run_seconds,
     )
+
+
+def _run_sweep(
+    states: train.TrainState, args: engine.FitArgs, group: int
+) -> tuple[train.TrainState, train.History, np.ndarray, float, float]:
+    """The stacked states trained through :func:`dlvr_jax.engine.loop`, in chunks.
+
+    Returns the states, the stacked history, each model's 0-based first bad
+    epoch (-1 if none), and the seconds spent compiling and training.
+    """
+    sizes = {min(args.chunk, args.epochs), args.epochs % args.chunk} - {0}
+    programs, compile_seconds = {}, 0.0
+    for size in sorted(sizes):
+        compiled = _compiled_sweep(states, args.data, args.test, size, args.batch_size, group)
+        programs[size], compile_seconds = compiled[0], compile_seconds + compiled[1]
+    first_bad = np.full(jax.tree.leaves(states)[0].shape[0], -1, np.int64)
+    done = [0]
+
+    def run_chunk(states: Any, epochs: int) -> Any:
+        states, records, grads, bad = programs[epochs](states, args.data, args.test)
+        bad = np.asarray(bad)
+        fresh = (first_bad < 0) & (bad >= 0)
+        first_bad[fresh] = done[0] + bad[fresh]
+        done[0] += epochs
+        return states, records, grads, -1
+
+    start = time.perf_counter()
+    states, history = engine.loop(
+        states,
+        run_chunk,
+        epochs=args.epochs,
+        chunk=args.chunk,
+        on_nan="keep",
+        cancel=args.cancel,
+        epoch_axis=1,
+    )
+    states, history = _block((states, history))
+    return states, history, first_bad, compile_seconds, time.perf_counter() - start
 
 
 def _final(values: Any, k: int) -> float | None:
@@ -410,15 +428,10 @@ def sweep_table(
     data: Dataset,
     *,
     learning_rates: float | Sequence[float],
-    epochs: int,
     batch_sizes: Sequence[int | None] = (None,),
     optimizer: str = "adam",
-    l1: float | Sequence[float] = 0.0,
-    l2: float | Sequence[float] = 0.0,
-    loss: str | Callable[..., jax.Array] = "cross_entropy",
-    task: str | None = None,
-    test: Dataset | None = None,
     progress: Callable[[str], None] | None = None,
+    **options: Unpack[engine.SweepOptions],
 ) -> list[dict[str, Any]]:
     """A grid that also varies shapes (model, batch size): one :func:`sweep` per shape.
 
@@ -427,12 +440,14 @@ def sweep_table(
     one table, a row per model with its final metrics.
 
     Args:
-        seeds, learning_rates, epochs, optimizer, l1, l2, loss, task, test: as for
-            :func:`sweep`.
+        seeds, learning_rates, optimizer: as for :func:`sweep`.
         models: one module, or ``{label: module}`` for several architectures
             (widths, activations).
         batch_sizes: the batch sizes to try (None for full batch).
         progress: called with a line of text after each shape.
+        **options: the training options of :func:`sweep` (``epochs`` required,
+            ``l1``, ``l2``, ``loss``, ``task``, ``test``, ...), but not
+            ``batch_size``: ``batch_sizes`` gives them.
 
     Returns:
         A list of dicts with the keys ``model``, ``batch_size``, ``learning_rate``,
@@ -441,6 +456,9 @@ def sweep_table(
         divergence), ``diverged_epoch``, ``compile_seconds`` and ``run_seconds``
         (per shape).
     """
+    engine.check_options("sweep_table", options, engine.SweepOptions)
+    if "batch_size" in options:
+        raise TypeError("sweep_table takes batch_sizes (a sequence), not batch_size")
     if isinstance(models, nn.Module):
         models = {type(models).__name__: models}
     if not isinstance(models, Mapping) or not models:
@@ -452,20 +470,9 @@ def sweep_table(
     rows: list[dict[str, Any]] = []
     for label, model in models.items():
         for batch_size in batch_sizes:
-            result = sweep(
-                seeds,
-                model,
-                data,
-                learning_rates=learning_rates,
-                epochs=epochs,
-                optimizer=optimizer,
-                l1=l1,
-                l2=l2,
-                batch_size=batch_size,
-                loss=loss,
-                task=task,
-                test=test,
-            )
+            shape = cast(engine.SweepOptions, {**options, "batch_size": batch_size})
+            result = sweep(seeds, model, data, learning_rates=learning_rates,
+                           optimizer=optimizer, **shape)  # fmt: skip
             n = int(np.shape(data.x)[0])
             for k in range(result.size):
                 seed = result.seeds[int(result.seed_index[k])]
@@ -477,7 +484,7 @@ def sweep_table(
                         "l1": float(result.l1[k]),
                         "l2": float(result.l2[k]),
                         "seed": seed if isinstance(seed, int) else int(result.seed_index[k]),
-                        "epochs": epochs,
+                        "epochs": options["epochs"],
                         "train_loss": _final(result.history.train_loss, k),
                         "train_accuracy": _final(result.history.train_accuracy, k),
                         "test_loss": _final(result.history.test_loss, k),
@@ -571,20 +578,21 @@ def _pmap_body(
     state: train.TrainState,
     data: Dataset,
     test: Dataset | None,
+    weights: jax.Array | None,
     epochs: int,
     batch_size: int,
     sharding: engine.Sharding,
 ) -> Any:
-    return engine.run_epochs(state, data, test, epochs, batch_size, sharding)
+    return engine.run_epochs(state, data, test, epochs, batch_size, sharding, weights=weights)
 
 
-@functools.lru_cache(maxsize=16)
+@_compiled.memoize
 def _pmap_run(devices: tuple[Any, ...]) -> Any:
     return jax.pmap(
         _pmap_body,
         axis_name=AXIS,
-        in_axes=(0, None, None),
-        static_broadcasted_argnums=(3, 4, 5),
+        in_axes=(0, None, None, None),
+        static_broadcasted_argnums=(4, 5, 6),
         devices=devices,
     )
 
@@ -595,18 +603,8 @@ def fit_pmap(
     optimizer: optax.GradientTransformation,
     data: Dataset,
     *,
-    epochs: int,
-    batch_size: int | None = None,
-    loss: str | Callable[..., jax.Array] = "cross_entropy",
-    task: str | None = None,
-    l1: float = 0.0,
-    l2: float = 0.0,
-    test: Dataset | None = None,
-    state: train.TrainState | None = None,
     devices: Sequence[Any] | None = None,
-    on_nan: str = "raise",
-    progress: engine.Progress | None = None,
-    chunk_epochs: int | None = None,
+    **options: Unpack[engine.FitOptions],
 ) -> tuple[train.TrainState, train.History]:
     """:func:`dlvr_jax.train.fit` on several local devices with ``pmap``.
 
@@ -628,11 +626,7 @@ def fit_pmap(
     devices = list(jax.local_devices() if devices is None else devices)
     if not devices:
         raise ValueError("devices must not be empty")
-    plan = engine.prepare(
-        key, model, optimizer, data, epochs=epochs, batch_size=batch_size, loss=loss, task=task,
-        l1=l1, l2=l2, test=test, state=state, on_nan=on_nan, progress=progress,
-        chunk_epochs=chunk_epochs,
-    )  # fmt: skip
+    plan = _data_parallel_plan("fit_pmap", key, model, optimizer, data, options)
     sharding = engine.Sharding(len(devices), axis_name=AXIS)
     # One copy per device, placed as pmap expects it (a resumed state may be anywhere).
     stacked = jax.tree.map(lambda a: jnp.broadcast_to(a, (len(devices), *a.shape)), plan.state)
@@ -643,25 +637,39 @@ def fit_pmap(
 
     def run_chunk(state: Any, length: int) -> Any:
         state, records, grads, first_bad = run(
-            state, plan.data, plan.test, length, plan.batch_size, sharding
+            state, plan.data, plan.test, plan.weights, length, plan.batch_size, sharding
         )
         first = jax.tree.map(lambda a: a[0], (records, grads, first_bad))
         return (state, *first)
 
     try:
-        final, history = engine.loop(
-            replicated,
-            run_chunk,
-            epochs=plan.epochs,
-            chunk=plan.chunk,
-            on_nan=plan.on_nan,
-            progress=plan.progress,
-        )
+        final, history = plan._replace(state=replicated).run_with(run_chunk)
     except train.TrainingDiverged as error:
         raise train.TrainingDiverged(
             error.epoch, jax.tree.map(lambda a: a[0], error.state), error.history
         ) from None
+    except engine.Cancelled as error:
+        raise engine.Cancelled(
+            error.epochs, jax.tree.map(lambda a: a[0], error.state), error.history
+        ) from None
     return jax.tree.map(lambda a: a[0], final), history
+
+
+def _data_parallel_plan(
+    owner: str,
+    key: Any,
+    model: nn.Module,
+    optimizer: optax.GradientTransformation,
+    data: Dataset,
+    options: engine.FitOptions,
+) -> engine.FitPlan:
+    """:func:`dlvr_jax.engine.prepare` for a door that splits each batch across devices."""
+    if options.get("pad_batches"):
+        raise ValueError(
+            f"{owner} does not take pad_batches=True: each global batch is already split "
+            "across the devices (pad the data yourself with engine.pad_to_batches if needed)"
+        )
+    return engine.prepare(key, model, optimizer, data, **options)
 
 
 def _put(tree: Any, sharding: NamedSharding) -> Any:
@@ -679,7 +687,7 @@ def _put(tree: Any, sharding: NamedSharding) -> Any:
     return jax.tree.map(put, tree)
 
 
-@functools.lru_cache(maxsize=16)
+@_compiled.memoize
 def _sharded_run(replicated: NamedSharding) -> Any:
     platform = replicated.mesh.devices.flat[0].platform
     return jax.jit(
@@ -696,18 +704,8 @@ def fit_sharded(
     optimizer: optax.GradientTransformation,
     data: Dataset,
     *,
-    epochs: int,
-    batch_size: int | None = None,
-    loss: str | Callable[..., jax.Array] = "cross_entropy",
-    task: str | None = None,
-    l1: float = 0.0,
-    l2: float = 0.0,
-    test: Dataset | None = None,
-    state: train.TrainState | None = None,
     mesh: Mesh | None = None,
-    on_nan: str = "raise",
-    progress: engine.Progress | None = None,
-    chunk_epochs: int | None = None,
+    **options: Unpack[engine.FitOptions],
 ) -> tuple[train.TrainState, train.History]:
     """:func:`dlvr_jax.train.fit` under ``jit`` with a ``NamedSharding`` device mesh.
 
@@ -733,20 +731,16 @@ def fit_sharded(
         raise ValueError(
             f"mesh must be a jax.sharding.Mesh with an axis named {AXIS!r}, got {mesh}"
         )
-    plan = engine.prepare(
-        key, model, optimizer, data, epochs=epochs, batch_size=batch_size, loss=loss, task=task,
-        l1=l1, l2=l2, test=test, state=state, on_nan=on_nan, progress=progress,
-        chunk_epochs=chunk_epochs,
-    )  # fmt: skip
+    plan = _data_parallel_plan("fit_sharded", key, model, optimizer, data, options)
     replicated = NamedSharding(mesh, _spec())
     sharding = engine.Sharding(
         int(mesh.shape[AXIS]), batch_sharding=NamedSharding(mesh, _spec(AXIS))
     )
     placed, train_set = _put(plan.state, replicated), _put(plan.data, replicated)
     test_set = None if plan.test is None else _put(plan.test, replicated)
+    weights = None if plan.weights is None else _put(plan.weights, replicated)
     run = _sharded_run(replicated)
-    return engine.loop(
-        placed,
+    return plan._replace(state=placed).run_with(
         lambda state, length: run(
             state,
             train_set,
@@ -754,11 +748,8 @@ def fit_sharded(
             epochs=length,
             batch_size=plan.batch_size,
             sharding=sharding,
-        ),
-        epochs=plan.epochs,
-        chunk=plan.chunk,
-        on_nan=plan.on_nan,
-        progress=plan.progress,
+            weights=weights,
+        )
     )
 
 

@@ -34,22 +34,25 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any, Unpack, cast
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import optax
 
+from dlvr_jax import _compiled, engine, losses
 from dlvr_jax import _validate as check
 from dlvr_jax import data as data_module
-from dlvr_jax import engine, losses
 from dlvr_jax.data import Dataset
 from dlvr_jax.engine import (
     Batch,
+    Cancelled,
     Evaluation,
+    FitOptions,
     History,
     ModuleApply,
+    StateOptions,
     StepMetrics,
     TrainingDiverged,
     TrainState,
@@ -66,10 +69,13 @@ Progress = engine.Progress
 __all__ = [
     "ON_NAN",
     "Batch",
+    "Cancelled",
     "Evaluation",
+    "FitOptions",
     "History",
     "ModuleApply",
     "Progress",
+    "StateOptions",
     "StepMetrics",
     "TrainState",
     "TrainingDiverged",
@@ -95,11 +101,7 @@ def create_train_state(
     model: nn.Module,
     optimizer: optax.GradientTransformation,
     x: Any,
-    *,
-    loss: str | Callable[..., jax.Array] = "cross_entropy",
-    task: str | None = None,
-    l1: float = 0.0,
-    l2: float = 0.0,
+    **options: Unpack[StateOptions],
 ) -> TrainState:
     """Initialises the model on ``x[:1]`` and the optimizer, in one compiled program.
 
@@ -113,11 +115,10 @@ def create_train_state(
         model: a Flax linen module.
         optimizer: an Optax transformation.
         x: example inputs ``[n, d]`` (only the first row is used).
-        loss: the loss name or callable, stored in the state.
-        task: ``"classification"`` or ``"regression"``; default from ``loss``
-            (see :func:`dlvr_jax.losses.task`). Decides whether the accuracy is NaN.
-        l1: weight of the L1 penalty on weight matrices.
-        l2: weight of the L2 penalty on weight matrices.
+        **options: :class:`StateOptions`, as for :func:`fit`: ``loss`` (the loss
+            name or callable, stored in the state; default cross-entropy),
+            ``task`` (default from ``loss``; decides whether the accuracy is
+            NaN), ``l1`` and ``l2`` (the penalty weights, default 0).
 
     Raises:
         TypeError, ValueError: for bad arguments.
@@ -130,10 +131,12 @@ def create_train_state(
         >>> int(state.step), state.task, state.params["params"]["hidden_0"]["kernel"].shape
         (0, 'classification', (2, 3))
     """
+    engine.check_options("create_train_state", options, StateOptions, required=())
     key = check.prng_key("key", key)
     engine.check_model(model, optimizer)
+    loss = options.get("loss", "cross_entropy")
     loss_fn = losses.get_loss(loss)
-    kind = losses.task(loss, task)
+    kind = losses.task(loss, options.get("task"))
     x = check.array("x", x, ndim=2, finite=False)
     return engine.init_state(
         key,
@@ -142,8 +145,8 @@ def create_train_state(
         x,
         loss_fn=loss_fn,
         task=kind,
-        l1=check.real("l1", l1, low=0.0),
-        l2=check.real("l2", l2, low=0.0),
+        l1=check.real("l1", options.get("l1", 0.0), low=0.0),
+        l2=check.real("l2", options.get("l2", 0.0), low=0.0),
     )
 
 
@@ -171,18 +174,7 @@ def fit(
     model: nn.Module,
     optimizer: optax.GradientTransformation,
     data: Dataset,
-    *,
-    epochs: int,
-    batch_size: int | None = None,
-    loss: str | Callable[..., jax.Array] = "cross_entropy",
-    task: str | None = None,
-    l1: float = 0.0,
-    l2: float = 0.0,
-    test: Dataset | None = None,
-    state: TrainState | None = None,
-    on_nan: str = "raise",
-    progress: Progress | None = None,
-    chunk_epochs: int | None = None,
+    **options: Unpack[FitOptions],
 ) -> tuple[TrainState, History]:
     """Trains ``model`` on ``data``: every epoch and minibatch runs inside ``lax.scan``.
 
@@ -193,28 +185,11 @@ def fit(
         data: the training :class:`~dlvr_jax.data.Dataset`: integer class labels
             for a classification loss (any number of classes), float targets for
             regression.
-        epochs: passes over the data in this call, ``>= 1`` (static).
-        batch_size: examples per step; None for full batch (the chapter's setting).
-            The last minibatch of an epoch is padded and masked when
-            ``batch_size`` does not divide ``n``, so every example counts once.
-        loss: ``cross_entropy``, ``binary_cross_entropy``, ``hinge``, ``mse`` or a callable.
-        task: ``"classification"`` or ``"regression"``; default from ``loss``
-            (:func:`dlvr_jax.losses.task`), so a callable loss may declare
-            regression here (or with a ``task`` attribute).
-        l1: weight of the L1 penalty on weight matrices (the Playground's regularization).
-        l2: weight of the L2 penalty on weight matrices.
-        test: an optional held-out dataset, evaluated after every epoch.
-        state: continue from this :class:`TrainState` (resume) instead of
-            initialising from ``key``; ``l1``/``l2`` still come from the arguments.
-            ``epochs`` more epochs run: ``n`` epochs and a resume for ``m`` more
-            are bit-identical to one run of ``n + m``.
-        on_nan: ``"raise"`` (default) raises :class:`TrainingDiverged` naming the
-            epoch where the loss or parameters became NaN/inf; ``"stop"`` warns and
-            returns the state before that epoch with the history up to it.
-        progress: called on the host as ``progress(epochs_done, epochs, history)``
-            after each chunk of ``chunk_epochs`` epochs.
-        chunk_epochs: epochs per compiled chunk (default: all in one). Chunked and
-            unchunked runs give bit-identical results.
+        **options: the training options, :class:`FitOptions` (declared once for
+            every door): ``epochs`` (required), ``batch_size``, ``loss``,
+            ``task``, ``l1``, ``l2``, ``test``, ``sample_weight``, ``state``
+            (resume), ``on_nan``, ``progress``, ``chunk_epochs``, ``cancel`` and
+            ``pad_batches``. A dict of them passes as ``**options``.
 
     Returns:
         ``(state, history)``.
@@ -222,32 +197,9 @@ def fit(
     Raises:
         TypeError, ValueError: for bad arguments, before anything is traced.
         TrainingDiverged: on NaN/inf with ``on_nan="raise"``.
+        Cancelled: when ``cancel`` was set, between two chunks.
     """
-    plan = engine.prepare(
-        key,
-        model,
-        optimizer,
-        data,
-        epochs=epochs,
-        batch_size=batch_size,
-        loss=loss,
-        task=task,
-        l1=l1,
-        l2=l2,
-        test=test,
-        state=state,
-        on_nan=on_nan,
-        progress=progress,
-        chunk_epochs=chunk_epochs,
-    )
-    return engine.loop(
-        plan.state,
-        lambda state, length: engine.run(state, plan.data, plan.test, length, plan.batch_size),
-        epochs=plan.epochs,
-        chunk=plan.chunk,
-        on_nan=plan.on_nan,
-        progress=plan.progress,
-    )
+    return engine.prepare(key, model, optimizer, data, **options).run()
 
 
 def evaluate(
@@ -300,8 +252,10 @@ def predict(
     """
     kind = losses.task(loss, task)
     x = check.array("x", x, ndim=2)
-    predict_fn = _predict if _hashable(model) else _predictions
-    return cast(jax.Array, predict_fn(model, params, x, kind=kind))
+    if not _hashable(model):
+        return _predictions(model, params, x, kind=kind)
+    _compiled.note(("predict", model, kind, x.shape, str(x.dtype)))
+    return cast(jax.Array, _predict(model, params, x, kind=kind))
 
 
 def _hashable(model: nn.Module) -> bool:
@@ -331,8 +285,10 @@ def probabilities(model: nn.Module, params: Any, x: Any) -> jax.Array:
     Like :func:`predict`, one compiled program per model and shape of ``x``.
     """
     x = check.array("x", x, ndim=2)
-    probabilities_fn = _probabilities if _hashable(model) else _class_probabilities
-    return cast(jax.Array, probabilities_fn(model, params, x))
+    if not _hashable(model):
+        return _class_probabilities(model, params, x)
+    _compiled.note(("probabilities", model, x.shape, str(x.dtype)))
+    return cast(jax.Array, _probabilities(model, params, x))
 
 
 def _class_probabilities(model: nn.Module, params: Any, x: jax.Array) -> jax.Array:

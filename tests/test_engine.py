@@ -239,6 +239,138 @@ def test_the_loop_reports_progress_after_each_chunk():
     assert history.grad_norms["output"].shape == (10,)
 
 
+class _CancelAfter:
+    """A cancel token that is set once ``calls`` checks have been made."""
+
+    def __init__(self, calls: int) -> None:
+        self.calls, self.checks = calls, 0
+
+    def is_set(self) -> bool:
+        self.checks += 1
+        return self.checks > self.calls
+
+
+def test_the_loop_stops_between_chunks_when_cancelled():
+    calls: list[tuple[int, int]] = []
+    with pytest.raises(engine.Cancelled, match="after 8 epochs") as info:
+        engine.loop(
+            0, _fake_chunk(99, calls), epochs=20, chunk=4, on_nan="raise", cancel=_CancelAfter(2)
+        )
+    assert calls == [(0, 4), (4, 4)]  # checked before every chunk: two ran, then it stopped
+    assert info.value.epochs == 8
+    assert info.value.state == 8
+    assert info.value.history.train_loss.shape == (8,)
+    # Set before anything ran: nothing runs, no history.
+    calls.clear()
+    with pytest.raises(engine.Cancelled) as info:
+        engine.loop(0, _fake_chunk(99, calls), epochs=5, chunk=5, on_nan="raise",
+                    cancel=_CancelAfter(0))  # fmt: skip
+    assert calls == []
+    assert info.value.history is None
+    assert info.value.epochs == 0
+    # Never set: the whole run, as without a token.
+    state, history = engine.loop(
+        0, _fake_chunk(99, []), epochs=10, chunk=4, on_nan="raise", cancel=_CancelAfter(99)
+    )
+    assert state == 10
+    assert history.train_loss.shape == (10,)
+
+
+def test_the_loop_recovers_in_the_pieces_it_is_given():
+    calls: list[tuple[int, int]] = []
+    asked: list[int] = []
+
+    def pieces(bad: int) -> list[int]:
+        asked.append(bad)
+        return [4, 2]  # e.g. the sizes whose programs are compiled
+
+    with pytest.raises(train.TrainingDiverged, match="at epoch 15;") as info:
+        engine.loop(0, _fake_chunk(15, calls), epochs=16, chunk=8, on_nan="raise", pieces=pieces)
+    assert asked == [6]
+    # The second chunk (epochs 9-16) is bad at its 7th epoch: 6 good epochs, as 4 + 2.
+    assert calls == [(0, 8), (8, 8), (8, 4), (12, 2)]
+    assert info.value.state == 14
+    assert info.value.history.train_loss.shape == (14,)
+    assert np.all(np.isfinite(info.value.history.train_loss))
+
+
+def test_a_fit_is_cancelled_between_chunks_with_what_it_had():
+    import threading
+
+    event = threading.Event()
+    seen: list[int] = []
+
+    def progress(done: int, epochs: int, history: train.History) -> None:
+        seen.append(done)
+        if done >= 4:
+            event.set()
+
+    model = models.MLP(hidden=(4,))
+    with pytest.raises(train.Cancelled) as info:
+        train.fit(jax.random.key(1), model, ADAM, XOR, epochs=12, chunk_epochs=2,
+                  progress=progress, cancel=event)  # fmt: skip
+    assert seen == [2, 4]
+    assert info.value.epochs == 4
+    # What it had is the run of 4 epochs, bit for bit: it can be resumed.
+    state, history = train.fit(jax.random.key(1), model, ADAM, XOR, epochs=4, chunk_epochs=2)
+    assert_bit_identical(info.value.state, state)
+    assert_bit_identical(info.value.history, history)
+
+
+def test_options_are_checked_by_name():
+    model = models.MLP(hidden=(4,))
+    with pytest.raises(TypeError, match="unexpected keyword argument 'epoch'"):
+        train.fit(jax.random.key(0), model, ADAM, XOR, epoch=3)
+    with pytest.raises(TypeError, match="missing the required keyword argument 'epochs'"):
+        train.fit(jax.random.key(0), model, ADAM, XOR)
+    with pytest.raises(TypeError, match="cancel must have an is_set"):
+        train.fit(jax.random.key(0), model, ADAM, XOR, epochs=1, cancel=True)
+    with pytest.raises(ValueError, match="sample_weight must have one weight per example"):
+        train.fit(jax.random.key(0), model, ADAM, XOR, epochs=1, sample_weight=np.ones(3))
+    with pytest.raises(ValueError, match="at least one non-zero weight"):
+        train.fit(jax.random.key(0), model, ADAM, XOR, epochs=1, sample_weight=np.zeros(120))
+    with pytest.raises(ValueError, match="sample_weight must be >= 0"):
+        train.fit(jax.random.key(0), model, ADAM, XOR, epochs=1, sample_weight=-np.ones(120))
+
+
+@pytest.mark.parametrize("batch_size", [None, 32])
+def test_integer_sample_weights_equal_repeated_examples(batch_size):
+    # Full batch: weights 0/1/2 and the data with those rows dropped or repeated give the
+    # same objective; minibatches visit other batches, so there the law is the zero weight:
+    # examples of weight 0 change nothing but the order.
+    model = models.MLP(hidden=(4,))
+    weights = np.asarray(np.arange(120) % 3, np.float32)
+    key = jax.random.key(3)
+    if batch_size is None:
+        repeated = data.Dataset(
+            jnp.asarray(np.repeat(np.asarray(XOR.x), weights.astype(int), axis=0)),
+            jnp.asarray(np.repeat(np.asarray(XOR.y), weights.astype(int))),
+        )
+        weighted, _ = train.fit(key, model, ADAM, XOR, epochs=5, sample_weight=weights)
+        plain, _ = train.fit(key, model, ADAM, repeated, epochs=5)
+        jax.tree.map(
+            lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-5, atol=1e-6),
+            weighted.params, plain.params,
+        )  # fmt: skip
+    ones, history = train.fit(key, model, ADAM, XOR, epochs=5, batch_size=batch_size,
+                              sample_weight=np.ones(120))  # fmt: skip
+    unweighted, plain_history = train.fit(key, model, ADAM, XOR, epochs=5, batch_size=batch_size)
+    jax.tree.map(
+        lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7),
+        (ones.params, history.train_loss), (unweighted.params, plain_history.train_loss),
+    )  # fmt: skip
+
+
+def test_padded_weighted_fit_equals_the_unpadded_weighted_fit():
+    model = models.MLP(hidden=(4,))
+    weights = np.asarray(np.arange(100) % 4, np.float32)
+    part = data.Dataset(XOR.x[:100], XOR.y[:100])
+    options = {"epochs": 3, "batch_size": 24, "sample_weight": weights}
+    padded = train.fit(jax.random.key(5), model, ADAM, part, pad_batches=True, **options)
+    plain = train.fit(jax.random.key(5), model, ADAM, part, **options)
+    assert_bit_identical(padded, plain)
+
+
 # ---------------------------------------------------------------------------
 # The trainer visits exactly the documented minibatches.
 

@@ -12,7 +12,7 @@ import sys
 import jax
 import numpy as np
 import pytest
-from helpers import leaves, sweep_rows
+from helpers import assert_bit_identical, leaves, sweep_rows
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -318,3 +318,37 @@ def test_sweep_summary_needs_no_matplotlib():
 def test_sweep_summary_rejects_bad_tables(rows, error):
     with pytest.raises(error):
         parallel.sweep_summary(rows, "test_accuracy")
+
+
+def test_a_chunked_sweep_equals_one_run_and_keeps_each_divergence():
+    # The host loop drives the sweep in chunks (so that it can be cancelled): the models,
+    # their histories and each model's diverged epoch are those of one run.
+    kwargs = {"learning_rates": [1e-2, 1e30], "epochs": 7, "test": TEST, "batch_size": 40}
+    whole = parallel.sweep([0, 1], MODEL, XOR, optimizer="sgd", **kwargs)
+    chunked = parallel.sweep([0, 1], MODEL, XOR, optimizer="sgd", chunk_epochs=3, **kwargs)
+    assert_bit_identical(whole.state, chunked.state)
+    assert_bit_identical(whole.history, chunked.history)
+    np.testing.assert_array_equal(whole.diverged_epoch, chunked.diverged_epoch)
+    assert chunked.diverged_epoch.tolist()[:2] == [0, 0]
+    assert all(epoch > 0 for epoch in chunked.diverged_epoch.tolist()[2:])
+
+
+def test_a_sweep_stops_between_chunks_when_cancelled():
+    import threading
+
+    class SetAfter:
+        def __init__(self) -> None:
+            self.checks = 0
+
+        def is_set(self) -> bool:
+            self.checks += 1
+            return self.checks > 2
+
+    with pytest.raises(parallel.engine.Cancelled, match="after 4 epochs") as info:
+        parallel.sweep([0], MODEL, XOR, learning_rates=[1e-2], epochs=10, chunk_epochs=2,
+                       cancel=SetAfter())  # fmt: skip
+    assert info.value.history.train_loss.shape == (1, 4)
+    event = threading.Event()
+    event.set()
+    with pytest.raises(parallel.engine.Cancelled, match="after 0 epochs"):
+        parallel.sweep([0], MODEL, XOR, learning_rates=[1e-2], epochs=10, cancel=event)

@@ -4,7 +4,7 @@
   module's underscore names. What is shared inside the package lives in an
   internal module (``_validate``, ``_io``, ``_xla``) under names without an
   underscore; importing those modules is allowed, their private names are not.
-- Imports point one way, as STYLE.md's module table says (:data:`LAYERS`):
+- Imports point one way, as docs/design.md's module table says (:data:`LAYERS`):
   a module imports only modules of a lower layer, and only ``viz`` imports
   matplotlib.
 - Tests may reach a private name only through a documented seam: the
@@ -25,13 +25,15 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "dlvr_jax"
 
-INTERNAL = ("_validate", "_io", "_xla")
+INTERNAL = ("_validate", "_io", "_xla", "_compiled", "_tables")
 """Internal modules: shared helpers under public names, importable by any module."""
 
 LAYERS: dict[str, int] = {
     "_validate": 0,
     "_io": 0,
     "_xla": 0,
+    "_compiled": 0,
+    "_tables": 0,
     "data": 1,
     "models": 1,
     "optim": 1,
@@ -51,7 +53,7 @@ LAYERS: dict[str, int] = {
     "__init__": 9,
     "__main__": 9,
 }
-"""A module may import modules of a strictly lower layer only (STYLE.md's arrows)."""
+"""A module may import modules of a strictly lower layer only (docs/design.md's arrows)."""
 
 SEAMS: dict[tuple[str, str], str] = {
     ("data", "_*"): (
@@ -80,14 +82,6 @@ SEAMS: dict[tuple[str, str], str] = {
     ("cli", "_progress"): "the progress bar's factory, driven with a fake terminal on stderr",
 }
 """``(module, private name)`` -> why a test may touch it (``_*``: any, through a computed name)."""
-
-DEPRECATED_FORWARDS: dict[tuple[str, str], str] = {
-    ("optim", "descent"): (
-        "optim's module __getattr__ forwards the descent toolkit's old names, with a "
-        "DeprecationWarning, for one release; it imports descent lazily, when an old name is used"
-    ),
-}
-"""``(module, imported)``: an import against the arrows, allowed for a deprecation path only."""
 
 
 class Use(NamedTuple):
@@ -182,7 +176,7 @@ def _read(path: pathlib.Path, own: str | None) -> _Reader:
     return reader
 
 
-SUBPACKAGES = ("playground",)
+SUBPACKAGES = ("playground", "jobs", "viz")
 """Subpackages: each file of ``dlvr_jax/<name>/`` belongs to module ``<name>`` (one layer)."""
 
 
@@ -215,7 +209,9 @@ def test_benchmarks_use_only_public_names_of_the_package():
 
 
 def test_every_package_module_has_a_layer():
-    assert set(_package_readers()) <= set(LAYERS), "add the new module to LAYERS (and STYLE.md)"
+    assert set(_package_readers()) <= set(LAYERS), (
+        "add the new module to LAYERS (and docs/design.md)"
+    )
 
 
 def test_imports_point_one_way():
@@ -224,7 +220,7 @@ def test_imports_point_one_way():
         for imported in sorted({name for reader in group for name in reader.imported}):
             # Importing the package itself (for __version__) is allowed everywhere;
             # the files of a subpackage may import each other.
-            if (module, imported) in DEPRECATED_FORWARDS or imported == module:
+            if imported == module:
                 continue
             if imported != "__init__" and LAYERS.get(imported, -1) >= LAYERS[module]:
                 wrong.append(f"{module} (layer {LAYERS[module]}) imports {imported} "
@@ -290,3 +286,200 @@ def test_the_reader_catches_what_it_forbids(tmp_path):
         ]
     )
     assert reader.imported == {"train", "_validate", "optim"}
+
+
+# ----------------------------------------------------------------------------
+# One core under every door (issue 18): options declared once, one host loop,
+# rooms of a size one can hold.
+
+
+def _functions(tree: ast.AST) -> Iterator[ast.FunctionDef | ast.AsyncFunctionDef]:
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            yield node
+
+
+def _options_declared(function: ast.FunctionDef | ast.AsyncFunctionDef) -> set[str]:
+    """The parameters a caller passes as options: keyword-only, or positional with a default."""
+    arguments = function.args
+    positional = [*arguments.posonlyargs, *arguments.args]
+    defaulted = positional[len(positional) - len(arguments.defaults) :]
+    return {argument.arg for argument in [*defaulted, *arguments.kwonlyargs]}
+
+
+OPTIONS_EXEMPT = {
+    ("dlvr_jax/estimators.py", "__init__"): (
+        "scikit-learn requires __init__ to list every hyperparameter (get_params reads it)"
+    ),
+}
+"""Functions allowed to declare training options themselves, and why."""
+
+
+def _option_declarers(source: str, file: str) -> list[str]:
+    from dlvr_jax import engine
+
+    found = []
+    for function in _functions(ast.parse(source)):
+        declared = _options_declared(function) & set(engine.OPTIONS)
+        if len(declared) >= 3 and (file, function.name) not in OPTIONS_EXEMPT:
+            names = ", ".join(sorted(declared))
+            found.append(f"{file}:{function.lineno}: {function.name}({names})")
+    return found
+
+
+def test_training_options_are_declared_once():
+    # The engine is the one place: it declares the options (engine.FitOptions, checked by
+    # engine.check_fit) and its core takes the checked values. Every door takes **options.
+    found = []
+    for path in _sources(PACKAGE):
+        if path != PACKAGE / "engine.py":
+            found += _option_declarers(path.read_text(), str(path.relative_to(ROOT)))
+    assert not found, (
+        "functions that declare three or more training options (take "
+        "**options: Unpack[engine.FitOptions] instead):\n" + "\n".join(found)
+    )
+
+
+def test_the_option_count_catches_a_redeclared_signature():
+    source = (
+        "def fit(key, model, optimizer, data, *, epochs, batch_size=None, l2=0.0):\n    pass\n"
+        "def old(key, data, epochs=1, batch_size=None, test=None):\n    pass\n"
+        "def core(state, data, test, epochs, batch_size):\n    pass\n"
+        "def door(key, **options):\n    pass\n"
+    )
+    assert [line.split(": ")[1] for line in _option_declarers(source, "x.py")] == [
+        "fit(batch_size, epochs, l2)",
+        "old(batch_size, epochs, test)",
+    ]
+
+
+EPOCH_PROGRAM = ("run", "compiled_run", "run_epochs")
+"""The engine's compiled epoch program: only the engine's host loop calls it."""
+
+MAPS_THE_PROGRAM = {
+    ("parallel", "run_epochs"): (
+        "parallel maps the engine's core (vmap for sweeps, pmap, jit with shardings) inside "
+        "programs that engine.loop drives"
+    ),
+}
+"""Modules that may reference the epoch program outside the engine, and why."""
+
+
+def _program_uses(source: str, file: str, own: str) -> list[str]:
+    reader = _Reader(file, own)
+    tree = ast.parse(source)
+    reader.visit(tree)
+    found = []
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and reader.aliases.get(node.value.id) == "engine"
+            and node.attr in EPOCH_PROGRAM
+            and (own, node.attr) not in MAPS_THE_PROGRAM
+        ):
+            found.append(f"{file}:{node.lineno}: engine.{node.attr}")
+    return found
+
+
+def test_only_the_engine_runs_the_compiled_epoch_program():
+    found = []
+    for path in _sources(PACKAGE):
+        module = _module_of(path)
+        if module != "engine":
+            found += _program_uses(path.read_text(), str(path.relative_to(ROOT)), module)
+    assert not found, (
+        "modules that call the compiled epoch program themselves (use train.fit, "
+        "engine.FitPlan.run or engine.loop):\n" + "\n".join(found)
+    )
+
+
+def test_the_program_check_catches_a_direct_call():
+    source = "from dlvr_jax import engine as e\ne.run(state, data, None, 1, 8)\n"
+    assert _program_uses(source, "x.py", "jobs") == ["x.py:2: engine.run"]
+
+
+MODULE_LINES = 1000
+CLASS_LINES = 400
+FUNCTION_CODE_LINES = 80
+CLI_LINES = 500
+
+
+def _code_lines(node: ast.AST, lines: list[str]) -> int:
+    """Lines of code in ``node``: not blank, not comments, not its docstring."""
+    start, end = node.lineno, node.end_lineno or node.lineno  # type: ignore[attr-defined]
+    docstring: set[int] = set()
+    body = getattr(node, "body", [])
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+        docstring = set(range(body[0].lineno, (body[0].end_lineno or body[0].lineno) + 1))
+    count = 0
+    for number in range(start, end + 1):
+        text = lines[number - 1].strip()
+        if text and not text.startswith("#") and number not in docstring:
+            count += 1
+    return count
+
+
+def _oversized() -> list[str]:
+    found = []
+    for path in _sources(PACKAGE):
+        source = path.read_text()
+        lines = source.splitlines()
+        file = str(path.relative_to(ROOT))
+        limit = CLI_LINES if path.name == "cli.py" and path.parent == PACKAGE else MODULE_LINES
+        if len(lines) > limit:
+            found.append(f"{file}: {len(lines)} lines (at most {limit})")
+        tree = ast.parse(source)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ClassDef):
+                size = (node.end_lineno or node.lineno) - node.lineno + 1
+                reason = "one concept" in (ast.get_docstring(node) or "")
+                if size > CLASS_LINES and not reason:
+                    found.append(f"{file}:{node.lineno}: class {node.name}, {size} lines")
+            elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                code = _code_lines(node, lines)
+                if code > FUNCTION_CODE_LINES:
+                    found.append(f"{file}:{node.lineno}: {node.name}, {code} lines of code")
+    return found
+
+
+def test_rooms_are_of_a_size_one_can_hold():
+    # Split by concept, not by size: these bounds only say when to look.
+    found = _oversized()
+    assert not found, "\n".join(found)
+
+
+def test_no_import_cycle_between_package_files():
+    graph: dict[str, set[str]] = {}
+    for path in _sources(PACKAGE):
+        dotted = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+        dotted = dotted.removesuffix(".__init__")
+        targets = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                targets.add(node.module)
+                targets.update(f"{node.module}.{alias.name}" for alias in node.names)
+            elif isinstance(node, ast.Import):
+                targets.update(alias.name for alias in node.names)
+        graph[dotted] = targets
+    known = set(graph)
+    edges = {name: {t for t in targets if t in known and t != name} for name, targets in
+             graph.items()}  # fmt: skip
+    # Ignore the package __init__ files: they import lazily (PEP 562) or re-export.
+    packages = {name for name in known if (ROOT / name.replace(".", "/")).is_dir()}
+    cycles = []
+    state: dict[str, int] = {}
+
+    def visit(name: str, trail: list[str]) -> None:
+        state[name] = 1
+        for target in sorted(edges[name] - packages):
+            if state.get(target) == 1:
+                cycles.append(" -> ".join([*trail[trail.index(target) :], target]))
+            elif target not in state:
+                visit(target, [*trail, target])
+        state[name] = 2
+
+    for name in sorted(known - packages):
+        if name not in state:
+            visit(name, [name])
+    assert not cycles, "import cycles:\n" + "\n".join(cycles)
