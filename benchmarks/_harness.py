@@ -1,6 +1,6 @@
 """What every workload of the suite shares: timing, peers, rows and the two tables.
 
-How it measures (the rules of STYLE.md, rule 11):
+How it measures (docs/design.md, Conventions, rule 11):
 
 - **Side by side, in one run.** The methods of a case run in the same
   process, and their timed repeats take turns (method A, B, C, then A, B, C

@@ -16,6 +16,11 @@ arguments give the same object, so its programs are reused), ``train``'s
 predictions, ``perceptron``'s and ``tensor``'s jitted cores, and the
 Playground's chunk programs.
 
+The module-level ``jax.jit`` functions of the package (the data generators,
+the perceptron's loops) keep their few programs in JAX's cache, which
+:func:`clear` empties; ``train.predict`` and ``train.probabilities``, whose
+programs grow with the shapes a user predicts on, note their keys.
+
 Why one bound: every XLA:CPU executable holds memory maps, and a long-running
 process (the Playground's server, a grid search, the test suite) that compiles
 program after program would reach the kernel's limit of maps per process, or

@@ -60,9 +60,15 @@ def _python_labels(items: list[Any], field: str) -> tuple[list[Any], np.ndarray]
             items, dtype=bool if all(isinstance(i, (bool, np.bool_)) for i in items) else np.float64
         )
     else:
+        odd = [item for item in items if not isinstance(item, (str, numbers.Real, np.bool_))]
+        if odd:
+            raise check.InvalidType(
+                f"{field} must hold class labels (names or integers), got {check.show(odd[0])}",
+                field=field,
+            )
         raise check.InvalidType(
-            f"{field} must hold class labels of one kind (all names or all integers), got "
-            f"{check.show(sorted({type(item).__name__ for item in items}))} mixed",
+            f"{field} must hold class labels of one kind (all names or all numbers), got "
+            f"{check.show(items)}",
             field=field,
         )
     index = {kind: code for code, kind in enumerate(kinds)}
@@ -99,7 +105,10 @@ def encode_labels(values: Any, *, field: str = "y", min_classes: int = 2) -> Lab
         raise check.InvalidType(
             f"{field} must be concrete labels, got a {check.show(values)}", field=field
         )
-    host = np.asarray(values)
+    if isinstance(values, (list, tuple)):  # NumPy would turn ["a", 1] into two strings
+        host = np.fromiter(values, dtype=object, count=len(values))
+    else:
+        host = np.asarray(values)
     if host.ndim != 1:
         raise check.InvalidArgument(
             f"{field} must have rank 1, got shape {host.shape}", field=field
@@ -420,8 +429,11 @@ def parse(text: str, *, source: str, field: str, task: Task | None, encode: bool
     if task is not None:
         check.choice("task", task, ("classification", "regression"))
     rows = _scan(text[1:] if text.startswith("\ufeff") else text, where)
+    targets = None
     try:
         labels = _class_labels(rows, where, task) if rows.targets else None
+        if labels is None:
+            targets = _targets_as_numbers(rows, where)
     except CsvError as error:
         first = rows.failure
         if first is None or (error.line, error.column) < (first.line, first.column):
@@ -440,7 +452,7 @@ def parse(text: str, *, source: str, field: str, task: Task | None, encode: bool
     )
     x = np.asarray(rows.x, dtype=np.float64).reshape(len(rows.x), d)
     if labels is None:
-        return Parsed(x, _targets_as_numbers(rows, where), "regression", None, False, columns)
+        return Parsed(x, np.asarray(targets), "regression", None, False, columns)
     if not encode:
         return Parsed(x, _raw_labels(rows, where, labels), "classification", None, False, columns)
     coded = encode_labels(np.array(labels, dtype=object), field=columns[-1], min_classes=1)

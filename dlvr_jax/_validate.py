@@ -47,6 +47,7 @@ import numpy as np
 
 __all__ = [
     "Boolean",
+    "Closed",
     "Interval",
     "InvalidArgument",
     "InvalidType",
@@ -56,6 +57,7 @@ __all__ = [
     "Rules",
     "Text",
     "array",
+    "check_fields",
     "check_param",
     "check_params",
     "choice",
@@ -283,6 +285,7 @@ def choice(name: str, value: Any, options: tuple[str, ...]) -> str:
 # Tables of constraints: one per configuration, checked once.
 
 Closed = Literal["both", "left", "right", "neither"]
+"""Which ends of an :class:`Interval` belong to it."""
 
 
 def _bound(value: float, integral: bool) -> str:
@@ -625,3 +628,43 @@ def check_params(
             )
         checked[field] = check_param(field, table[field], value)
     return checked
+
+
+def check_fields(config: Any, table: Mapping[str, Rules]) -> None:
+    """Checks a dataclass's fields against ``table`` and stores their normalised values.
+
+    For a configuration's ``__post_init__``: each field named in ``table`` is
+    checked (:func:`check_params`, the class's name as owner) and replaced by
+    its normalised value (a frozen dataclass too), so that ``hidden=[8, 8]``
+    is kept as ``(8, 8)`` and ``learning_rate=1`` as ``1.0``. Fields the table
+    does not name are left to the class (cross-field rules).
+
+    Raises:
+        InvalidType: if ``config`` is not a dataclass instance, or a table
+            entry names no field of it.
+        InvalidArgument, InvalidType: from :func:`check_params`.
+
+    Examples:
+        >>> import dataclasses
+        >>> from dlvr_jax import _validate as check
+        >>> @dataclasses.dataclass(frozen=True)
+        ... class Config:
+        ...     hidden: tuple[int, ...] = (8,)
+        ...     def __post_init__(self):
+        ...         check.check_fields(self, {"hidden": check.ListOf(check.Interval(int, 1))})
+        >>> Config([4, 2]).hidden
+        (4, 2)
+    """
+    if not dataclasses.is_dataclass(config) or isinstance(config, type):
+        raise InvalidType(
+            f"config must be a dataclass instance, got {show(config)}", field="config"
+        )
+    names = {field.name for field in dataclasses.fields(config)}
+    missing = sorted(set(table) - names)
+    if missing:
+        raise InvalidType(
+            f"the table names {missing} that {type(config).__name__} does not have", field="table"
+        )
+    values = {name: getattr(config, name) for name in table}
+    for name, value in check_params(table, values, owner=type(config).__name__).items():
+        object.__setattr__(config, name, value)

@@ -16,6 +16,13 @@ that classes overlap near the boundary as ``noise`` grows (``noise=0`` gives
 the exact rule). For the regression sets it is the standard deviation of
 Gaussian noise added to the targets.
 
+The user's own data come through one door: :func:`from_arrays` for arrays,
+and one CSV parser for files and text (:func:`parse_csv`, :func:`read_csv`,
+:func:`load_csv`), which reports every problem as a :class:`CsvError` at
+``path:line:column``. Class labels follow one policy, :func:`encode_labels`:
+names and integers that are not ``0..k-1`` are mapped to codes ``0..k-1``
+(their names kept), and a single class is refused.
+
 Examples:
     >>> import jax
     >>> from dlvr_jax import data
@@ -804,6 +811,10 @@ Labels = _tables.Labels
 encode_labels = _tables.encode_labels
 """The one label policy: ``encode_labels(values, *, field="y", min_classes=2) -> Labels``
 (names sorted, integers in numeric order, one class refused)."""
+
+for _shared in (CsvError, Labels, encode_labels):
+    _shared.__module__ = __name__  # documented, shown in tracebacks and pickled as data's
+del _shared
 
 
 class Table(NamedTuple):

@@ -17,66 +17,23 @@ Examples:
     ('adagrad', 'adam', 'adamw', 'momentum', 'nesterov', 'rmsprop', 'sgd')
 
 The descent toolkit of Exercise 1.3 (toy objectives, :class:`~dlvr_jax.descent.Path`,
-``gradient_descent``, ``sgd_path``, ...) lives in :mod:`dlvr_jax.descent`; its
-old names here still work for one release, with a ``DeprecationWarning``.
+``gradient_descent``, ``sgd_path``, ...) lives in :mod:`dlvr_jax.descent`, which
+imports this module (never the other way).
 """
 
 from __future__ import annotations
 
-import functools
 import inspect
-import warnings
 from collections.abc import Callable
 from typing import Any
 
 import jax.numpy as jnp
 import optax
 
+from dlvr_jax import _compiled
 from dlvr_jax import _validate as check
 
 __all__ = ["injected", "names", "optimizer", "with_learning_rate"]
-
-# The descent toolkit's names, moved to dlvr_jax.descent: still importable from
-# here for one release, with a DeprecationWarning (see __getattr__). dir(optim)
-# does not list them: tools that walk dir() (pytest's collection, inspect.getmembers)
-# would otherwise raise the warning on every walk.
-_MOVED_TO_DESCENT = frozenset(
-    {
-        "OBJECTIVES",
-        "LeastSquares",
-        "Objective",
-        "Path",
-        "beale",
-        "bowl",
-        "compare",
-        "convergence_grid",
-        "gradient_descent",
-        "himmelblau",
-        "least_squares_loss",
-        "least_squares_solution",
-        "minimize",
-        "objective",
-        "quadratic",
-        "quadratic_samples",
-        "rosenbrock",
-        "saddle",
-        "sgd_path",
-    }
-)
-
-
-def __getattr__(name: str) -> Any:
-    """``optim.X`` for a name moved to :mod:`dlvr_jax.descent`: warns, returns ``descent.X``."""
-    if name in _MOVED_TO_DESCENT:
-        warnings.warn(
-            f"optim.{name} moved to dlvr_jax.descent.{name}; import it from there",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        from dlvr_jax import descent  # here, not at the top: descent imports optim
-
-        return getattr(descent, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _sgd(learning_rate: Any) -> optax.GradientTransformation:
@@ -194,8 +151,9 @@ def _build(
 
 
 # The same arguments give the same object, so jitted training that holds the
-# optimizer as static data is not recompiled for an equal optimizer.
-_build_cached = functools.lru_cache(maxsize=256)(_build)
+# optimizer as static data is not recompiled for an equal optimizer. The objects
+# key compiled programs, so they live in the one compile-cache registry.
+_build_cached = _compiled.memoize(_build)
 
 
 def injected(
@@ -226,7 +184,7 @@ def injected(
     return _injected(name, clip_norm, tuple(sorted(options.items())))
 
 
-@functools.lru_cache(maxsize=64)
+@_compiled.memoize
 def _injected(
     name: str, clip_norm: float | None, options: tuple[tuple[str, Any], ...]
 ) -> optax.GradientTransformation:

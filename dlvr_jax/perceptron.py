@@ -50,6 +50,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import custom_batching, lax
 
+from dlvr_jax import _compiled
 from dlvr_jax import _validate as check
 
 __all__ = [
@@ -498,7 +499,7 @@ def _fit_lane(
     )
 
 
-@functools.lru_cache(maxsize=64)
+@_compiled.memoize
 def _fit_one_by_one(max_epochs: int) -> Callable[..., _Lane]:
     """:func:`_fit_lane` that ``vmap`` turns into a loop over the datasets, not lanes in step.
 

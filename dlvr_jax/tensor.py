@@ -92,8 +92,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from dlvr_jax import _compiled, _xla, models
 from dlvr_jax import _validate as check
-from dlvr_jax import _xla, models
 
 __all__ = [
     "METHODS",
@@ -228,7 +228,7 @@ def _peer(a: jax.Array, b: jax.Array) -> jax.Array:
     return jnp.matmul(a, b)
 
 
-@functools.cache
+@_compiled.memoize
 def _jitted(method: str, batched: bool, platform: str, top_level: bool) -> Callable[..., jax.Array]:
     kernels: dict[str, Callable[..., jax.Array]] = {
         "blocked": _blocked,

@@ -41,9 +41,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from dlvr_jax import _compiled, engine, losses
 from dlvr_jax import _validate as check
 from dlvr_jax import data as data_module
-from dlvr_jax import engine, losses
 from dlvr_jax.data import Dataset
 from dlvr_jax.engine import (
     Batch,
@@ -252,8 +252,10 @@ def predict(
     """
     kind = losses.task(loss, task)
     x = check.array("x", x, ndim=2)
-    predict_fn = _predict if _hashable(model) else _predictions
-    return cast(jax.Array, predict_fn(model, params, x, kind=kind))
+    if not _hashable(model):
+        return _predictions(model, params, x, kind=kind)
+    _compiled.note(("predict", model, kind, x.shape, str(x.dtype)))
+    return cast(jax.Array, _predict(model, params, x, kind=kind))
 
 
 def _hashable(model: nn.Module) -> bool:
@@ -283,8 +285,10 @@ def probabilities(model: nn.Module, params: Any, x: Any) -> jax.Array:
     Like :func:`predict`, one compiled program per model and shape of ``x``.
     """
     x = check.array("x", x, ndim=2)
-    probabilities_fn = _probabilities if _hashable(model) else _class_probabilities
-    return cast(jax.Array, probabilities_fn(model, params, x))
+    if not _hashable(model):
+        return _class_probabilities(model, params, x)
+    _compiled.note(("probabilities", model, x.shape, str(x.dtype)))
+    return cast(jax.Array, _probabilities(model, params, x))
 
 
 def _class_probabilities(model: nn.Module, params: Any, x: jax.Array) -> jax.Array:

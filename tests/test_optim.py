@@ -1,13 +1,10 @@
 """Tests of dlvr_jax.optim.optimizer: thin names for Optax transformations, never re-implemented.
 
 Every optimizer must make exactly the updates of its Optax alias, bit for bit.
-The descent toolkit that used to live here is tested in test_descent.py; its old
-names here are deprecated aliases (tested at the end).
+The descent toolkit is tested in test_descent.py.
 """
 
 from __future__ import annotations
-
-import warnings
 
 import jax
 import jax.numpy as jnp
@@ -273,66 +270,12 @@ def test_clip_norm_must_be_positive(clip_norm):
         optim.optimizer("sgd", 0.1, clip_norm=clip_norm)
 
 
-# ---------------------------------------------------------------------------
-# The descent toolkit's old names: deprecated aliases of dlvr_jax.descent's objects.
-# (pyproject turns a DeprecationWarning raised from dlvr_jax's own code into an error;
-# here, in a test module, it is a warning, caught with pytest.deprecated_call.)
-
-MOVED = (
-    "OBJECTIVES",
-    "LeastSquares",
-    "Objective",
-    "Path",
-    "beale",
-    "bowl",
-    "compare",
-    "convergence_grid",
-    "gradient_descent",
-    "himmelblau",
-    "least_squares_loss",
-    "least_squares_solution",
-    "minimize",
-    "objective",
-    "quadratic",
-    "quadratic_samples",
-    "rosenbrock",
-    "saddle",
-    "sgd_path",
-)
-
-
-def test_optim_lists_only_the_factory_and_every_moved_name_is_descents():
+def test_optim_lists_only_the_factory_and_knows_nothing_of_descent():
+    # The descent toolkit's names lived here once (never released): they are descent's.
     assert optim.__all__ == ["injected", "names", "optimizer", "with_learning_rate"]
-    assert sorted(MOVED) == sorted(descent.__all__)
-
-
-@pytest.mark.parametrize("name", MOVED)
-def test_an_old_name_warns_and_is_the_descent_object(name):
-    message = rf"optim\.{name} moved to dlvr_jax\.descent\.{name}; import it from there"
-    with pytest.deprecated_call(match=message) as record:
-        value = getattr(optim, name)
-    assert value is getattr(descent, name)
-    # The warning points at the caller (here), so pyproject's filter can catch the
-    # package's own uses of the old names.
-    assert [w.filename for w in record if w.category is DeprecationWarning] == [__file__]
-
-
-def test_from_import_of_an_old_name_warns():
-    with pytest.deprecated_call(match="optim.sgd_path moved to dlvr_jax.descent.sgd_path"):
-        from dlvr_jax.optim import sgd_path
-    assert sgd_path is descent.sgd_path
-
-
-def test_the_factory_names_do_not_warn_and_unknown_names_still_fail():
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        assert optim.names() == tuple(sorted(ALIASES))
-        assert callable(optim.optimizer)
-        from dlvr_jax.optim import names, optimizer  # noqa: F401
-
-        with pytest.raises(AttributeError, match="has no attribute 'gradient_decent'"):
-            optim.gradient_decent  # noqa: B018
-        assert not hasattr(optim, "_descent_loop")
+    with pytest.raises(AttributeError, match="has no attribute 'sgd_path'"):
+        optim.sgd_path  # noqa: B018
+    assert callable(descent.sgd_path)
 
 
 @pytest.mark.parametrize("name", optim.names())
