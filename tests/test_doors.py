@@ -8,9 +8,6 @@ answer: a one-class target is refused, string labels are accepted with their
 names kept, labels that are not ``0..k-1`` are mapped (and the command line
 says so on stderr), an empty hidden-layer text is refused and no hidden layer
 is asked for explicitly (``--hidden none``, ``"hidden": []``, ``hidden=()``).
-
-A case a door does not pass yet is marked ``xfail(strict=True)`` with the
-reason, so that the mark fails (and must go) once the door is fixed.
 """
 
 from __future__ import annotations
@@ -143,26 +140,9 @@ def _estimator(case: Case, tmp_path: Any, capsys: Any) -> Outcome:
 
 DOORS = {"cli": _cli, "playground": _playground, "estimators": _estimator}
 
-NOT_YET = {
-    ("playground", "one-class target"): "the session trains a one-class upload ('classes': 2)",
-    ("playground", "string labels"): "the upload frame has no class names yet",
-    ("playground", "labels 1..3"): "the session trains labels 1..3 with 4 outputs",
-}
-"""Cases a door does not pass yet (the Playground, until its session prepares its problem
-with :func:`dlvr_jax.jobs.prepare_problem` and reports class names)."""
 
-
-def _params() -> list[Any]:
-    params = []
-    for door in DOORS:
-        for name in CASES:
-            reason = NOT_YET.get((door, name))
-            marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
-            params.append(pytest.param(door, name, marks=marks, id=f"{door}: {name}"))
-    return params
-
-
-@pytest.mark.parametrize(("door", "name"), _params())
+@pytest.mark.parametrize("name", CASES)
+@pytest.mark.parametrize("door", DOORS)
 def test_the_doors_agree(door, name, tmp_path, capsys):
     case = CASES[name]
     outcome = DOORS[door](case, tmp_path, capsys)
