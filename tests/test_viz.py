@@ -507,3 +507,17 @@ def test_sweep_heatmap_draws_mean_and_spread_panels():
     texts = [t.get_text() for t in axes[0].texts]
     assert "div" in texts
     assert "0.60" in texts
+
+
+def test_class_names_name_the_legend_entries():
+    points = data.Dataset(jnp.array([[0.0, 0.0], [1.0, 1.0], [2.0, 0.5]]), jnp.array([0, 1, 2]))
+    named = viz.plot_dataset(points, class_names=["setosa", "versicolor", "virginica"])
+    texts = [t.get_text() for t in named.axes[0].get_legend().get_texts()]
+    assert texts == ["setosa", "versicolor, virginica"]
+    plain = viz.plot_dataset(points)
+    assert [t.get_text() for t in plain.axes[0].get_legend().get_texts()] == ["class 0", "class 1"]
+    boundary = viz.plot_decision_boundary(
+        lambda grid: (grid[:, 0] > 1).astype(jnp.int32), points, resolution=8,
+        class_names=("a", "b", "c"),
+    )  # fmt: skip
+    assert [t.get_text() for t in boundary.axes[0].get_legend().get_texts()] == ["a", "b, c"]

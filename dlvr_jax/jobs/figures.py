@@ -68,6 +68,8 @@ def _draw(
             surface(model, params, problem.task, problem.n_outputs),
             problem.test,
             title=f"MLP Classification and Predictions ({label})",
+            # Named (or mapped) classes by their names; 0..k-1 as "class i".
+            class_names=problem.classes if problem.label_note else None,
         )
         figure.set_size_inches(8, 8)
         files.append(os.path.join(out, "decision_boundary.png"))

@@ -16,7 +16,7 @@ Import them from :mod:`dlvr_jax.viz`.
 from __future__ import annotations
 
 import numbers
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
 import jax
@@ -54,7 +54,16 @@ _LOG_DECADES_FLOOR = 1e-6
 _NEURON_MARGINS = (0.85, 0.1, 0.3, 0.55)
 
 
-def _scatter(ax: Axes, data: Dataset) -> None:
+def _class_labels(y: np.ndarray, names: Sequence[str] | None) -> tuple[str, str]:
+    """The legend's two entries: the first class and the others (``class 1`` for two)."""
+    first = int(y.min()) if (y <= 0).any() else 0
+    if names is None:
+        return f"class {first}", "class 1"
+    names = [str(name) for name in names]
+    return names[first] if 0 <= first < len(names) else f"class {first}", ", ".join(names[1:])
+
+
+def _scatter(ax: Axes, data: Dataset, class_names: Sequence[str] | None = None) -> None:
     x = np.asarray(data.x)
     y = np.asarray(data.y)
     if x.ndim != 2 or x.shape[1] != 2:
@@ -66,6 +75,7 @@ def _scatter(ax: Axes, data: Dataset) -> None:
         ax.figure.colorbar(points, ax=ax, label="y")
         return
     positive = y > 0
+    first, others = _class_labels(y, class_names)
     ax.scatter(
         x[~positive, 0],
         x[~positive, 1],
@@ -73,7 +83,7 @@ def _scatter(ax: Axes, data: Dataset) -> None:
         c=_NEGATIVE,
         edgecolors="k",
         linewidths=0.3,
-        label=f"class {int(y.min()) if (~positive).any() else 0}",
+        label=first,
     )
     ax.scatter(
         x[positive, 0],
@@ -82,18 +92,25 @@ def _scatter(ax: Axes, data: Dataset) -> None:
         c=_POSITIVE,
         edgecolors="k",
         linewidths=0.3,
-        label="class 1",
+        label=others,
     )
     ax.legend(loc="upper right", fontsize="small")
 
 
-def plot_dataset(data: Dataset, *, ax: Axes | None = None, title: str | None = None) -> Figure:
+def plot_dataset(
+    data: Dataset,
+    *,
+    ax: Axes | None = None,
+    title: str | None = None,
+    class_names: Sequence[str] | None = None,
+) -> Figure:
     """Scatter plot of a 2-D dataset: class 1 red, the other class blue.
 
-    Regression targets are shown as a colour scale instead.
+    Regression targets are shown as a colour scale instead. ``class_names``
+    (label ``i``'s name, e.g. a CSV's ``setosa``) name the legend's entries.
     """
     figure, ax = _figure.axes(ax)
-    _scatter(ax, data)
+    _scatter(ax, data, class_names)
     ax.set_xlabel("$x_1$")
     ax.set_ylabel("$x_2$")
     ax.set_aspect("equal")
@@ -153,6 +170,7 @@ def plot_decision_boundary(
     probability: bool | None = None,
     colorbar: bool = True,
     title: str | None = None,
+    class_names: Sequence[str] | None = None,
 ) -> Figure:
     """Filled contour of a classifier's output over the plane, with the data on top.
 
@@ -182,6 +200,7 @@ def plot_decision_boundary(
             regression targets (float ``y``).
         colorbar: add a colour bar to shaded (continuous) outputs.
         title: the axes title.
+        class_names: the name of each class label, for the legend (default ``class i``).
 
     Raises:
         TypeError: ``predict_fn`` is not callable, or ``probability`` is not a bool or None.
@@ -195,7 +214,9 @@ def plot_decision_boundary(
     if probability is not None and not isinstance(probability, bool):
         raise TypeError(f"probability must be True, False or None, got {probability!r}")
     figure, ax = _figure.axes(ax)
-    shaded, label = _draw_boundary(predict_fn, data, ax, resolution, pad, line, probability)
+    shaded, label = _draw_boundary(
+        predict_fn, data, ax, resolution, pad, line, probability, class_names
+    )
     if shaded is not None and colorbar:
         bar = figure.colorbar(shaded, ax=ax, label=label)
         if label == _PROBABILITY:
@@ -213,6 +234,7 @@ def _draw_boundary(
     pad: float,
     line: Params | None,
     probability: bool | None,
+    class_names: Sequence[str] | None = None,
 ) -> tuple[Any, str]:
     """Draws the regions, data and line; returns the shading (or None) and its label."""
     x0, x1, y0, y1 = _figure.bounds(np.asarray(data.x), pad)
@@ -251,7 +273,7 @@ def _draw_boundary(
     else:
         shaded = ax.contourf(u, v, values, levels=20, cmap="coolwarm", alpha=0.6)
         label = "model output"
-    _scatter(ax, data)
+    _scatter(ax, data, class_names)
     if line is not None:
         w = np.asarray(line.w, dtype=np.float64)
         b = float(line.b)
