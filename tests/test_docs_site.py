@@ -119,13 +119,24 @@ def test_every_public_name_has_a_docstring():
             missing.append(f"{module_name} (the module)")
         for name in _public_names(module):
             value = getattr(module, name)
+            value = getattr(value, "__wrapped__", value)  # a jitted function: its function
             if inspect.isfunction(value) or inspect.isclass(value):
                 documented = bool(_own_docstring(value))
             else:  # a constant or registry: a string literal under its assignment
-                documented = name in _attribute_docstrings(module_name)
+                documented = any(name in _attribute_docstrings(home) for home in _homes(module))
             if not documented:
                 missing.append(f"{module_name}.{name}")
     assert not missing, "public names without a docstring: " + ", ".join(missing)
+
+
+def _homes(module: Any) -> list[str]:
+    """Where a module's constants may be assigned: the module, or a package's submodules."""
+    homes = [module.__name__]
+    if hasattr(module, "__path__"):  # a package re-exports its submodules' names
+        homes += [
+            f"{module.__name__}.{info.name}" for info in pkgutil.iter_modules(module.__path__)
+        ]
+    return homes
 
 
 # ----------------------------------------------------------------------------

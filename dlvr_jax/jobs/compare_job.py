@@ -23,7 +23,7 @@ from dlvr_jax import _validate as check
 from dlvr_jax.jobs import figures, results
 from dlvr_jax.jobs.cache import cache_in_use
 from dlvr_jax.jobs.mlp_job import MlpConfig, MlpResult, MlpSession, Progress
-from dlvr_jax.jobs.problem import ACTIVATION, apply_constraints
+from dlvr_jax.jobs.problem import ACTIVATION
 
 __all__ = ["CompareConfig", "CompareResult", "compare_activations"]
 
@@ -50,7 +50,7 @@ class CompareConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        apply_constraints(self, COMPARE_CONSTRAINTS, "CompareConfig")
+        check.check_fields(self, COMPARE_CONSTRAINTS)
         first = self.mlp(self.activations[0])  # checks the shared fields (MlpConfig's)
         for name in dataclasses.fields(MlpConfig):
             if name.name != "activation":  # the normalised values (e.g. hidden as a tuple)

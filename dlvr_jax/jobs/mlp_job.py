@@ -31,7 +31,6 @@ from dlvr_jax.jobs.divergence import Divergence, divergence_cause
 from dlvr_jax.jobs.problem import (
     Problem,
     ProblemConfig,
-    apply_constraints,
     check_task_with_data,
     job_problem,
     prepare_problem,
@@ -96,7 +95,7 @@ class MlpConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        apply_constraints(self, MLP_CONSTRAINTS, "MlpConfig")
+        check.check_fields(self, MLP_CONSTRAINTS)
         check_task_with_data(self)
         object.__setattr__(self, "_problem", job_problem(self))  # checks data and model
 

@@ -25,7 +25,7 @@ import dlvr_jax
 from dlvr_jax import _validate as check
 from dlvr_jax import descent, optim
 from dlvr_jax.jobs import results
-from dlvr_jax.jobs.problem import SEED, apply_constraints
+from dlvr_jax.jobs.problem import SEED
 
 __all__ = ["DESCENT_METHODS", "OptimizeConfig", "OptimizeResult", "optimize"]
 
@@ -50,7 +50,7 @@ class OptimizeConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        apply_constraints(self, OPTIMIZE_CONSTRAINTS, "OptimizeConfig")
+        check.check_fields(self, OPTIMIZE_CONSTRAINTS)
         if self.function == "least_squares":
             if max(self.batch_sizes) > self.n:
                 raise check.InvalidArgument(

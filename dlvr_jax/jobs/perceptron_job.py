@@ -26,7 +26,6 @@ from dlvr_jax.jobs import results
 from dlvr_jax.jobs.problem import (
     DATA_CONSTRAINTS,
     SEED,
-    apply_constraints,
     label_note,
     read_csv,
 )
@@ -49,7 +48,7 @@ class PerceptronConfig:
     pocket: bool = False
 
     def __post_init__(self) -> None:
-        apply_constraints(self, PERCEPTRON_CONSTRAINTS, "PerceptronConfig")
+        check.check_fields(self, PERCEPTRON_CONSTRAINTS)
         if self.data_path is None and data.task(self.dataset) != "classification":
             raise check.InvalidArgument(
                 f"the perceptron classifies; dataset {self.dataset!r} is a regression set",

@@ -63,7 +63,6 @@ __all__ = [
     "TASKS",
     "Problem",
     "ProblemConfig",
-    "apply_constraints",
     "check_task_with_data",
     "job_problem",
     "label_note",
@@ -143,7 +142,7 @@ class ProblemConfig:
     loss: str | None = None
 
     def __post_init__(self) -> None:
-        apply_constraints(self, PROBLEM_CONSTRAINTS, "ProblemConfig")
+        check.check_fields(self, PROBLEM_CONSTRAINTS)
         if self.upload is not None:
             if not isinstance(self.upload, (data.Dataset, data.Table)):
                 raise check.InvalidType(
@@ -207,17 +206,6 @@ PROBLEM_CONSTRAINTS: dict[str, check.Rules] = {
     "loss": (check.Options(*LOSSES), None),
 }
 """The constraints of :class:`ProblemConfig`'s fields (``upload`` is checked by its type)."""
-
-
-def apply_constraints(config: Any, table: dict[str, check.Rules], owner: str) -> None:
-    """Checks a frozen dataclass's fields against ``table`` once; stores the normalised values.
-
-    Raises:
-        check.InvalidArgument, check.InvalidType: naming the field (``.field``).
-    """
-    values = {name: getattr(config, name) for name in table}
-    for name, value in check.check_params(table, values, owner=owner).items():
-        object.__setattr__(config, name, value)
 
 
 def check_task_with_data(config: Any) -> None:

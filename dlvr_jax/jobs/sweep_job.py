@@ -26,7 +26,6 @@ from dlvr_jax.jobs.cache import cache_in_use
 from dlvr_jax.jobs.problem import (
     SEED,
     ProblemConfig,
-    apply_constraints,
     check_task_with_data,
     job_problem,
     prepare_problem,
@@ -74,7 +73,7 @@ class SweepConfig:
     data_seed: int = 0
 
     def __post_init__(self) -> None:
-        apply_constraints(self, SWEEP_CONSTRAINTS, "SweepConfig")
+        check.check_fields(self, SWEEP_CONSTRAINTS)
         check_task_with_data(self)
         if self.task == "regression":
             raise check.InvalidArgument(
