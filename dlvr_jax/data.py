@@ -16,6 +16,13 @@ that classes overlap near the boundary as ``noise`` grows (``noise=0`` gives
 the exact rule). For the regression sets it is the standard deviation of
 Gaussian noise added to the targets.
 
+The user's own data come through one door: :func:`from_arrays` for arrays,
+and one CSV parser for files and text (:func:`parse_csv`, :func:`read_csv`,
+:func:`load_csv`), which reports every problem as a :class:`CsvError` at
+``path:line:column``. Class labels follow one policy, :func:`encode_labels`:
+names and integers that are not ``0..k-1`` are mapped to codes ``0..k-1``
+(their names kept), and a single class is refused.
+
 Examples:
     >>> import jax
     >>> from dlvr_jax import data
@@ -40,16 +47,20 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from dlvr_jax import _io
+from dlvr_jax import _io, _tables
 from dlvr_jax import _validate as check
 
 __all__ = [
     "FEATURES",
     "REMAINDERS",
+    "CsvError",
     "Dataset",
+    "Labels",
+    "Table",
     "batch_order",
     "bucket",
     "circle",
+    "encode_labels",
     "features",
     "from_arrays",
     "gaussian",
@@ -59,7 +70,9 @@ __all__ = [
     "moons",
     "multi_gaussian",
     "names",
+    "parse_csv",
     "plane",
+    "read_csv",
     "save_csv",
     "signed",
     "spiral",
@@ -477,8 +490,9 @@ def batch_order(
     n = check.positive_int("n", n)
     batch_size = check.positive_int("batch_size", batch_size)
     if batch_size > n:
-        raise ValueError(
-            f"batch_size must be in [1, {n}] (the number of examples), got {batch_size}"
+        raise check.InvalidArgument(
+            f"batch_size must be in [1, {n}] (the number of examples), got {batch_size}",
+            field="batch_size",
         )
     check.choice("remainder", remainder, REMAINDERS)
     if count is not None:
@@ -559,21 +573,27 @@ def _padded_batch_order(
     key: jax.Array, epoch: Any, n: int, batch_size: int, remainder: str, count: Any
 ) -> tuple[jax.Array, jax.Array]:
     if remainder != "pad":
-        raise ValueError(f'count needs remainder="pad", got remainder={remainder!r}')
+        raise check.InvalidArgument(
+            f'count needs remainder="pad", got remainder={remainder!r}', field="remainder"
+        )
     if n % batch_size or n < 2 * batch_size:
-        raise ValueError(
+        raise check.InvalidArgument(
             f"with count, n must be a multiple of batch_size ({batch_size}) of at least "
-            f"two batches, got n={n}"
+            f"two batches, got n={n}",
+            field="n",
         )
     why = _order_survives_padding(key)
     if why is not None:
-        raise ValueError(f"count needs a padding-proof order, but {why} (see data.bucket)")
+        raise check.InvalidArgument(
+            f"count needs a padding-proof order, but {why} (see data.bucket)", field="key"
+        )
     if not check.is_tracer(count):
         count = check.positive_int("count", count)
         if count >= n or bucket(count, batch_size, key) != n:
-            raise ValueError(
+            raise check.InvalidArgument(
                 f"count={count} does not pad to n={n} in batches of {batch_size}: "
-                f"expected bucket(count, batch_size, key) == n (see data.bucket)"
+                f"expected bucket(count, batch_size, key) == n (see data.bucket)",
+                field="count",
             )
     order = _padded_permutation(jax.random.fold_in(key, epoch), n, jnp.asarray(count))
     real = jnp.arange(n) < count
@@ -595,15 +615,21 @@ def train_test_split(
     """
     key = check.prng_key("key", key)
     if not isinstance(data, Dataset):
-        raise TypeError(f"data must be a Dataset(x, y), got {type(data).__name__}")
+        raise check.InvalidType(
+            f"data must be a Dataset(x, y), got {type(data).__name__}", field="data"
+        )
     fraction = check.real(
         "test_fraction", test_fraction, low=0.0, high=1.0, low_open=True, high_open=True
     )
     if check.is_tracer(fraction):
-        raise TypeError("test_fraction must be a static Python float, got a traced value")
+        raise check.InvalidType(
+            "test_fraction must be a static Python float, got a traced value", field="test_fraction"
+        )
     n = int(jnp.shape(data.x)[0])
     if n < 2:
-        raise ValueError(f"data must have at least 2 points to split, got {n}")
+        raise check.InvalidArgument(
+            f"data must have at least 2 points to split, got {n}", field="data"
+        )
     n_test = min(max(round(fraction * n), 1), n - 1)
     order = jax.random.permutation(key, n)
     shuffled = jax.tree.map(lambda leaf: leaf[order], data)
@@ -629,9 +655,10 @@ def signed(y: Any) -> jax.Array:
     if not check.is_tracer(y):
         values = set(np.unique(np.asarray(y)).tolist())
         if not (values <= {0, 1} or values <= {-1, 1}):
-            raise ValueError(
+            raise check.InvalidArgument(
                 f"y must hold class labels in {{0, 1}} (or already in {{-1, 1}}), "
-                f"got values {sorted(values)[:10]}"
+                f"got values {sorted(values)[:10]}",
+                field="y",
             )
     return jnp.where(y > 0, 1, -1).astype(jnp.int32)
 
@@ -679,9 +706,11 @@ def features(x: Any, names: Sequence[str] = FEATURES) -> jax.Array:
     """
     x = check.array("x", x, ndim=2, finite=False)
     if x.shape[1] != 2:
-        raise ValueError(f"x must have shape (n, 2), got {x.shape}")
+        raise check.InvalidArgument(f"x must have shape (n, 2), got {x.shape}", field="x")
     if isinstance(names, str) or not isinstance(names, Sequence) or not names:
-        raise TypeError(f"names must be a non-empty sequence of feature names, got {names!r}")
+        raise check.InvalidType(
+            f"names must be a non-empty sequence of feature names, got {names!r}", field="names"
+        )
     columns = []
     for name in names:
         canonical = _FEATURE_ALIASES.get(name, name)
@@ -714,9 +743,11 @@ def from_arrays(x: Any, y: Any, *, task: Task | None = None) -> Dataset:
     x = check.array("x", x, ndim=2)
     y = check.array("y", y, ndim=1)
     if x.shape[0] != y.shape[0]:
-        raise ValueError(f"y must have one entry per row of x ({x.shape[0]}), got {y.shape[0]}")
+        raise check.InvalidArgument(
+            f"y must have one entry per row of x ({x.shape[0]}), got {y.shape[0]}", field="y"
+        )
     if x.shape[0] < 1:
-        raise ValueError("x must have at least one row, got 0")
+        raise check.InvalidArgument("x must have at least one row, got 0", field="x")
     host_y = np.asarray(host_y)
     kind = (
         _infer_task(host_y)
@@ -725,9 +756,13 @@ def from_arrays(x: Any, y: Any, *, task: Task | None = None) -> Dataset:
     )
     if kind == "classification":
         if np.any(host_y != np.round(host_y)) or np.any(host_y < 0):
-            raise ValueError("y must hold non-negative integer class labels for classification")
+            raise check.InvalidArgument(
+                "y must hold non-negative integer class labels for classification", field="y"
+            )
         if host_y.size and host_y.max() > np.iinfo(np.int32).max:
-            raise ValueError(f"y must hold class labels below 2**31, got {host_y.max()}")
+            raise check.InvalidArgument(
+                f"y must hold class labels below 2**31, got {host_y.max()}", field="y"
+            )
         return Dataset(jnp.asarray(x, jnp.float32), jnp.asarray(host_y, jnp.int32))
     return Dataset(jnp.asarray(x, jnp.float32), jnp.asarray(host_y, jnp.float32))
 
@@ -749,8 +784,9 @@ def save_csv(path: str | os.PathLike[str], data: Dataset) -> None:
     x = np.asarray(data.x, dtype=np.float32)
     y = np.asarray(data.y)
     if x.ndim != 2 or y.shape != (x.shape[0],):
-        raise ValueError(
-            f"data must have x of shape (n, d) and y of shape (n,), got {x.shape} and {y.shape}"
+        raise check.InvalidArgument(
+            f"data must have x of shape (n, d) and y of shape (n,), got {x.shape} and {y.shape}",
+            field="data",
         )
     integral = _infer_task(y) == "classification"
     header = [f"x{i + 1}" for i in range(x.shape[1])] + ["y"]
@@ -761,54 +797,116 @@ def save_csv(path: str | os.PathLike[str], data: Dataset) -> None:
             writer.writerow([_format(v, False) for v in row] + [_format(target, integral)])
 
 
-def load_csv(path: str | os.PathLike[str], *, task: Task | None = None) -> Dataset:
-    """Reads a CSV of numbers whose last column is the target (a header line is optional).
+# ----------------------------------------------------------------------------
+# Class labels, and CSV files: one label policy, one parser.
 
-    The task is inferred as in :func:`from_arrays`: a target column of
-    integers is classification, anything else regression.
+
+CsvError = _tables.CsvError
+"""A problem in a CSV at ``path:line:column`` (attributes ``path``, ``line``, ``column``,
+``problem``, ``field``); an :class:`~dlvr_jax._validate.InvalidArgument`, so a ``ValueError``."""
+
+Labels = _tables.Labels
+"""Class labels coded ``0..k-1``: ``Labels(codes: int32[n], names, mapped)``."""
+
+encode_labels = _tables.encode_labels
+"""The one label policy: ``encode_labels(values, *, field="y", min_classes=2) -> Labels``
+(names sorted, integers in numeric order, one class refused)."""
+
+for _shared in (CsvError, Labels, encode_labels):
+    _shared.__module__ = __name__  # documented, shown in tracebacks and pickled as data's
+del _shared
+
+
+class Table(NamedTuple):
+    """A CSV's data with what the file says about it (see :func:`read_csv`).
+
+    Attributes:
+        dataset: ``Dataset(x: float32[n, d], y)``; ``y`` is ``int32`` codes
+            ``0..k-1`` for classification, ``float32`` for regression.
+        task: ``"classification"`` or ``"regression"``.
+        classes: the class names (``classes[code]``), or None for regression.
+        mapped: whether the class labels were re-coded (names, or integers
+            that were not ``0..k-1``).
+        columns: the header's names, or ``x1..xd, y`` when there is no header.
+    """
+
+    dataset: Dataset
+    task: Task
+    classes: tuple[str, ...] | None
+    mapped: bool
+    columns: tuple[str, ...]
+
+
+def parse_csv(text: str, *, source: str = "upload", task: Task | None = None) -> Table:
+    """The package's one CSV parser, on a file's text: features..., target last.
+
+    A header line is optional (the first row, when its first cell is not a
+    number); blank lines are skipped. ``task=None`` infers the task from the
+    target column: integers are class labels, other numbers regression
+    targets, names (any non-number) class labels. Class labels follow
+    :func:`encode_labels`: names and integers other than ``0..k-1`` are
+    mapped to codes (``Table.mapped``), and one class is refused.
+
+    Args:
+        text: the CSV's text.
+        source: what the messages call the text (a file name, ``"upload"``).
+        task: ``"classification"``, ``"regression"`` or None to infer.
+
+    Returns:
+        A :class:`Table`: the dataset, task, class names, whether labels were
+        mapped, and the column names.
 
     Raises:
-        ValueError: naming the line and column of a malformed or missing value.
+        CsvError: for every problem, at ``source:line:column``: a cell that
+            is empty, not a number, not finite or past float32's range, a
+            ragged row, bytes that are not UTF-8 or lone surrogates, a target
+            that fits no task, one class, no data rows.
+
+    Examples:
+        >>> from dlvr_jax import data
+        >>> table = data.parse_csv("a,b,species\\n1,2,setosa\\n3,4,virginica\\n")
+        >>> table.classes, table.dataset.y.tolist(), table.columns
+        (('setosa', 'virginica'), [0, 1], ('a', 'b', 'species'))
+        >>> try:
+        ...     data.parse_csv("1,2,0\\n3,x,1\\n")
+        ... except data.CsvError as error:
+        ...     print(error, (error.line, error.column))
+        upload:2:2: column 2 is not a number: 'x' (2, 2)
     """
-    rows: list[list[float]] = []
-    integral = True
-    with open(path, newline="") as stream:
-        for number, row in enumerate(csv.reader(stream), start=1):
-            if not row or all(not cell.strip() for cell in row):
-                continue
-            if number == 1 and not _is_number(row[0]):
-                continue  # header
-            if rows and len(row) != len(rows[0]):
-                raise ValueError(
-                    f"{path}:{number}: expected {len(rows[0])} columns, got {len(row)}"
-                )
-            if len(row) < 2:
-                raise ValueError(f"{path}:{number}: expected at least 2 columns (x..., y)")
-            values = []
-            for column, cell in enumerate(row, start=1):
-                if not _is_number(cell):
-                    raise ValueError(f"{path}:{number}: column {column} is not a number: {cell!r}")
-                values.append(float(cell))
-            integral = integral and _is_integer_text(row[-1])
-            rows.append(values)
-    if not rows:
-        raise ValueError(f"{path}: no data rows")
-    table = np.asarray(rows)
-    y = table[:, -1].astype(np.int64) if integral else table[:, -1]
-    return from_arrays(table[:, :-1], y, task=task)
+    if not isinstance(text, str):
+        raise check.InvalidType(
+            f"text must be a CSV's text (a str), got {check.show(text)}", field="text"
+        )
+    return _table(_tables.parse(text, source=str(source), field="text", task=task, encode=True))
 
 
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
+def _table(parsed: _tables.Parsed) -> Table:
+    dataset = from_arrays(parsed.x, parsed.y, task=parsed.task)
+    return Table(dataset, parsed.task, parsed.classes, parsed.mapped, parsed.columns)
 
 
-def _is_integer_text(text: str) -> bool:
-    try:
-        int(text.strip())
-    except ValueError:
-        return False
-    return True
+def read_csv(path: str | os.PathLike[str], *, task: Task | None = None) -> Table:
+    """:func:`parse_csv` of a UTF-8 file: the :class:`Table` with class names and columns.
+
+    Raises:
+        CsvError: at ``path:line:column`` (see :func:`parse_csv`).
+        OSError: when the file cannot be read (``FileNotFoundError``...).
+    """
+    text = _tables.read_text(path)
+    return _table(_tables.parse(text, source=os.fspath(path), field="path", task=task, encode=True))
+
+
+def load_csv(path: str | os.PathLike[str], *, task: Task | None = None) -> Dataset:
+    """Reads a CSV whose last column is the target (a header line is optional).
+
+    The parser is :func:`parse_csv`'s. Integer class labels are kept as
+    written (each in ``[0, 2**31)``) and a single class is accepted: the file
+    is loaded, not judged. Class names are coded ``0..k-1`` in sorted order;
+    :func:`read_csv` gives them back, and maps integer labels as well.
+
+    Raises:
+        CsvError: at ``path:line:column`` for every problem (see :func:`parse_csv`).
+    """
+    text = _tables.read_text(path)
+    parsed = _tables.parse(text, source=os.fspath(path), field="path", task=task, encode=False)
+    return _table(parsed).dataset

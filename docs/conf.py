@@ -99,6 +99,8 @@ napoleon_use_ivar = True
 # them fully qualified (``jax.jaxlib._jax.Array``, an internal path); the
 # descriptions already give dtype and shape.
 napoleon_attr_annotations = False
+# "Keys:" documents a TypedDict's keys (engine.FitOptions) as a parameter list.
+napoleon_custom_sections = [("Keys", "params_style")]
 
 # Type hints go into the parameter descriptions, not into the signatures,
 # which keeps signatures short; nitpicky stays off, so type names that have no

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 import os
+import warnings
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 from scipy import stats  # a dependency of jax
 
+from dlvr_jax import _validate as check
 from dlvr_jax import data
 
 CLASSIFICATION = data.names("classification")
@@ -273,11 +276,11 @@ def test_load_csv_without_header_and_its_errors(tmp_path):
     np.testing.assert_array_equal(loaded.y, [1, 0])
     bad = tmp_path / "bad.csv"
     bad.write_text("x1,x2,y\n1,2,0\n1,oops,1\n")
-    with pytest.raises(ValueError, match=r"bad.csv:3: column 2 is not a number: 'oops'"):
+    with pytest.raises(ValueError, match=r"bad.csv:3:2: column 2 is not a number: 'oops'"):
         data.load_csv(bad)
     ragged = tmp_path / "ragged.csv"
     ragged.write_text("1,2,0\n1,2\n")
-    with pytest.raises(ValueError, match=r"ragged.csv:2: expected 3 columns, got 2"):
+    with pytest.raises(ValueError, match=r"ragged.csv:2:3: expected 3 columns, got 2"):
         data.load_csv(ragged)
     empty = tmp_path / "empty.csv"
     empty.write_text("x1,x2,y\n")
@@ -831,3 +834,259 @@ def test_batch_order_rejects_bad_input(key, kwargs, error, message):
     n, batch_size = arguments.pop("n"), arguments.pop("batch_size")
     with pytest.raises(error, match=message):
         data.batch_order(key, 0, n, batch_size, **arguments)
+
+
+# ----------------------------------------------------------------------------
+# CSV files: every problem at path:line:column, one parser for files and text.
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "column", "problem"),
+    [
+        ("x1,x2,y\n0,0,1\n1,abc,0\n", 3, 2, "column 2 is not a number: 'abc'"),
+        ("x1,x2,y\n0,0,1\n1,,0\n", 3, 2, "column 2 is empty"),
+        ("0,0,1\n1,1,\n", 2, 3, "column 3 is empty"),
+        ("0,0,1\n1,nan,0\n", 2, 2, "column 2 is not a finite number: 'nan'"),
+        ("0,0,1\n-inf,1,0\n", 2, 1, "column 1 is not a finite number: '-inf'"),
+        ("0,0,1\n1e39,1,0\n", 2, 1, "column 1 is '1e39', past float32's range"),
+        ("0,0,0.5\n1,1,-1e39\n", 2, 3, "column 3 is '-1e39', past float32's range"),
+        ("0,0,0.5\n1,1,inf\n", 2, 3, "column 3 is not a finite number: 'inf'"),
+        ("0,0,1\n1,1,0\n2,2\n", 3, 3, "expected 3 columns, got 2"),
+        ("0,0,1\n\n1,1,0,7\n", 3, 4, "expected 3 columns, got 4"),
+        ("y\n1\n2\n", 2, 2, "expected at least 2 columns (x..., y), got 1"),
+        ("0,0,1\n1,\ud800,0\n", 2, 2, "column 2 holds a lone surrogate (\\ud800), not text"),
+        ("a,b,c\n0,0,x\n0,1,y\n1,1,2\n", 4, 3, "column 3 is a number, '2', but the other"),
+        ("0,0,0.5\n0,1,1.5\n1,1,big\n", 4 - 1, 3, "column 3 is not a number: 'big', but the"),
+        ("a,b,species\n0,0,setosa\n1,1,setosa\n", 2, 3, "column 3 (species) holds one class"),
+        ("0,0,1\n1,1,1\n", 1, 3, "column 3 (y) holds one class, '1'; a classifier needs"),
+        ("x1,x2,y\n", 2, 1, "no data rows"),
+        ("", 1, 1, "no data rows"),
+        ("\n\n", 3, 1, "no data rows"),
+        ('0,"1\n2",1\n3,oops,0\n', 1, 2, "column 2 is not a number: '1\\n2'"),
+        ("0,0,1\n\n\n3,oops,0\n", 4, 2, "column 2 is not a number: 'oops'"),
+        ("a,b,y\r\n0,0,1\r\n3,oops,0\r\n", 3, 2, "column 2 is not a number: 'oops'"),
+        ("0,0,1\n1," + "9" * 140_000 + ",0\n", 2, 1, "not a well-formed CSV row (field larger"),
+    ],
+)
+def test_every_csv_problem_has_its_line_and_column(text, line, column, problem):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no RuntimeWarning from a cast past float32
+        with pytest.raises(data.CsvError) as info:
+            data.parse_csv(text, source="points.csv")
+    error = info.value
+    assert (error.path, error.line, error.column) == ("points.csv", line, column)
+    assert error.problem.startswith(problem)
+    assert str(error) == f"points.csv:{line}:{column}: {error.problem}"
+    assert error.field == "text"
+    assert isinstance(error, ValueError)
+
+
+def test_the_first_problem_in_the_file_is_the_one_reported():
+    # A bad target on line 2 comes before a bad feature on line 3, whichever is found first.
+    with pytest.raises(data.CsvError) as info:
+        data.parse_csv("0,0,0.5\n0,0,nan\n1,x,0.5\n")
+    assert (info.value.line, info.value.column) == (2, 3)
+    with pytest.raises(data.CsvError) as info:
+        data.parse_csv("0,0,1\n1,x,0\n0,0,-1\n2,2\n", task="regression")
+    assert (info.value.line, info.value.column) == (2, 2)
+
+
+def test_a_file_that_is_not_utf8_is_a_csv_error(tmp_path):
+    path = tmp_path / "latin.csv"
+    path.write_bytes("x,y,name\n1,2,a\n3,4,caf\u00e9\n".encode("latin-1"))
+    for read in (data.read_csv, data.load_csv):
+        with pytest.raises(data.CsvError) as info:
+            read(path)
+        error = info.value
+        assert (error.path, error.line, error.column) == (str(path), 3, 3)
+        assert error.problem == "column 3 is not UTF-8 text (byte 0xe9)"
+        assert error.field == "path"
+
+
+def test_load_csv_reports_labels_it_cannot_keep_at_their_cell(tmp_path):
+    path = tmp_path / "labels.csv"
+    path.write_text("a,b,y\n0,0,1\n1,1,-1\n")
+    with pytest.raises(data.CsvError, match=r"labels.csv:3:3: the target '-1' is not a class"):
+        data.load_csv(path)
+    path.write_text("0,0,1\n1,1,2147483648\n")
+    with pytest.raises(data.CsvError, match=r"labels.csv:2:3: the target '2147483648'"):
+        data.load_csv(path)
+    with pytest.raises(data.CsvError, match=r"labels.csv:2:3: the target '0.5' is not a class"):
+        data.parse_csv("0,0,1\n1,1,0.5\n", source="labels.csv", task="classification")
+
+
+def test_read_csv_gives_class_names_and_maps_labels(tmp_path):
+    path = tmp_path / "iris.csv"
+    path.write_text("length,width,species\n1,2,virginica\n3,4,setosa\n5,6,versicolor\n7,8,setosa\n")
+    table = data.read_csv(path)
+    assert table.task == "classification"
+    assert table.classes == ("setosa", "versicolor", "virginica")
+    assert table.mapped
+    assert table.columns == ("length", "width", "species")
+    assert table.dataset.y.dtype == jnp.int32
+    np.testing.assert_array_equal(table.dataset.y, [2, 0, 1, 0])
+    np.testing.assert_array_equal(table.dataset.x, [[1, 2], [3, 4], [5, 6], [7, 8]])
+    shifted = data.parse_csv("0,0,1\n1,1,3\n2,2,2\n0,1,3\n")
+    np.testing.assert_array_equal(shifted.dataset.y, [0, 2, 1, 2])
+    assert (shifted.classes, shifted.mapped, shifted.columns) == (
+        ("1", "2", "3"),
+        True,
+        ("x1", "x2", "y"),
+    )
+    plain = data.parse_csv("0,0,1\n1,1,0\n")
+    assert (plain.classes, plain.mapped) == (("0", "1"), False)
+    regression = data.parse_csv("0,0,0.5\n1,1,1\n")
+    assert (regression.task, regression.classes, regression.mapped) == ("regression", None, False)
+    assert regression.dataset.y.dtype == jnp.float32
+
+
+def test_task_decides_how_targets_are_read():
+    mixed = "0,0,1\n1,1,b\n1,0,a\n"
+    assert data.parse_csv(mixed, task="classification").classes == ("1", "a", "b")
+    with pytest.raises(data.CsvError, match="column 3 is not a number: 'b'"):
+        data.parse_csv(mixed, task="regression")
+    integral = data.parse_csv("0,0,0\n1,1,1.0\n", task="classification")
+    np.testing.assert_array_equal(integral.dataset.y, [0, 1])
+    as_numbers = data.parse_csv("0,0,0\n1,1,2\n", task="regression")
+    np.testing.assert_array_equal(as_numbers.dataset.y, np.array([0.0, 2.0], np.float32))
+    with pytest.raises(ValueError, match="unknown task 'ranking'"):
+        data.parse_csv("0,0,0\n1,1,2\n", task="ranking")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="text must be a CSV's text") as info:
+        data.parse_csv(b"0,0,1\n")  # type: ignore[arg-type]
+    assert info.value.field == "text"
+
+
+def test_load_csv_keeps_what_it_loaded_before(tmp_path):
+    path = tmp_path / "old.csv"
+    path.write_text("0,0,1\n1,1,3\n2,2,3\n")
+    loaded = data.load_csv(path)  # labels as written, one class or several
+    assert loaded.y.dtype == jnp.int32
+    np.testing.assert_array_equal(loaded.y, [1, 3, 3])
+    path.write_text("x,y,t\n0,0,2\n1,1,2\n")
+    np.testing.assert_array_equal(data.load_csv(path).y, [2, 2])
+    path.write_text("0,0,b\n1,1,a\n")  # names: now loaded, coded in sorted order
+    np.testing.assert_array_equal(data.load_csv(path).y, [1, 0])
+    path.write_text(
+        "\ufeffx1,x2,y\n0.5,1,0\n1,1,1\n"
+    )  # a byte order mark is not part of the header
+    assert data.read_csv(path).columns == ("x1", "x2", "y")
+
+
+@pytest.mark.parametrize("name", ["circle", "plane"])
+def test_read_csv_and_load_csv_give_the_same_bits(tmp_path, name):
+    original = data.make(name, jax.random.key(5), 40, noise=0.1)
+    path = tmp_path / "points.csv"
+    data.save_csv(path, original)
+    table = data.read_csv(path)
+    loaded = data.load_csv(path)
+    text = data.parse_csv(path.read_text(), source="upload")
+    for dataset in (table.dataset, text.dataset, loaded):
+        np.testing.assert_array_equal(dataset.x.view(np.uint32), original.x.view(np.uint32))
+        np.testing.assert_array_equal(dataset.y, original.y)
+        assert dataset.y.dtype == original.y.dtype
+
+
+@given(
+    rows=st.integers(1, 6),
+    columns=st.integers(2, 4),
+    header=st.booleans(),
+    blank=st.integers(0, 2),
+    spot=st.tuples(st.integers(0, 10), st.integers(0, 10)),
+    bad=st.sampled_from(["oops", "", "nan", "inf", "1e39", "-3.5e38"]),
+)
+def test_a_bad_cell_anywhere_is_reported_at_its_line_and_column(
+    rows, columns, header, blank, spot, bad
+):
+    lines = [",".join(f"c{j}" for j in range(columns))] if header else []
+    lines += [",".join(str(i + j) for j in range(columns)) for i in range(rows)]
+    row = spot[0] % rows
+    column = spot[1] % columns
+    assume(header or row or column or bad in ("nan", "inf", "1e39", "-3.5e38"))  # else a header
+    cells = lines[row + header].split(",")
+    cells[column] = bad
+    lines[row + header] = ",".join(cells)
+    text = "\n" * blank + "\n".join(lines) + "\n"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(data.CsvError) as info:
+            data.parse_csv(text)
+    assert (info.value.line, info.value.column) == (blank + header + row + 1, column + 1)
+
+
+@given(value=st.floats(3.4e38, 3.5e38) | st.floats(-3.5e38, -3.4e38))
+def test_past_float32_is_exactly_what_float32_rounds_to_infinity(value):
+    with np.errstate(over="ignore"):
+        fits = bool(np.isfinite(np.float32(value)))
+    text = f"{value!r},0,0.5\n0,0,1.5\n"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        if fits:
+            assert float(data.parse_csv(text).dataset.x[0, 0]) == float(np.float32(value))
+        else:
+            with pytest.raises(data.CsvError, match="past float32's range"):
+                data.parse_csv(text)
+
+
+# ----------------------------------------------------------------------------
+# The label policy.
+
+
+@given(
+    labels=st.lists(st.integers(-(2**40), 2**40), min_size=2, max_size=30)
+    | st.lists(st.text(max_size=4), min_size=2, max_size=30)
+)
+def test_labels_map_to_codes_in_order_and_names_round_trip(labels):
+    if len(set(labels)) < 2:
+        with pytest.raises(check.InvalidArgument, match="needs at least two classes") as info:
+            data.encode_labels(labels)
+        assert info.value.field == "y"
+        return
+    coded = data.encode_labels(labels)
+    k = len(coded.names)
+    assert coded.codes.dtype == np.int32
+    assert sorted(set(coded.codes.tolist())) == list(range(k))
+    for a, b in itertools.pairwise(labels):
+        assert (a < b) == (coded.codes[labels.index(a)] < coded.codes[labels.index(b)])
+    assert [coded.names[c] for c in coded.codes] == [str(label) for label in labels]
+    assert coded.mapped == (sorted(set(labels)) != list(range(k)))
+
+
+@given(labels=st.lists(st.integers(0, 5), min_size=2, max_size=30))
+def test_labels_already_0_to_k_minus_1_keep_their_values(labels):
+    if len(set(labels)) < 2:
+        return
+    for values in (labels, np.asarray(labels, np.int64), np.asarray(labels, np.float32)):
+        coded = data.encode_labels(values)
+        if set(labels) == set(range(len(set(labels)))):
+            assert not coded.mapped
+            np.testing.assert_array_equal(coded.codes, labels)
+        else:
+            assert coded.mapped
+
+
+def test_encode_labels_refuses_what_is_not_a_label():
+    with pytest.raises(check.InvalidArgument, match="target holds one class") as info:
+        data.encode_labels(["a", "a"], field="target")
+    assert info.value.field == "target"
+    assert data.encode_labels(["a", "a"], min_classes=1).names == ("a",)
+    cases = [
+        ([0.5, 1.0], check.InvalidArgument, "continuous targets are regression"),
+        ([0.0, np.nan], check.InvalidArgument, r"got nan at index \[1\]"),
+        (np.zeros((2, 2)), check.InvalidArgument, "y must have rank 1"),
+        ([], check.InvalidArgument, "at least one label"),
+        (["a", 1], check.InvalidType, "one kind"),
+        ([[0, 1], [1, 0]], check.InvalidType, r"names or integers\), got \[0, 1\]"),
+        (np.array([1 + 2j, 3j]), check.InvalidType, "dtype complex128"),
+    ]
+    for values, error, message in cases:
+        with pytest.raises(error, match=message) as info:
+            data.encode_labels(values)
+        assert info.value.field == "y"
+    booleans = data.encode_labels([True, False, True])
+    assert (booleans.names, booleans.mapped, booleans.codes.tolist()) == (
+        ("False", "True"),
+        False,
+        [1, 0, 1],
+    )
+    huge = data.encode_labels([2**70, 1, 2**70])
+    assert (huge.names, huge.codes.tolist()) == (("1", str(2**70)), [1, 0, 1])

@@ -215,7 +215,7 @@ def test_csv_classes_set_the_outputs_and_regression_uses_mse(tmp_path):
 def test_a_bad_csv_names_the_file_and_the_row(tmp_path):
     path = tmp_path / "bad.csv"
     path.write_text("a,b,y\n0.1,0.2,1\n0.3,oops,0\n")
-    with pytest.raises(ValueError, match=r"bad\.csv:3: column 2 is not a number: 'oops'"):
+    with pytest.raises(ValueError, match=r"bad\.csv:3:2: column 2 is not a number: 'oops'"):
         jobs.MlpSession.start(jobs.MlpConfig(data_path=str(path)))
     with pytest.raises(FileNotFoundError, match=r"missing\.csv: no such file"):
         jobs.MlpSession.start(jobs.MlpConfig(data_path=str(tmp_path / "missing.csv")))
@@ -226,7 +226,7 @@ def test_a_bad_csv_names_the_file_and_the_row(tmp_path):
     [
         (lambda: jobs.MlpConfig(dataset="ring"), "dataset"),
         (lambda: jobs.MlpConfig(n=0), "n"),
-        (lambda: jobs.MlpConfig(hidden=(8, 0)), "hidden width"),
+        (lambda: jobs.MlpConfig(hidden=(8, 0)), r"hidden\[1\] must be an int in \[1, inf\)"),
         (lambda: jobs.MlpConfig(activation="relu6"), "activation"),
         (lambda: jobs.MlpConfig(learning_rate=0.0), "learning_rate"),
         (lambda: jobs.MlpConfig(clip_norm=-1.0), "clip_norm"),
@@ -272,3 +272,84 @@ def test_write_json_is_atomic(tmp_path, monkeypatch):
         jobs.write_json(path, {"a": object()})  # not JSON: the old file stays
     assert json.loads(path.read_text()) == {"a": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["m.json"]
+
+
+# ----------------------------------------------------------------------------
+# The one problem preparation (jobs.prepare_problem), shared by every door.
+
+
+def test_a_config_error_carries_its_field():
+    from dlvr_jax import _validate as check
+
+    for make, field in [
+        (lambda: jobs.MlpConfig(learning_rate=-1.0), "learning_rate"),
+        (lambda: jobs.MlpConfig(n=0), "n"),
+        (lambda: jobs.MlpConfig(hidden=(8, 0)), "hidden"),
+        (lambda: jobs.MlpConfig(task="regression"), "task"),
+        (lambda: jobs.SweepConfig(batch_sizes=()), "batch_sizes"),
+        (lambda: jobs.ProblemConfig(features=("x1", "x9")), "features"),
+    ]:
+        with pytest.raises((ValueError, TypeError)) as error:
+            make()
+        assert check.field_of(error.value) == field
+
+
+def test_prepare_problem_is_the_jobs_data_model_and_key():
+    config = small(epochs=3)
+    problem = jobs.prepare_problem(config.problem())
+    session = jobs.MlpSession.start(config)
+    assert_bit_identical(problem.train, session.train_set)
+    assert_bit_identical(problem.test, session.test_set)
+    assert problem.model == session.model == models.MLP(hidden=(6,), n_outputs=2)
+    assert (problem.task, problem.classes, problem.label_note) == (
+        "classification",
+        ("0", "1"),
+        None,
+    )
+    train_key = jax.random.split(jax.random.key(0), 3)[2]
+    assert_bit_identical(jax.random.key_data(problem.key), jax.random.key_data(train_key))
+
+
+def test_labels_are_mapped_named_and_one_class_refused(tmp_path):
+    x = np.arange(12, dtype=float).reshape(6, 2)
+    shifted = write_csv(tmp_path / "shifted.csv", x, [1, 2, 3, 1, 2, 3])
+    problem = jobs.prepare_problem(jobs.ProblemConfig(data_path=shifted, hidden=(2,)))
+    assert problem.classes == ("1", "2", "3")
+    assert problem.label_note == "class labels [1, 2, 3] mapped to 0..2"
+    assert problem.model.n_outputs == 3
+    both = np.concatenate([np.asarray(problem.train.y), np.asarray(problem.test.y)])
+    assert sorted(both.tolist()) == [0, 0, 1, 1, 2, 2]
+    names = write_csv(tmp_path / "names.csv", x, ["b", "a", "b", "a", "b", "a"])
+    problem = jobs.prepare_problem(jobs.ProblemConfig(data_path=names, hidden=(2,)))
+    assert problem.classes == ("a", "b")
+    assert problem.label_note == "class labels ['a', 'b'] mapped to 0..1"
+    one = write_csv(tmp_path / "one.csv", x, [1] * 6)
+    with pytest.raises(ValueError, match="one class"):
+        jobs.prepare_problem(jobs.ProblemConfig(data_path=one))
+    upload = data.Dataset(np.asarray(x, np.float32), np.zeros(6, np.int32))
+    with pytest.raises(ValueError, match="at least two classes"):
+        jobs.prepare_problem(jobs.ProblemConfig(upload=upload))
+
+
+def test_an_upload_gives_the_bits_of_its_csv_file(tmp_path):
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(30, 2)), rng.integers(0, 3, 30)
+    path = write_csv(tmp_path / "u.csv", x, y)
+    text = (tmp_path / "u.csv").read_text()
+    options = {"hidden": (3,), "seed": 5, "features": ("x1", "x1*x2", "sin(x2)")}
+    from_file = jobs.prepare_problem(jobs.ProblemConfig(data_path=path, **options))
+    from_text = jobs.prepare_problem(jobs.ProblemConfig(upload=data.parse_csv(text), **options))
+    for a, b in [(from_file.train, from_text.train), (from_file.test, from_text.test)]:
+        assert_bit_identical(a, b)
+    assert from_text.features == options["features"]
+    assert from_text.train.x.shape == (24, 3)
+    assert from_text.train_raw.x.shape == (24, 2)
+
+
+def test_the_playgrounds_mse_classifier_has_one_output():
+    problem = jobs.prepare_problem(jobs.ProblemConfig(dataset="xor", n=40, loss="mse"))
+    assert (problem.loss, problem.loss_name, problem.n_outputs) == (jobs.signed_mse, "mse", 1)
+    with pytest.raises(ValueError, match="does not fit a regression"):
+        jobs.prepare_problem(jobs.ProblemConfig(dataset="plane", n=40, loss="cross_entropy"))
+    with pytest.raises(ValueError, match="does not fit dataset 'circle'"):
+        jobs.ProblemConfig(task="regression")

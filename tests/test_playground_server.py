@@ -242,11 +242,17 @@ def test_bad_messages_get_an_error_and_the_session_keeps_serving(client):
             assert reply["message"]
 
         each()
+        # The error names its field, for the page's form.
+        page.send({"type": "config", "config": {"learningRate": 0}})
+        reply = page.next()
+        assert (reply["code"], reply["field"]) == ("bad_message", "learningRate")
+        assert "learningRate must be a float in (0, 10], got 0" in reply["message"]
         # A huge upload (over the 10 MB limit) is refused with a clear message.
         big = "x,y\n" + "1," * (protocol.MAX_CSV_BYTES // 2)  # 10 MB and a little more
         page.send({"type": "upload", "name": "big.csv", "csv": big})
         reply = page.until("error")
         assert reply["code"] == "bad_upload", reply
+        assert reply["field"] == "csv"
         assert "limited to 10 MB" in reply["message"]
         # ... and the session still serves.
         page.send({"type": "step"})
@@ -335,7 +341,7 @@ def test_uploads_good_and_bad_csv_and_the_server_keeps_running(client):
         reply = page.until("upload")
         assert reply == {
             "type": "upload", "ok": True, "rows": 100, "task": "classification", "classes": 2,
-            "inputs": 2,
+            "inputs": 2, "classNames": ["0", "1"],
         }  # fmt: skip
         assert page.until("config")["config"]["dataset"] == "upload"
         header, arrays = page.until("snapshot")
@@ -476,6 +482,78 @@ def test_a_real_uvicorn_server_enforces_the_token_and_origin(static):
         uvicorn_server.should_exit = True
         thread.join(timeout=30)
     assert not thread.is_alive()
+
+
+@contextlib.contextmanager
+def _running(application):
+    """``application`` served by uvicorn on a free port, in a thread; yields its ws URL."""
+    import uvicorn
+
+    port = server.free_port()
+    config = uvicorn.Config(application, host="127.0.0.1", port=port, log_level="warning")
+    uvicorn_server = uvicorn.Server(config)
+    thread = threading.Thread(target=uvicorn_server.run)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not uvicorn_server.started and time.monotonic() < deadline:
+            time.sleep(0.02)
+        yield f"ws://127.0.0.1:{port}/ws?token={TOKEN}", f"http://localhost:{port}"
+    finally:
+        uvicorn_server.should_exit = True
+        thread.join(timeout=30)
+    assert not thread.is_alive()
+
+
+def test_a_closed_tab_cancels_its_sweep_within_a_second_and_frees_its_thread(static, monkeypatch):
+    # One session at most: the new tab is served only once the closed one's sweep
+    # has returned and its session left the registry.
+    from websockets.sync.client import connect
+
+    from dlvr_jax.playground import session as session_module
+
+    ended = threading.Event()
+    outcome = {}
+    sweep = session_module.Session.sweep
+
+    def timed_sweep(self, *args, **kwargs):
+        outcome["session"] = self
+        try:
+            outcome["frame"] = sweep(self, *args, **kwargs)
+            return outcome["frame"]
+        finally:
+            outcome["ended"] = time.monotonic()
+            ended.set()
+
+    monkeypatch.setattr(session_module.Session, "sweep", timed_sweep)
+    big = {"points": 2000, "trainRatio": 50, "hidden": [3], "batchSize": 10}
+    application = server.app(
+        token=TOKEN, max_sessions=1, static=static, config=big, precompile=False
+    )
+    with _running(application) as (url, origin):
+        with connect(url, origin=origin, max_size=None) as socket:
+            assert json.loads(socket.recv(timeout=60))["type"] == "hello"
+            # 128 models x 100 steps x 2000 epochs: minutes, were it not cancelled.
+            socket.send(json.dumps(
+                {"type": "sweep", "learningRates": [0.01] * 16, "seeds": 8, "epochs": 2000}
+            ))  # fmt: skip
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:  # until its first chunks ran (compiled)
+                session = outcome.get("session")
+                if session is not None and session.work_chunks >= 3:
+                    break
+                time.sleep(0.01)
+            assert outcome["session"].work_chunks >= 3
+            assert not ended.is_set()
+            closed = time.monotonic()
+        assert ended.wait(timeout=60)
+        assert outcome["ended"] - closed < 1.0, outcome["ended"] - closed
+        assert outcome["frame"] is None  # cancelled: nothing to send
+        began = time.monotonic()
+        with connect(url, origin=origin, max_size=None) as fresh:  # the one place is free
+            assert json.loads(fresh.recv(timeout=10))["type"] == "hello"
+        assert time.monotonic() - began < 2.0
+        assert outcome["session"].id not in application.state.playground.sessions
 
 
 # ----------------------------------------------------------------------------

@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 
 from dlvr_jax import data, models
 from dlvr_jax.playground import protocol
-from dlvr_jax.playground.session import Session, UploadError, load_upload
+from dlvr_jax.playground.session import Session
+from dlvr_jax.playground.upload import UploadError, load_upload
 
 _COMPILES: list[str] = []
 _COUNTING = [False]
@@ -154,9 +155,9 @@ def test_uploads_detect_two_classes_several_classes_and_regression():
     binary = "x1,x2,y\n" + "".join(f"{i / 10},{-i / 10},{i % 2}\n" for i in range(20))
     several = "".join(f"{i / 10},{i % 3 / 10},{i % 3}\n" for i in range(30))
     regression = "a,b,c,t\n" + "".join(f"{i},{i / 2},{i / 3},{i * 0.5}\n" for i in range(20))
-    assert load_upload(binary).y.dtype == np.int32
-    assert int(load_upload(several).y.max()) == 2
-    loaded = load_upload(regression)
+    assert load_upload(binary).dataset.y.dtype == np.int32
+    assert int(load_upload(several).dataset.y.max()) == 2
+    loaded = load_upload(regression).dataset
     assert loaded.x.shape == (20, 3)
     assert loaded.y.dtype == np.float32
 
@@ -167,20 +168,77 @@ def test_uploads_detect_two_classes_several_classes_and_regression():
         ("x1,x2,y\n0,0,1\n1,abc,0\n", "row 3: column 2 is not a number"),
         ("0,0,1\n1,1,0\n2,2\n", "row 3: expected 3 columns"),
         ("0,0,1\n1,nan,0\n", "row 2: column 2 is not a finite number"),
-        ("0,0,1\n1,1,-1\n", "row 2: the target '-1' is not a class label"),
-        ("x,y\n", "no data rows"),
+        ("x,y\n", "row 2: no data rows"),
+        ("a,b,y\n0,0,1\n1,1,1\n2,2,1\n3,3,1\n", "row 2: column 3 .*one class"),
+        ("0,0,1\n1,1e39,0\n", "row 2: column 2 .*past float32"),
     ],
 )
 def test_a_bad_csv_is_refused_naming_the_row(text, expected):
-    with pytest.raises(UploadError, match=expected.replace("(", r"\(")):
+    with pytest.raises(UploadError, match=expected.replace("(", r"\(")) as caught:
         load_upload(text)
+    assert caught.value.line == int(expected.split(":")[0].removeprefix("row "))
+
+
+def test_uploaded_class_labels_are_mapped_to_0_to_k_minus_1_with_their_names_kept():
+    session = Session({"points": 100, "hidden": [3]}, precompile=False)
+    rows = [(i / 10, (i % 5) / 10) for i in range(20)]
+    names = "".join(f"{a},{b},{('cat', 'dog', 'emu')[i % 3]}\n" for i, (a, b) in enumerate(rows))
+    reply = session.handle({"type": "upload", "name": "pets.csv", "csv": "x1,x2,pet\n" + names})
+    assert reply[0]["classes"] == 3
+    assert reply[0]["classNames"] == ["cat", "dog", "emu"]
+    assert session.prepared.model.n_outputs == 3
+    one_to_three = "".join(f"{a},{b},{i % 3 + 1}\n" for i, (a, b) in enumerate(rows))
+    reply = session.handle({"type": "upload", "name": "labels.csv", "csv": one_to_three})
+    assert reply[0]["classes"] == 3  # labels 1..3: three outputs, not four
+    assert reply[0]["classNames"] == ["1", "2", "3"]
+    assert sorted(set(np.asarray(session.upload.dataset.y).tolist())) == [0, 1, 2]
+    assert session.prepared.model.n_outputs == 3
+
+
+def test_the_exported_script_of_an_upload_with_named_classes_reproduces_the_run(
+    tmp_path, monkeypatch
+):
+    # The script prepares its problem through jobs.prepare_problem, as the page did.
+    from flax import serialization
+
+    session = Session({"hidden": [3]}, precompile=False)
+    rows = "".join(
+        f"{i / 20 - 1:.3f},{(i * 7 % 40) / 20 - 1:.3f},{('b', 'a', 'c')[i % 3]}\n"
+        for i in range(40)
+    )
+    session.handle({"type": "upload", "name": "abc.csv", "csv": "p,q,label\n" + rows})
+    session.handle({"type": "step"})
+    session.handle({"type": "config", "config": {"learningRate": 0.3}})
+    session.handle({"type": "step"})
+    script = session.export()["script"]
+    assert "jobs.prepare_problem(" in script
+    assert "upload=data.parse_csv(CSV)" in script
+    out = tmp_path / "script.ckpt"
+    monkeypatch.setattr("sys.argv", ["playground_run.py", str(out)])
+    exec(compile(script, "playground_run.py", "exec"), {"__name__": "__main__"})
+    params = serialization.msgpack_restore(out.read_bytes())["state"]["params"]
+    mine = jax.tree_util.tree_leaves_with_path(session.state.params)
+    theirs = dict(jax.tree_util.tree_leaves_with_path(params))
+    assert len(mine) == len(theirs) == 4
+    for path, value in mine:
+        assert np.asarray(value).tobytes() == np.asarray(theirs[path]).tobytes()  # bit for bit
+
+
+def test_a_one_class_upload_is_refused_and_the_session_keeps_its_data():
+    session = Session({"points": 100, "hidden": [3]}, precompile=False)
+    one = "x1,x2,y\n" + "".join(f"{i / 10},{-i / 10},1\n" for i in range(20))
+    with pytest.raises(protocol.ProtocolError, match=r"one\.csv: row 2: .*one class") as caught:
+        session.handle({"type": "upload", "name": "one.csv", "csv": one})
+    assert caught.value.code == "bad_upload"
+    assert session.config["dataset"] == "circle"
+    assert session.upload is None
 
 
 def test_an_oversize_csv_is_refused_with_the_limit():
     with pytest.raises(UploadError, match="limited to 10 MB"):
         load_upload("0,0,1\n" * (protocol.MAX_CSV_BYTES // 6 + 1))
     with pytest.raises(UploadError, match="limited to 100,000 rows"):
-        load_upload("0,1\n" * (protocol.MAX_CSV_ROWS + 2))
+        load_upload("0,0\n0,1\n" * (protocol.MAX_CSV_ROWS // 2 + 1))
 
 
 # ----------------------------------------------------------------------------
@@ -257,23 +315,28 @@ def test_config_changes_follow_the_cross_field_rules():
     assert session.config["dataset"] == "circle"  # unchanged by the refused messages
 
 
-def test_compiled_programs_are_bounded_by_the_number_of_shapes(monkeypatch):
+def test_compiled_programs_are_bounded_by_the_registry(monkeypatch):
     # Last in this file: it clears JAX's caches. A long-running server must not keep
-    # a program per configuration for ever (each holds memory maps).
-    from dlvr_jax.playground import session as session_module
+    # a program per configuration for ever (each holds memory maps): the Playground's
+    # chunk programs count toward the package's one bound (dlvr_jax._compiled).
+    from dlvr_jax import _compiled
 
     kept = Session({"points": 100, "hidden": [3]}, precompile=False)
     kept.handle({"type": "step"})
+    assert kept.scheduler.is_ready(1)
     _COMPILES.clear()
     _COUNTING[0] = True
     try:
         kept.handle({"type": "step"})  # compiled: nothing new
         assert _COMPILES == []
-        monkeypatch.setattr(session_module, "MAX_SHAPES", 1)
-        Session({"points": 60, "hidden": [2]}, precompile=False)  # one shape too many
+        monkeypatch.setattr(_compiled, "BOUND", _compiled.size())  # full: one more clears
+        other = Session({"points": 60, "hidden": [2]}, precompile=False)
+        other.handle({"type": "step"})  # a program of another shape: past the bound
+        assert not kept.scheduler.is_ready(1)
         _COMPILES.clear()
         kept.handle({"type": "step"})  # its programs were dropped: compiled again
         assert _COMPILES
     finally:
         _COUNTING[0] = False
+    assert kept.scheduler.is_ready(1)
     assert kept.epoch == 3

@@ -1,9 +1,10 @@
-"""Repository invariants: README's quick start and CI stay in step."""
+"""Repository invariants: README's quick start and CI stay in step, and leave the clone clean."""
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,16 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+
+QUICK_START_OUTPUTS = (
+    "decision_boundary.png",
+    "loss_curve.png",
+    "gradient_heatmap.png",
+    "neuron_maps.png",
+    "metrics.json",
+    "perceptron.png",
+)
+"""What ``dlvr-jax mlp`` and ``dlvr-jax perceptron`` write into the repository root."""
 
 
 def _quick_start_commands() -> list[str]:
@@ -46,3 +57,23 @@ def test_readme_python_example_runs(tmp_path):
     )
     assert (tmp_path / "loss_curve.png").exists()
     assert (tmp_path / "perceptron.png").exists()
+
+
+def _check_ignore(*paths: str) -> set[str]:
+    """The ``paths`` that git ignores in this checkout (``git check-ignore``)."""
+    result = subprocess.run(
+        ["git", "check-ignore", "--", *paths], cwd=ROOT, capture_output=True, text=True
+    )
+    assert result.returncode in (0, 1), result.stderr  # 1: none of them is ignored
+    return set(result.stdout.split())
+
+
+@pytest.mark.skipif(
+    shutil.which("git") is None or not (ROOT / ".git").exists(), reason="not a git checkout"
+)
+def test_the_quick_start_leaves_git_status_clean_and_docs_figures_tracked():
+    assert _check_ignore(*QUICK_START_OUTPUTS) == set(QUICK_START_OUTPUTS)
+    # Ignored at the root only: the same names elsewhere (the docs' figures) stay tracked.
+    elsewhere = [f"docs/_static/{name}" for name in QUICK_START_OUTPUTS]
+    screenshots = [f"docs/_static/playground/{name}.png" for name in ("playground", "sweep")]
+    assert _check_ignore(*elsewhere, *screenshots) == set()

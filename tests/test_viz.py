@@ -487,13 +487,11 @@ def test_a_classifier_predicting_one_class_everywhere_gets_that_class_colour(lab
     assert filled == ([1] if red else [0])
 
 
-def test_viz_sweep_summary_is_deprecated_for_parallel_sweep_summary():
-    with pytest.deprecated_call(match="parallel.sweep_summary"):
-        summary = viz.sweep_summary(sweep_rows(), "test_accuracy")
-    expected = parallel.sweep_summary(sweep_rows(), "test_accuracy")
-    assert summary.x_values == expected.x_values == [1e-3, 1e-2]
-    np.testing.assert_array_equal(summary.mean, expected.mean)
-    assert "sweep_summary" not in viz.__all__
+def test_the_sweep_statistic_lives_in_parallel_only():
+    # viz draws; the statistic (mean and spread over seeds) is parallel.sweep_summary's,
+    # so that a sweep's JSON needs no matplotlib. The old viz alias was never released.
+    assert not hasattr(viz, "sweep_summary")
+    assert "sweep_summary" in parallel.__all__
 
 
 def test_sweep_heatmap_draws_mean_and_spread_panels():
@@ -509,3 +507,17 @@ def test_sweep_heatmap_draws_mean_and_spread_panels():
     texts = [t.get_text() for t in axes[0].texts]
     assert "div" in texts
     assert "0.60" in texts
+
+
+def test_class_names_name_the_legend_entries():
+    points = data.Dataset(jnp.array([[0.0, 0.0], [1.0, 1.0], [2.0, 0.5]]), jnp.array([0, 1, 2]))
+    named = viz.plot_dataset(points, class_names=["setosa", "versicolor", "virginica"])
+    texts = [t.get_text() for t in named.axes[0].get_legend().get_texts()]
+    assert texts == ["setosa", "versicolor, virginica"]
+    plain = viz.plot_dataset(points)
+    assert [t.get_text() for t in plain.axes[0].get_legend().get_texts()] == ["class 0", "class 1"]
+    boundary = viz.plot_decision_boundary(
+        lambda grid: (grid[:, 0] > 1).astype(jnp.int32), points, resolution=8,
+        class_names=("a", "b", "c"),
+    )  # fmt: skip
+    assert [t.get_text() for t in boundary.axes[0].get_legend().get_texts()] == ["a", "b, c"]

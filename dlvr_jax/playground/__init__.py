@@ -9,8 +9,12 @@ is in ``PROTOCOL.md`` beside this file (:mod:`.protocol` implements it).
 Modules:
 
 - :mod:`.protocol`: message validation and the binary snapshot encoding;
-- :mod:`.session`: one session's configuration, data, model and training
-  in compiled chunks (no web dependency);
+- :mod:`.session`: one session's state machine: configuration, data, model
+  and training in compiled chunks (no web dependency);
+- :mod:`.problem`: a configuration's data, features, split, model and loss;
+- :mod:`.schedule`: which chunk programs to compile, and how long a chunk is;
+- :mod:`.views`: the snapshots and other frames the page draws;
+- :mod:`.upload`: an uploaded CSV, read or refused by row;
 - :mod:`.export`: the script that reproduces a run;
 - :mod:`.server`: the Starlette application and :func:`serve`.
 

@@ -1,27 +1,87 @@
 """Export: a short Python script that reproduces a Playground run with dlvr_jax's public API.
 
-The script regenerates the data (or reads the uploaded CSV it carries), builds
-the same :class:`~dlvr_jax.models.MLP`, creates the state with
-``train.create_train_state`` and replays the run's stretches of epochs
+The script prepares the same problem with the package's public API
+(:func:`dlvr_jax.jobs.prepare_problem` on the run's
+:class:`~dlvr_jax.jobs.ProblemConfig`, written out literally; an upload's CSV
+text travels in the script and is parsed by :func:`dlvr_jax.data.parse_csv`),
+creates the state with ``train.create_train_state`` and replays the run's stretches of epochs
 (:attr:`dlvr_jax.playground.session.Session.segments`) with ``train.fit(...,
 state=state)``, setting each stretch's learning rate with
 :func:`dlvr_jax.optim.with_learning_rate`. Same seed and epochs give the same
 parameters, bit for bit; it saves them with :func:`dlvr_jax.checkpoint.save`.
+
+The contract::
+
+    frame(session) -> {"type": "export", "script": ..., "checkpoint": base64, ...}
+    script(session) -> str             # the Python source
+    metadata(session) -> dict          # what the checkpoint records of the run
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import base64
+import dataclasses
+import os
+import tempfile
+from typing import Any, Protocol
 
 import dlvr_jax
+from dlvr_jax import checkpoint, jobs, train
+from dlvr_jax.playground.problem import Prepared
 
-if TYPE_CHECKING:
-    from dlvr_jax.playground.session import Session
-
-__all__ = ["metadata", "script"]
+__all__ = ["Run", "frame", "metadata", "script"]
 
 
-def metadata(session: Session) -> dict[str, Any]:
+class Run(Protocol):
+    """What an export reads of a run (a :class:`~dlvr_jax.playground.session.Session`)."""
+
+    config: dict[str, Any]
+    prepared: Prepared
+    state: train.TrainState
+    segments: list[list[Any]]
+    upload_text: str | None
+    upload_name: str | None
+
+    @property
+    def epoch(self) -> int:
+        """Epochs trained since the last reset."""
+        ...
+
+
+def frame(session: Run) -> dict[str, Any]:
+    """The ``export`` frame: the reproducing script and the checkpoint (base64)."""
+    handle, path = tempfile.mkstemp(suffix=".ckpt", prefix="playground-")
+    os.close(handle)
+    try:
+        checkpoint.save(path, session.state, metadata=metadata(session))
+        with open(path, "rb") as stream:
+            blob = stream.read()
+    finally:
+        os.unlink(path)
+    return {
+        "type": "export",
+        "script": script(session),
+        "scriptName": "playground_run.py",
+        "checkpoint": base64.b64encode(blob).decode("ascii"),
+        "checkpointName": "playground.ckpt",
+        "epoch": session.epoch,
+    }
+
+
+def _problem_fields(config: jobs.ProblemConfig) -> list[tuple[str, str]]:
+    """The fields of ``config`` as source text (an upload: parsed again from ``CSV``)."""
+    fields = []
+    uploaded = config.upload is not None
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        if field.name == "upload" and uploaded:
+            fields.append((field.name, "data.parse_csv(CSV)"))
+        elif value is not None and not (field.name in ("dataset", "n", "noise") and uploaded):
+            fields.append((field.name, repr(value)))
+    return fields
+
+
+def metadata(session: Run) -> dict[str, Any]:
     """What the exported checkpoint records: the configuration, the epochs and the stretches."""
     return {
         "playground": {
@@ -34,11 +94,10 @@ def metadata(session: Session) -> dict[str, Any]:
     }
 
 
-def script(session: Session) -> str:
+def script(session: Run) -> str:
     """The Python source that reproduces ``session``'s run up to its current epoch."""
     config = session.config
-    p = session.prepared
-    upload = config["dataset"] == "upload"
+    problem = session.prepared.problem
     lines = [
         '"""Reproduces a dlvr_jax Playground run and saves its parameters (checkpoint.save).',
         "",
@@ -46,72 +105,39 @@ def script(session: Session) -> str:
         "    python playground_run.py [OUT.ckpt]",
         '"""',
         "",
-        "import os",
         "import sys",
-        "import tempfile",
         "",
-        "import jax",
+        "from dlvr_jax import checkpoint, data, jobs, optim, train"
+        if problem.config.upload is not None
+        else "from dlvr_jax import checkpoint, jobs, optim, train",
         "",
-        "from dlvr_jax import checkpoint, data, models, optim, train",
-    ]
-    if p.loss_name == "mse" and p.task == "classification":
-        lines.append("from dlvr_jax.playground.session import signed_mse")
-    lines += [
-        "",
-        f"CONFIG = {dict(sorted(config.items()))!r}",
+        f"CONFIG = {dict(sorted(config.items()))!r}  # the page's configuration",
         "# [epochs, learning rate, l1, l2] for each stretch of the run",
         f"SEGMENTS = {session.segments!r}",
     ]
-    if upload:
+    if problem.config.upload is not None:
         lines.append(f"CSV = {session.upload_text!r}")
     lines += [
         "",
-        "keys = jax.random.split(jax.random.key(CONFIG['seed']), 3)",
-    ]
-    if upload:
-        lines += [
-            "handle, path = tempfile.mkstemp(suffix='.csv')",
-            "with os.fdopen(handle, 'w', encoding='utf-8', newline='') as stream:",
-            "    stream.write(CSV)",
-            "full = data.load_csv(path)",
-            "os.unlink(path)",
-        ]
-    else:
-        lines.append(
-            "full = data.make(CONFIG['dataset'], keys[0], CONFIG['points'], "
-            "noise=CONFIG['noise'] / 100)"
-        )
-    lines += [
-        "fraction = (100 - CONFIG['trainRatio']) / 100",
-        "train_raw, test_raw = data.train_test_split(keys[1], full, test_fraction=fraction)",
-    ]
-    if p.grid:
-        lines += [
-            "train_set = data.Dataset(data.features(train_raw.x, CONFIG['features']), train_raw.y)",
-            "test_set = data.Dataset(data.features(test_raw.x, CONFIG['features']), test_raw.y)",
-        ]
-    else:
-        lines.append("train_set, test_set = train_raw, test_raw")
-    loss = "signed_mse" if p.loss_name == "mse" and p.task == "classification" else repr(p.loss)
-    lines += [
-        "model = models.MLP(",
-        "    hidden=tuple(CONFIG['hidden']),",
-        f"    n_outputs={p.model.n_outputs},",
-        "    activation=CONFIG['activation'],",
-        "    residual=CONFIG['residual'],",
-        "    dropout=CONFIG['dropout'],",
+        "# The problem as the page prepared it: data, split, features, classes, model, loss.",
+        "problem = jobs.prepare_problem(",
+        "    jobs.ProblemConfig(",
+        *[f"        {name}={value}," for name, value in _problem_fields(problem.config)],
+        "    )",
         ")",
-        f"loss, task = {loss}, {p.task!r}",
-        f"batch_size = min(CONFIG['batchSize'], {int(p.train.x.shape[0])})",
+        f"batch_size = min(CONFIG['batchSize'], {int(problem.train.x.shape[0])})",
         "tx = optim.injected(CONFIG['optimizer'])  # the learning rate lives in the state",
-        "state = train.create_train_state(keys[2], model, tx, train_set.x, loss=loss, task=task)",
+        "state = train.create_train_state(",
+        "    problem.key, problem.model, tx, problem.train.x, loss=problem.loss, task=problem.task",
+        ")",
         "for epochs, learning_rate, l1, l2 in SEGMENTS:",
         "    state = state.replace(",
         "        opt_state=optim.with_learning_rate(state.opt_state, learning_rate)",
         "    )",
         "    state, history = train.fit(",
-        "        keys[2], model, tx, train_set, epochs=epochs, batch_size=batch_size,",
-        "        loss=loss, task=task, l1=l1, l2=l2, test=test_set, state=state,",
+        "        problem.key, problem.model, tx, problem.train, epochs=epochs,",
+        "        batch_size=batch_size, loss=problem.loss, task=problem.task, l1=l1, l2=l2,",
+        "        test=problem.test, state=state,",
         "    )",
         "    print(f'epoch {int(state.epoch)}: test loss {float(history.test_loss[-1]):.4f}')",
         "",

@@ -5,8 +5,11 @@ This module is the authoritative implementation of ``PROTOCOL.md`` (beside it):
 - :func:`parse_message` checks one text frame from the page (JSON, an object
   with a known ``"type"``, only that type's fields, each of the right type and
   in range) and returns it normalised, or raises :class:`ProtocolError` whose
-  message names the field, the value and what is expected;
-- :func:`check_config` does the same for a ``config`` message's fields;
+  message names the field, the value and what is expected (and whose
+  ``field`` attribute names the field);
+- :func:`check_config` does the same for a ``config`` message's fields; the
+  constraints are declared once, as tables (:data:`CONFIG_RULES`,
+  :data:`MESSAGE_RULES`), checked by ``_validate.check_params``;
 - :func:`encode_snapshot` / :func:`decode_snapshot` write and read a snapshot
   frame: ``uint32 H`` (little-endian) | ``H`` bytes of UTF-8 JSON header |
   zero padding to a multiple of 4 | float32 data (C order), each array placed
@@ -31,16 +34,17 @@ Examples:
 from __future__ import annotations
 
 import json
-import math
 import struct
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
+from dlvr_jax import _validate as check
 from dlvr_jax import data, models, optim
 
 __all__ = [
+    "CONFIG_RULES",
     "DATASETS",
     "DEFAULT_CONFIG",
     "LIMITS",
@@ -49,6 +53,7 @@ __all__ = [
     "MAX_CSV_ROWS",
     "MAX_FRAME_BYTES",
     "MESSAGE_FIELDS",
+    "MESSAGE_RULES",
     "VERSION",
     "ProtocolError",
     "check_config",
@@ -134,15 +139,16 @@ LIMITS: dict[str, Any] = {
 is in ``(0, 10]``, ``dropout`` in ``[0, 1)``; the others are closed."""
 
 
-class ProtocolError(ValueError):
+class ProtocolError(check.InvalidArgument):
     """A message the protocol refuses; ``code`` is the error frame's code.
 
     Attributes:
         code: ``"bad_message"`` (or ``"bad_upload"``, ``"too_many_sessions"``...).
+        field: the message's field concerned (``"learningRate"``), or None.
     """
 
-    def __init__(self, message: str, code: str = "bad_message") -> None:
-        super().__init__(message)
+    def __init__(self, message: str, code: str = "bad_message", *, field: str | None = None):
+        super().__init__(message, field=field)
         self.code = code
 
 
@@ -155,169 +161,118 @@ def _show(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _int(field: str, value: Any, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ProtocolError(f"{field} must be an integer in [{low}, {high}], got {_show(value)}")
-    if not low <= value <= high:
-        raise ProtocolError(f"{field} must be an integer in [{low}, {high}], got {value}")
-    return value
-
-
-def _float(
-    field: str, value: Any, low: float, high: float, *, low_open: bool = False,
-    high_open: bool = False,
-) -> float:  # fmt: skip
-    left, right = "(" if low_open else "[", ")" if high_open else "]"
-    expected = f"a number in {left}{low:g}, {high:g}{right}"
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ProtocolError(f"{field} must be {expected}, got {_show(value)}")
-    number = float(value)
-    bad_low = number <= low if low_open else number < low
-    bad_high = number >= high if high_open else number > high
-    if not math.isfinite(number) or bad_low or bad_high:
-        raise ProtocolError(f"{field} must be {expected}, got {_show(value)}")
-    return number
-
-
-def _choice(field: str, value: Any, choices: tuple[str, ...]) -> str:
-    if not isinstance(value, str) or value not in choices:
-        raise ProtocolError(f"{field} must be one of {list(choices)}, got {_show(value)}")
-    return value
-
-
-def _bool(field: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ProtocolError(f"{field} must be true or false, got {_show(value)}")
-    return value
-
-
-def _features(field: str, value: Any) -> list[str]:
-    if not isinstance(value, list) or not value:
-        raise ProtocolError(
-            f"{field} must be a non-empty list of distinct names from {list(data.FEATURES)}, "
-            f"got {_show(value)}"
-        )
-    for i, name in enumerate(value):
-        _choice(f"{field}[{i}]", name, data.FEATURES)
-    if len(set(value)) != len(value):
-        raise ProtocolError(f"{field} must list distinct names, got {_show(value)}")
-    return [name for name in data.FEATURES if name in value]  # the Playground's order
-
-
-def _hidden(field: str, value: Any) -> list[int]:
-    low, high = LIMITS["hiddenLayers"]
-    if not isinstance(value, list) or len(value) > high:
-        raise ProtocolError(
-            f"{field} must be a list of {low} to {high} layer widths, got {_show(value)}"
-        )
-    width_low, width_high = LIMITS["hiddenWidth"]
-    return [_int(f"{field}[{i}]", width, width_low, width_high) for i, width in enumerate(value)]
-
-
 def _activations() -> tuple[str, ...]:
     return tuple(sorted(models.activations))
 
 
-def _check_field(name: str, value: Any) -> Any:
-    """One config field, checked and normalised."""
-    limits = LIMITS
-    if name == "dataset":
-        return _choice(name, value, DATASETS)
-    if name in ("noise", "trainRatio", "batchSize", "points", "seed", "resolution"):
-        return _int(name, value, *limits[name])
-    if name == "features":
-        return _features(name, value)
-    if name == "hidden":
-        return _hidden(name, value)
-    if name == "activation":
-        return _choice(name, value, _activations())
-    if name == "learningRate":
-        return _float(name, value, *limits[name], low_open=True)
-    if name == "optimizer":
-        return _choice(name, value, optim.names())
-    if name == "regularization":
-        return _choice(name, value, ("none", "l1", "l2"))
-    if name == "regularizationRate":
-        return _float(name, value, *limits[name])
-    if name == "problem":
-        return _choice(name, value, ("classification", "regression"))
-    if name == "loss":
-        return _choice(name, value, ("cross_entropy", "mse"))
-    if name == "dropout":
-        return _float(name, value, *limits[name], high_open=True)
-    if name == "residual":
-        return _bool(name, value)
-    raise ProtocolError(
-        f"config.{name} is not a configuration field; expected one of {sorted(DEFAULT_CONFIG)}"
-    )
+def _between(kind: type, name: str, closed: check.Closed = "both") -> check.Interval:
+    low, high = LIMITS[name]
+    return check.Interval(kind, low, high, closed=closed)
+
+
+CONFIG_RULES: dict[str, check.Rules] = {
+    "dataset": check.Options(*DATASETS),
+    "noise": _between(int, "noise"),
+    "trainRatio": _between(int, "trainRatio"),
+    "batchSize": _between(int, "batchSize"),
+    "points": _between(int, "points"),
+    "seed": _between(int, "seed"),
+    "features": check.ListOf(
+        check.Options(*data.FEATURES), min_len=1, distinct=True, into=list, noun="names"
+    ),
+    "hidden": check.ListOf(
+        _between(int, "hiddenWidth"),
+        max_len=LIMITS["hiddenLayers"][1],
+        into=list,
+        noun="layer widths",
+    ),
+    "activation": check.Options(source=_activations),
+    "learningRate": _between(float, "learningRate", "right"),
+    "optimizer": check.Options(source=optim.names),
+    "regularization": check.Options("none", "l1", "l2"),
+    "regularizationRate": _between(float, "regularizationRate"),
+    "problem": check.Options("classification", "regression"),
+    "loss": check.Options("cross_entropy", "mse"),
+    "dropout": _between(float, "dropout", "left"),
+    "residual": check.Boolean(),
+    "resolution": _between(int, "resolution"),
+}
+"""The constraints of a ``config`` message's fields, one table (checked by ``check_params``)."""
+
+MESSAGE_RULES: dict[str, dict[str, check.Rules]] = {
+    "config": {"config": None},  # checked by check_config against CONFIG_RULES
+    "play": {},
+    "pause": {},
+    "step": {},
+    "reset": {},
+    "regenerate": {},
+    "ack": {"epoch": check.Interval(int, 0, 2**53)},
+    "upload": {
+        "name": check.Text(1, 255, text="a file name of 1 to 255 characters"),
+        "csv": check.Text(text="the file's text (a string)"),
+    },
+    "export": {},
+    "sweep": {
+        "learningRates": check.ListOf(
+            _between(float, "learningRate", "right"),
+            min_len=LIMITS["sweepLearningRates"][0],
+            max_len=LIMITS["sweepLearningRates"][1],
+            into=list,
+            noun="learning rates",
+        ),
+        "seeds": _between(int, "sweepSeeds"),
+        "epochs": _between(int, "sweepEpochs"),
+    },
+}
+"""The constraints of each message type's fields besides ``type`` (all required)."""
+
+MESSAGE_FIELDS: dict[str, tuple[str, ...]] = {
+    kind: tuple(rules) for kind, rules in MESSAGE_RULES.items()
+}
+"""Each message type the page may send, and its fields besides ``type`` (all required)."""
+
+
+def _checked(table: dict[str, check.Rules], values: dict[str, Any]) -> dict[str, Any]:
+    """``check_params``, its errors as :class:`ProtocolError` (the field kept)."""
+    try:
+        return check.check_params(table, values)
+    except (check.InvalidArgument, check.InvalidType) as error:
+        raise ProtocolError(str(error), field=check.field_of(error)) from None
 
 
 def check_config(config: Any) -> dict[str, Any]:
     """A ``config`` message's ``config`` object (any subset of the fields), checked.
 
     Cross-field rules (a problem against a dataset, a loss against a problem)
-    are the session's: see :meth:`dlvr_jax.playground.session.Session.configure`.
+    are the session's: see :func:`dlvr_jax.playground.session.consistent`.
 
     Raises:
         ProtocolError: naming the field, the value and what is expected.
     """
     if not isinstance(config, dict):
         raise ProtocolError(f"config must be an object of fields, got {_show(config)}")
-    checked = {}
-    for name, value in config.items():
+    for name in config:
         if name not in DEFAULT_CONFIG:
             raise ProtocolError(
                 f"config.{_show(name)} is not a configuration field; expected one of "
-                f"{sorted(DEFAULT_CONFIG)}"
+                f"{sorted(DEFAULT_CONFIG)}",
+                field="config",
             )
-        checked[name] = _check_field(name, value)
+    checked = _checked(CONFIG_RULES, config)
+    if "features" in checked:  # the Playground's order
+        checked["features"] = [name for name in data.FEATURES if name in checked["features"]]
     return checked
 
 
-MESSAGE_FIELDS: dict[str, tuple[str, ...]] = {
-    "config": ("config",),
-    "play": (),
-    "pause": (),
-    "step": (),
-    "reset": (),
-    "regenerate": (),
-    "ack": ("epoch",),
-    "upload": ("name", "csv"),
-    "export": (),
-    "sweep": ("learningRates", "seeds", "epochs"),
-}
-"""Each message type the page may send, and its fields besides ``type`` (all required)."""
-
-
-def _check_upload(message: dict[str, Any]) -> None:
-    name, text = message["name"], message["csv"]
-    if not isinstance(name, str) or not 1 <= len(name) <= 255:
-        raise ProtocolError(f"name must be a file name of 1 to 255 characters, got {_show(name)}")
-    if not isinstance(text, str):
-        raise ProtocolError(f"csv must be the file's text (a string), got {_show(text)}")
+def _check_upload_size(text: str) -> None:
     size = len(text.encode("utf-8", errors="surrogatepass"))
     if size > MAX_CSV_BYTES:
         raise ProtocolError(
             f"csv is {size / 1e6:.1f} MB; uploads are limited to "
             f"{MAX_CSV_BYTES // (1024 * 1024)} MB",
             code="bad_upload",
+            field="csv",
         )
-
-
-def _check_sweep(message: dict[str, Any]) -> None:
-    rates = message["learningRates"]
-    low, high = LIMITS["sweepLearningRates"]
-    if not isinstance(rates, list) or not low <= len(rates) <= high:
-        raise ProtocolError(
-            f"learningRates must be a list of {low} to {high} learning rates, got {_show(rates)}"
-        )
-    lr_low, lr_high = LIMITS["learningRate"]
-    message["learningRates"] = [
-        _float(f"learningRates[{i}]", rate, lr_low, lr_high, low_open=True)
-        for i, rate in enumerate(rates)
-    ]
-    message["seeds"] = _int("seeds", message["seeds"], *LIMITS["sweepSeeds"])
-    message["epochs"] = _int("epochs", message["epochs"], *LIMITS["sweepEpochs"])
 
 
 def parse_message(frame: Any) -> dict[str, Any]:
@@ -358,15 +313,13 @@ def parse_message(frame: Any) -> dict[str, Any]:
         )
     missing = [field for field in fields if field not in message]
     if missing:
-        raise ProtocolError(f"{kind} message needs the field {_show(missing[0])}")
+        raise ProtocolError(f"{kind} message needs the field {_show(missing[0])}", field=missing[0])
     if kind == "config":
         message["config"] = check_config(message["config"])
-    elif kind == "ack":
-        message["epoch"] = _int("epoch", message["epoch"], 0, 2**53)
-    elif kind == "upload":
-        _check_upload(message)
-    elif kind == "sweep":
-        _check_sweep(message)
+        return message
+    message.update(_checked(MESSAGE_RULES[kind], {f: message[f] for f in fields}))
+    if kind == "upload":
+        _check_upload_size(message["csv"])
     return message
 
 

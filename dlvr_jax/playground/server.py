@@ -16,6 +16,7 @@ on the event loop; a closed socket stops its session.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import functools
 import json
@@ -38,13 +39,19 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from dlvr_jax.playground import protocol
 from dlvr_jax.playground.session import Session
 
-__all__ = ["COOKIE", "STATIC", "Playground", "app", "free_port", "serve"]
+__all__ = ["COOKIE", "LONG_WORK", "STATIC", "WORKERS", "Playground", "app", "free_port", "serve"]
 
 COOKIE = "dlvr_jax_playground"
 """The cookie that carries the token after ``GET /?token=T``."""
 
 STATIC = pathlib.Path(__file__).resolve().parent / "static"
 """The page's files (``index.html``, ``app.js``, ``style.css``)."""
+
+WORKERS = max(4, (os.cpu_count() or 1) + 2)
+"""The threads of long work (training chunks and sweeps) shared by all sessions."""
+
+LONG_WORK = frozenset({"sweep"})
+"""Message types whose answer is long work, run on :attr:`Playground.pool`."""
 
 _LOOPBACK = ("127.0.0.1", "localhost", "[::1]", "::1")
 
@@ -66,6 +73,9 @@ class Playground:
         static: the folder of the page's files.
         config: the configuration fields new sessions start from (over the defaults).
         precompile: whether sessions compile their first chunk ahead, in the background.
+        pool: the worker threads of long work (training chunks, sweeps), at most
+            :data:`WORKERS`; messages are answered on other threads, so that a
+            busy pool never delays a new tab's ``hello``.
     """
 
     def __init__(
@@ -86,6 +96,7 @@ class Playground:
         self.static = STATIC if static is None else pathlib.Path(static)
         self._lock = threading.Lock()
         self._reserved = 0  # places taken by sessions being built
+        self.pool = concurrent.futures.ThreadPoolExecutor(WORKERS, "playground-work")
 
     def hosts(self) -> set[str]:
         """The host names an Origin may use (the loopback names together)."""
@@ -231,31 +242,140 @@ async def _index(request: Request) -> Response:
     return response
 
 
-def _error(code: str, message: str) -> dict[str, Any]:
-    return {"type": "error", "code": code, "message": message}
+def _error(code: str, message: str, field: str | None = None) -> dict[str, Any]:
+    return {"type": "error", "code": code, "message": message, "field": field}
+
+
+class _Connection:
+    """One WebSocket's life: its session, the frames it sends, and training while it plays.
+
+    Four tasks share the socket: the receiver reads frames (so that a closed
+    socket is seen at once, even during a sweep), the handler answers them in
+    order in worker threads, the trainer runs one chunk at a time while
+    playing, and the sender sends the frames that worker threads queue.
+    Closing the socket closes the session, which cancels its work at the
+    next chunk; the session leaves the registry when its threads are free.
+    """
+
+    def __init__(self, websocket: WebSocket, playground: Playground, session: Session) -> None:
+        self.websocket = websocket
+        self.playground = playground
+        self.session = session
+        self.loop = asyncio.get_running_loop()
+        self.outbox: asyncio.Queue[list[Any] | None] = asyncio.Queue()
+        self.inbox: asyncio.Queue[dict[str, Any] | protocol.ProtocolError | None] = asyncio.Queue()
+        self.wake = asyncio.Event()
+
+    def post(self, frames: list[Any]) -> None:
+        """From a worker thread: queue frames in order (FIFO through the loop)."""
+        if frames:
+            self.loop.call_soon_threadsafe(self.outbox.put_nowait, frames)
+
+    def work(self, call: Callable[[], list[Any]]) -> Callable[[], None]:
+        """``call`` as a worker thread's job: its frames, or its error as a frame, are posted."""
+
+        def job() -> None:
+            try:
+                self.post(call())
+            except protocol.ProtocolError as error:
+                self.post([_error(error.code, str(error), error.field)])
+            except Exception as error:  # a session bug must not kill the server
+                self.post([_error("internal", f"{type(error).__name__}: {error}")])
+
+        return job
+
+    async def long_work(self, call: Callable[[], list[Any]]) -> None:
+        """Runs ``call`` on the pool of long work (training chunks, sweeps)."""
+        await self.loop.run_in_executor(self.playground.pool, self.work(call))
+
+    async def sender(self) -> None:
+        while True:
+            frames = await self.outbox.get()
+            if frames is None:
+                return
+            for frame in frames:
+                if frame is None:
+                    continue
+                if isinstance(frame, bytes):
+                    await self.websocket.send_bytes(frame)
+                else:
+                    await self.websocket.send_text(json.dumps(frame, allow_nan=False))
+
+    async def trainer(self) -> None:
+        session = self.session
+        while not session.closed:
+            if not session.playing:
+                self.wake.clear()
+                await self.wake.wait()
+                continue
+            await self.long_work(session.train_chunk)
+
+    async def handler(self) -> None:
+        """Answers the received messages in order, until the session closes."""
+        session = self.session
+        await asyncio.to_thread(self.work(session.hello))
+        while not session.closed:
+            message = await self.inbox.get()
+            if message is None or session.closed:
+                return
+            if isinstance(message, protocol.ProtocolError):
+                self.post([_error(message.code, str(message), message.field)])
+                continue
+            answer = functools.partial(session.handle, message)
+            if message["type"] in LONG_WORK:
+                await self.long_work(answer)
+            else:
+                await asyncio.to_thread(self.work(answer))
+            if session.playing:
+                self.wake.set()
+
+    async def receiver(self) -> None:
+        """Reads frames until the socket closes; each goes to the handler, checked."""
+        while True:
+            try:
+                received = await self.websocket.receive()
+            except WebSocketDisconnect:
+                return
+            if received["type"] == "websocket.disconnect":
+                return
+            frame = received.get("text")
+            if frame is None:
+                frame = received.get("bytes", b"")
+            try:
+                self.inbox.put_nowait(protocol.parse_message(frame))
+            except protocol.ProtocolError as error:
+                self.inbox.put_nowait(error)
+
+    async def run(self) -> None:
+        """Serves the socket until it closes; then stops the session and forgets it."""
+        sending = asyncio.create_task(self.sender())
+        working = asyncio.gather(self.trainer(), self.handler())
+        try:
+            await self.receiver()
+        finally:
+            # Stop the work: the session's cancel event ends a chunk or a sweep at its
+            # next chunk; only when its threads are free does the session leave the registry.
+            self.session.close()
+            self.wake.set()
+            self.inbox.put_nowait(None)
+            working.add_done_callback(lambda _: self.playground.release(self.session))
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.shield(working)  # an ASGI server may cancel us: the callback stays
+            sending.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await sending
 
 
 async def _socket(websocket: WebSocket) -> None:
     playground: Playground = websocket.app.state.playground
-    loop = asyncio.get_running_loop()
-    outbox: asyncio.Queue[list[Any] | None] = asyncio.Queue()
-
-    def post(frames: list[Any]) -> None:
-        """From a worker thread: queue frames in order (FIFO through the loop)."""
-        if frames:
-            loop.call_soon_threadsafe(outbox.put_nowait, frames)
-
     await websocket.accept()
     if not playground.reserve():  # before building anything
-        await websocket.send_text(
-            json.dumps(
-                _error(
-                    "too_many_sessions",
-                    f"too many sessions: this Playground runs at most {playground.max_sessions} "
-                    "at once; close another tab and reload",
-                )
-            )
+        refusal = _error(
+            "too_many_sessions",
+            f"too many sessions: this Playground runs at most {playground.max_sessions} "
+            "at once; close another tab and reload",
         )
+        await websocket.send_text(json.dumps(refusal))
         await websocket.close(code=1013)
         return
     try:
@@ -266,75 +386,7 @@ async def _socket(websocket: WebSocket) -> None:
         playground.claim(None)
         raise
     playground.claim(session)
-    wake = asyncio.Event()
-
-    def run(call: Callable[[], list[Any]]) -> Callable[[], None]:
-        def work() -> None:
-            try:
-                post(call())
-            except protocol.ProtocolError as error:
-                post([_error(error.code, str(error))])
-            except Exception as error:  # a session bug must not kill the server
-                post([_error("internal", f"{type(error).__name__}: {error}")])
-
-        return work
-
-    async def sender() -> None:
-        while True:
-            frames = await outbox.get()
-            if frames is None:
-                return
-            for frame in frames:
-                if frame is None:
-                    continue
-                if isinstance(frame, bytes):
-                    await websocket.send_bytes(frame)
-                else:
-                    await websocket.send_text(json.dumps(frame, allow_nan=False))
-
-    async def trainer() -> None:
-        while not session.closed:
-            if not session.playing:
-                wake.clear()
-                await wake.wait()
-                continue
-            await asyncio.to_thread(run(session.train_chunk))
-
-    async def receiver() -> None:
-        await asyncio.to_thread(run(session.hello))
-        while True:
-            try:
-                received = await websocket.receive()
-            except WebSocketDisconnect:
-                return
-            if received["type"] == "websocket.disconnect":
-                return
-            frame = received.get("text")
-            if frame is None:
-                frame = received.get("bytes", b"")
-            try:
-                message = protocol.parse_message(frame)
-            except protocol.ProtocolError as error:
-                post([_error(error.code, str(error))])
-                continue
-            await asyncio.to_thread(run(functools.partial(session.handle, message)))
-            if session.playing:
-                wake.set()
-
-    sending, training = asyncio.create_task(sender()), asyncio.create_task(trainer())
-    try:
-        await receiver()
-    finally:
-        # Stop training: the chunk in progress (one, ~35 ms) ends, then the trainer
-        # returns; only then does the session leave the registry.
-        session.close()
-        wake.set()
-        training.add_done_callback(lambda _: playground.release(session))
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await asyncio.shield(training)  # an ASGI server may cancel us: the callback stays
-        sending.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await sending
+    await _Connection(websocket, playground, session).run()
 
 
 def app(

@@ -190,7 +190,10 @@ function onMessage(msg) {
     case "upload":
       if (msg.ok) {
         setError("");
-        const kind = msg.task === "classification" ? `${msg.classes} classes` : "regression";
+        const names = msg.classNames || [];
+        const named = names.some((name, i) => name !== String(i)) ? ` (${names.join(", ")})` : "";
+        const kind =
+          msg.task === "classification" ? `${msg.classes} classes${named}` : "regression";
         state.note = `${state.uploadName}: ${msg.rows} rows, ${msg.inputs} inputs, ${kind}`;
         showStatus();
       }

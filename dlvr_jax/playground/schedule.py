@@ -1,0 +1,246 @@
+"""The scheduling of compiles and work: which chunk programs exist, and how long a chunk is.
+
+The contract::
+
+    scheduler = Scheduler()                         # one per session
+    scheduler.reset(program, run, steps_per_epoch)  # a new configuration: keys, runner
+    size = scheduler.chunk_size(state)              # epochs of the next chunk (compiled)
+    scheduler.warm(state)                           # compile ahead, in a background thread
+    scheduler.ran(epochs, seconds)                  # the measured speed, for the next size
+    pieces(epochs, scheduler.ready_sizes())         # epochs as compiled chunks (recovery)
+    sweep_chunk(models, epochs, seconds_per_epoch)  # epochs per chunk of a sweep
+
+A chunk runs ``k`` epochs with ``k`` from :data:`LADDER` (few sizes, so few
+programs per shape), the largest whose chunk takes about
+:data:`CHUNK_SECONDS`. Which programs are compiled is the package's one
+compile-cache registry's to say (:mod:`dlvr_jax._compiled`: the engine notes
+each program key it compiles, and the registry's bound clears them all); this
+module only keeps the compilations in progress, so that a program is compiled
+once (another thread that needs it waits) and a size not yet compiled is
+compiled in the background while training goes on with the nearest compiled one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import threading
+import time
+from collections.abc import Callable, Hashable
+from typing import Any
+
+from dlvr_jax import _compiled
+
+__all__ = [
+    "CHUNK_SECONDS",
+    "LADDER",
+    "STEP_SECONDS_GUESS",
+    "SWEEP_CHUNK_SECONDS",
+    "Scheduler",
+    "compile_once",
+    "pieces",
+    "sweep_chunk",
+]
+
+CHUNK_SECONDS = 0.035
+"""The wall time one training chunk aims at (the snapshot rate follows)."""
+
+LADDER = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+"""The chunk sizes (epochs) a session uses: few, so that few programs are compiled per shape."""
+
+STEP_SECONDS_GUESS = 20e-6
+"""A first guess of one optimizer step's time, to pick the first chunk before it is measured."""
+
+SWEEP_CHUNK_SECONDS = 0.2
+"""The wall time one chunk of a sweep aims at: a closed tab's sweep stops within it."""
+
+Runner = Callable[[Any, int], Any]
+"""``run(state, epochs)``: one compiled chunk, returning what the engine's epoch program does."""
+
+Program = Callable[[int], Hashable]
+"""``program(epochs)``: the registry's key of the chunk program of ``epochs`` epochs."""
+
+# The chunk programs being compiled, by program key, with an event set when done.
+_WARMING: dict[Hashable, threading.Event] = {}
+_LOCK = threading.Lock()
+
+
+def compile_once(key: Hashable, compile_it: Callable[[], None]) -> None:
+    """Runs ``compile_it`` unless program ``key`` is compiled; waits if another thread is.
+
+    Compiled means noted in the registry (:func:`dlvr_jax._compiled.noted`)
+    and not being compiled now.
+    """
+    with _LOCK:
+        event = _WARMING.get(key)
+        if event is None and _compiled.noted(key):
+            return
+        owner = event is None
+        if event is None:
+            event = _WARMING[key] = threading.Event()
+    if not owner:
+        event.wait(timeout=120)
+        return
+    try:
+        compile_it()
+    finally:
+        with _LOCK:
+            _WARMING.pop(key, None)
+        event.set()
+
+
+def pieces(epochs: int, sizes: tuple[int, ...]) -> list[int]:
+    """``epochs`` as a sum of ``sizes`` (compiled programs) and ones, largest first.
+
+    Examples:
+        >>> pieces(13, (8, 2))
+        [8, 2, 2, 1]
+    """
+    parts = []
+    for size in (*sorted(sizes, reverse=True), 1):
+        count, epochs = divmod(epochs, size)
+        parts += [size] * count
+    return parts
+
+
+def sweep_chunk(models: int, epochs: int, seconds_per_epoch: float) -> int:
+    """Epochs per chunk of a sweep of ``models`` models, so that a chunk takes about
+    :data:`SWEEP_CHUNK_SECONDS` (``seconds_per_epoch``: one model's epoch).
+
+    The models are counted as if trained one after another (a ``vmap`` is
+    faster: the bound is safe). A divisor of ``epochs`` is preferred, so that
+    no shorter last chunk compiles a program of its own, unless it is under a
+    quarter of the size that fits (too many chunks cost more than a compile).
+
+    Examples:
+        >>> sweep_chunk(models=4, epochs=2000, seconds_per_epoch=1e-3)  # 50 fit, and divide
+        50
+        >>> sweep_chunk(models=4, epochs=1998, seconds_per_epoch=1e-3)  # 37 divides 1998
+        37
+        >>> sweep_chunk(models=4, epochs=1999, seconds_per_epoch=1e-3)  # a prime: 49 + a last
+        50
+        >>> sweep_chunk(models=4, epochs=30, seconds_per_epoch=1e-3)
+        30
+        >>> sweep_chunk(models=128, epochs=100, seconds_per_epoch=0.01)  # one epoch > 0.2 s
+        1
+    """
+    fitting = max(1, min(epochs, int(SWEEP_CHUNK_SECONDS / (models * seconds_per_epoch))))
+    divisor = max(d for d in range(1, fitting + 1) if epochs % d == 0)
+    return divisor if 4 * divisor >= fitting else fitting
+
+
+def _block(result: Any) -> None:
+    int(result[3])  # waits for the run (its first-bad-epoch flag)
+
+
+class Scheduler:
+    """One session's chunk sizes and compiles, for its current configuration.
+
+    Attributes:
+        seconds_per_epoch: the measured time of one epoch (None until measured).
+    """
+
+    def __init__(self) -> None:
+        self.seconds_per_epoch: float | None = None
+        self._program: Program = _no_program
+        self._run: Runner = _no_runner
+        self._steps = 1
+
+    def reset(self, program: Program, run: Runner, steps_per_epoch: int) -> None:
+        """A new configuration: its program keys, its chunk runner and steps per epoch."""
+        self._program, self._run, self._steps = program, run, steps_per_epoch
+        self.seconds_per_epoch = None
+
+    def run(self, state: Any, epochs: int) -> Any:
+        """One compiled chunk of ``epochs`` epochs from ``state`` (an ``engine.loop`` chunk)."""
+        return self._run(state, epochs)
+
+    def is_ready(self, epochs: int) -> bool:
+        """Whether the program of ``epochs`` epochs is compiled (and not being compiled)."""
+        key = self._program(epochs)
+        with _LOCK:
+            return key not in _WARMING and _compiled.noted(key)
+
+    def ready_sizes(self) -> tuple[int, ...]:
+        """The ladder's sizes compiled for this configuration."""
+        return tuple(size for size in LADDER if self.is_ready(size))
+
+    def ran(self, epochs: int, seconds: float) -> None:
+        """Notes a compiled chunk's time (an average with the previous measure)."""
+        per_epoch = seconds / epochs
+        previous = self.seconds_per_epoch
+        self.seconds_per_epoch = per_epoch if previous is None else 0.5 * previous + 0.5 * per_epoch
+
+    def epoch_seconds(self) -> float:
+        """One epoch's time: measured, or guessed from the steps per epoch."""
+        if self.seconds_per_epoch is not None:
+            return self.seconds_per_epoch
+        return self._steps * STEP_SECONDS_GUESS
+
+    def desired_size(self) -> int:
+        """The ladder's largest size whose chunk fits in :data:`CHUNK_SECONDS` (at least 1)."""
+        per_epoch = self.epoch_seconds()
+        fitting = [size for size in LADDER if size * per_epoch <= CHUNK_SECONDS]
+        return max(fitting, default=LADDER[0])
+
+    def chunk_size(self, state: Any) -> int:
+        """The desired size if its program is compiled, else the nearest compiled one.
+
+        A size not yet compiled is compiled in the background meanwhile, so
+        training never stalls for a compilation once it runs; with nothing
+        compiled yet, the desired size is compiled now (from ``state``).
+        """
+        desired = self.desired_size()
+        ready = self.ready_sizes()
+        if desired in ready:
+            return desired
+        if not ready:  # nothing to train with meanwhile: compile it now (or wait for it)
+            run = self._run
+            compile_once(self._program(desired), lambda: _block(run(state, desired)))
+            return desired
+        nearest = min(ready, key=lambda size: abs(math.log(size / desired)))
+        if desired / 2 <= nearest <= desired:  # fits, if not fully: no new program
+            return nearest
+        self.warm(state, desired)
+        return nearest
+
+    def warm(self, state: Any, size: int | None = None) -> None:
+        """Compiles the chunk program of ``size`` epochs in a background thread.
+
+        Without ``size`` (a new configuration): the first chunk's program, from
+        a guess of the speed; then one timed run measures the speed, and the
+        program of the size that fits :data:`CHUNK_SECONDS` is compiled too, so
+        that Play trains at full speed from the start.
+        """
+        first = size is None
+        size = self.desired_size() if size is None else size
+        program, run = self._program, self._run
+        key = program(size)
+        with _LOCK:  # one compilation at a time per configuration: they share the cores
+            if any(program(ladder) in _WARMING for ladder in LADDER):
+                return
+        if not first and self.is_ready(size):
+            return
+
+        def compile_it() -> None:
+            with contextlib.suppress(Exception):  # the real run reports any error
+                compile_once(key, lambda: _block(run(state, size)))
+                current = program is self._program
+                if not first or self.seconds_per_epoch is not None or not current:
+                    return
+                began = time.perf_counter()
+                _block(run(state, size))
+                self.seconds_per_epoch = (time.perf_counter() - began) / size
+                desired = self.desired_size()
+                if desired != size:
+                    compile_once(program(desired), lambda: _block(run(state, desired)))
+
+        threading.Thread(target=compile_it, name="playground-warm", daemon=False).start()
+
+
+def _no_program(epochs: int) -> Hashable:
+    return ("no configuration", epochs)
+
+
+def _no_runner(state: Any, epochs: int) -> Any:
+    raise RuntimeError("Scheduler.reset was not called: no chunk runner")
