@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from helpers import assert_bit_identical
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dlvr_jax import data, engine, models, optim, parallel, train
@@ -424,6 +424,7 @@ def test_the_trainer_visits_the_documented_batches_in_order(batch_size):
 PADDED_MODEL = models.MLP(hidden=(6,), dropout=0.25)
 
 
+@settings(max_examples=10)  # 3 counts x 2 penalties: 6 cases, and random seeds
 @given(
     count=st.sampled_from([49, 61, 71]),  # each compiles an unpadded fit: the ends and one between
     seed=st.integers(0, 2**16),
