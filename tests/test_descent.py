@@ -250,7 +250,12 @@ def _documented_batches(key, epoch: int, n: int, batch_size: int) -> list[tuple[
     return [tuple(sorted(row)) for row in np.asarray(index).tolist()]
 
 
-@settings(max_examples=12)
+# Each example is a new (n, batch size, epochs): a new program. 8 in CI cover the law
+# (the bit-for-bit test below pins three shapes); the fuzz profile draws ten times more.
+BATCH_EXAMPLES = max(1, settings.default.max_examples * 2 // 5)
+
+
+@settings(max_examples=BATCH_EXAMPLES)
 @given(
     seed=st.integers(0, 2**32 - 1),
     n=st.integers(2, 24),
@@ -278,7 +283,7 @@ def test_the_batches_sgd_path_visits_are_those_of_data_batch_order(seed, n, batc
     assert visited == expected
 
 
-@settings(max_examples=12)
+@settings(max_examples=BATCH_EXAMPLES)  # each example a new program, as above
 @given(
     seed=st.integers(0, 2**32 - 1),
     n=st.integers(12, 40),
