@@ -250,7 +250,12 @@ def _documented_batches(key, epoch: int, n: int, batch_size: int) -> list[tuple[
     return [tuple(sorted(row)) for row in np.asarray(index).tolist()]
 
 
-@settings(max_examples=12)
+# Each example is a new (n, batch size, epochs): a new program. 8 in CI cover the law
+# (the bit-for-bit test below pins three shapes); the fuzz profile draws ten times more.
+BATCH_EXAMPLES = max(1, settings.default.max_examples * 2 // 5)
+
+
+@settings(max_examples=BATCH_EXAMPLES)
 @given(
     seed=st.integers(0, 2**32 - 1),
     n=st.integers(2, 24),
@@ -278,7 +283,7 @@ def test_the_batches_sgd_path_visits_are_those_of_data_batch_order(seed, n, batc
     assert visited == expected
 
 
-@settings(max_examples=12)
+@settings(max_examples=BATCH_EXAMPLES)  # each example a new program, as above
 @given(
     seed=st.integers(0, 2**32 - 1),
     n=st.integers(12, 40),
@@ -634,25 +639,25 @@ def test_optimize_least_squares_writes_the_grid(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--function", "nope"], "invalid choice"),
+        (["--function", "nope"], "argument --function: invalid choice: 'nope'"),
         (["--optimizers", "gd,lbfgs"], "--optimizers[1] must be one of"),
         (["--learning-rate", "0"], "--learning-rate[0] must be a float in (0, inf), got 0.0"),
-        (["--start", "a,b"], "expected comma-separated coordinates"),
+        (["--start", "a,b"], "argument --start: expected comma-separated coordinates"),
         (["--steps", "0"], "--steps must be an int in [1, inf), got 0"),
     ],
 )
 def test_optimize_bad_arguments_exit_2_with_one_line(capsys, tmp_path, argv, message):
-    # A value argparse cannot read stops there (SystemExit 2); a value it reads is checked
-    # once, by the job's configuration, and the CLI names its flag (status 2).
+    # Exit status 2: argparse's SystemExit for what it parses, main's return value for
+    # the values that the one table of rules checks.
     try:
         status = cli.main(["optimize", *argv, "--out", str(tmp_path)])
-    except SystemExit as stop:
-        status = stop.code
+    except SystemExit as exit_info:
+        status = exit_info.code
     assert status == 2
+    assert not any(tmp_path.iterdir())
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert message in err
-    assert not list(tmp_path.iterdir())  # nothing was written
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from helpers import assert_bit_identical
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dlvr_jax import data, engine, models, optim, parallel, train
@@ -177,10 +177,11 @@ def test_prepare_rejects_a_bad_key_before_tracing(no_tracing):
 def test_every_door_resumes_bit_for_bit(fit):
     model = models.MLP(hidden=(6,), dropout=0.1)
     kwargs = {"batch_size": 32, "test": TEST, "l2": 1e-3}
-    whole_state, whole_history = fit(jax.random.key(4), model, ADAM, XOR, epochs=7, **kwargs)
+    # 6 epochs as 3 + 3: two compiled programs per door.
+    whole_state, whole_history = fit(jax.random.key(4), model, ADAM, XOR, epochs=6, **kwargs)
     first_state, first_history = fit(jax.random.key(4), model, ADAM, XOR, epochs=3, **kwargs)
-    rest_state, rest_history = fit(None, model, ADAM, XOR, epochs=4, state=first_state, **kwargs)
-    assert int(rest_state.epoch) == 7
+    rest_state, rest_history = fit(None, model, ADAM, XOR, epochs=3, state=first_state, **kwargs)
+    assert int(rest_state.epoch) == 6
     assert_bit_identical(whole_state, rest_state)
     assert_bit_identical(whole_history, train.concatenate(first_history, rest_history))
 
@@ -338,6 +339,7 @@ def test_integer_sample_weights_equal_repeated_examples(batch_size):
     # Full batch: weights 0/1/2 and the data with those rows dropped or repeated give the
     # same objective; minibatches visit other batches, so there the law is the zero weight:
     # examples of weight 0 change nothing but the order.
+    # Two epochs, as in the tests above: the unweighted runs share their programs.
     model = models.MLP(hidden=(4,))
     weights = np.asarray(np.arange(120) % 3, np.float32)
     key = jax.random.key(3)
@@ -346,15 +348,15 @@ def test_integer_sample_weights_equal_repeated_examples(batch_size):
             jnp.asarray(np.repeat(np.asarray(XOR.x), weights.astype(int), axis=0)),
             jnp.asarray(np.repeat(np.asarray(XOR.y), weights.astype(int))),
         )
-        weighted, _ = train.fit(key, model, ADAM, XOR, epochs=5, sample_weight=weights)
-        plain, _ = train.fit(key, model, ADAM, repeated, epochs=5)
+        weighted, _ = train.fit(key, model, ADAM, XOR, epochs=2, sample_weight=weights)
+        plain, _ = train.fit(key, model, ADAM, repeated, epochs=2)
         jax.tree.map(
             lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-5, atol=1e-6),
             weighted.params, plain.params,
         )  # fmt: skip
-    ones, history = train.fit(key, model, ADAM, XOR, epochs=5, batch_size=batch_size,
+    ones, history = train.fit(key, model, ADAM, XOR, epochs=2, batch_size=batch_size,
                               sample_weight=np.ones(120))  # fmt: skip
-    unweighted, plain_history = train.fit(key, model, ADAM, XOR, epochs=5, batch_size=batch_size)
+    unweighted, plain_history = train.fit(key, model, ADAM, XOR, epochs=2, batch_size=batch_size)
     jax.tree.map(
         lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7),
         (ones.params, history.train_loss), (unweighted.params, plain_history.train_loss),
@@ -422,8 +424,9 @@ def test_the_trainer_visits_the_documented_batches_in_order(batch_size):
 PADDED_MODEL = models.MLP(hidden=(6,), dropout=0.25)
 
 
+@settings(max_examples=10)  # 3 counts x 2 penalties: 6 cases, and random seeds
 @given(
-    count=st.sampled_from([49, 50, 61, 70, 71]),  # each compiles an unpadded fit
+    count=st.sampled_from([49, 61, 71]),  # each compiles an unpadded fit: the ends and one between
     seed=st.integers(0, 2**16),
     l2=st.sampled_from([0.0, 1e-2]),
 )

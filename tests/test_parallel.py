@@ -21,6 +21,11 @@ from dlvr_jax import data, models, optim, parallel, train
 XOR = data.xor(jax.random.key(0), 120)
 TEST = data.xor(jax.random.key(9), 60)
 MODEL = models.MLP(hidden=(6,))
+# One training configuration for most tests, so that they share compiled programs
+# (a sweep compiles once per number of models, epochs, batch size and test set; a
+# fit once per optimizer, that is per learning rate): the suite stays short.
+COMMON = {"epochs": 4, "batch_size": 50, "test": TEST}
+RATES = (1e-2, 3e-2)
 
 
 def _close(a, b, *, atol=2e-5):
@@ -43,11 +48,12 @@ def _alone(seed, result, k, **kwargs):
 @settings(max_examples=2)
 @given(
     seeds=st.lists(st.integers(0, 2**32 - 1), min_size=2, max_size=2, unique=True),
-    rates=st.lists(st.floats(1e-3, 5e-2), min_size=2, max_size=2),
+    rates=st.lists(st.sampled_from(RATES), min_size=2, max_size=2),
     l2=st.sampled_from([0.0, 1e-3]),
 )
 def test_every_model_of_a_sweep_equals_fit_alone(seeds, rates, l2):
-    kwargs = {"epochs": 8, "batch_size": 50, "test": TEST}
+    # The rates come from a few values: each one compiles fit's program once.
+    kwargs = COMMON
     result = parallel.sweep(seeds, MODEL, XOR, learning_rates=rates, l2=l2, **kwargs)
     assert result.size == 4
     np.testing.assert_array_equal(result.diverged_epoch, 0)
@@ -57,20 +63,22 @@ def test_every_model_of_a_sweep_equals_fit_alone(seeds, rates, l2):
         model_state, model_history = result.select(k)
         _close(state.params, model_state.params)
         _close(history, model_history)
-        assert int(model_state.step) == int(state.step) == 8 * 3
+        assert int(model_state.step) == int(state.step) == 4 * 3
+
+
+# A grid of 8 models (2 rates x 2 l1 x 1 l2 x 2 seeds), shared by the next tests.
+GRID = {"learning_rates": RATES, "l1": [0.0, 1e-4], "l2": 1e-3, **COMMON}
 
 
 def test_the_grid_is_ordered_learning_rate_l1_l2_then_seed():
-    result = parallel.sweep(
-        [5, 6], MODEL, XOR, learning_rates=[1e-3, 2e-3], l1=[0.0, 1e-4], l2=1e-3, epochs=1
-    )
+    result = parallel.sweep([5, 6], MODEL, XOR, **GRID)
     assert result.size == 8
-    np.testing.assert_allclose(result.learning_rate, [1e-3] * 4 + [2e-3] * 4)
+    np.testing.assert_allclose(result.learning_rate, [RATES[0]] * 4 + [RATES[1]] * 4)
     np.testing.assert_allclose(result.l1, [0, 0, 1e-4, 1e-4] * 2)
     np.testing.assert_allclose(result.l2, 1e-3)
     np.testing.assert_array_equal(result.seed_index, [0, 1] * 4)
     assert result.seeds == (5, 6)
-    assert result.history.train_loss.shape == (8, 1)
+    assert result.history.train_loss.shape == (8, COMMON["epochs"])
     # Different seeds, different initial parameters.
     first = jax.tree.leaves(result.state.params)[0]
     assert not np.allclose(first[0], first[1])
@@ -78,55 +86,56 @@ def test_the_grid_is_ordered_learning_rate_l1_l2_then_seed():
 
 def test_a_sweep_takes_keys_and_equals_fit_with_those_keys():
     keys = jax.random.split(jax.random.key(3), 2)
-    result = parallel.sweep(keys, MODEL, XOR, learning_rates=1e-2, epochs=4)
+    result = parallel.sweep(keys, MODEL, XOR, learning_rates=RATES[0], **COMMON)
     for k in range(2):
-        state, _ = train.fit(keys[k], MODEL, optim.optimizer("adam", 1e-2), XOR, epochs=4)
+        optimizer = optim.optimizer("adam", RATES[0])
+        state, _ = train.fit(keys[k], MODEL, optimizer, XOR, **COMMON)
         _close(state.params, result.select(k)[0].params)
 
 
+# The diverging sweeps share one configuration (and so their compiled programs).
+DIVERGING = {"learning_rates": [1e-2, 1e30], "epochs": 7, "test": TEST, "batch_size": 40}
+
+
 def test_a_diverging_model_is_reported_and_leaves_the_others_alone():
-    result = parallel.sweep([0], MODEL, XOR, optimizer="sgd", learning_rates=[0.1, 1e30], epochs=6)
-    assert result.diverged_epoch[0] == 0
-    assert 1 <= result.diverged_epoch[1] <= 6
-    bad = int(result.diverged_epoch[1])
-    assert np.all(np.isnan(np.asarray(result.history.train_loss[1, bad - 1 :])))
-    assert np.all(np.isfinite(np.asarray(result.history.train_loss[0])))
-    state, _ = train.fit(jax.random.key(0), MODEL, optim.optimizer("sgd", 0.1), XOR, epochs=6)
+    result = parallel.sweep([0, 1], MODEL, XOR, optimizer="sgd", **DIVERGING)
+    np.testing.assert_array_equal(result.diverged_epoch[:2], 0)  # rate 1e-2, both seeds
+    for k in (2, 3):  # rate 1e30
+        assert 1 <= result.diverged_epoch[k] <= 7
+        bad = int(result.diverged_epoch[k])
+        assert np.all(np.isnan(np.asarray(result.history.train_loss[k, bad - 1 :])))
+    assert np.all(np.isfinite(np.asarray(result.history.train_loss[:2])))
+    kwargs = {"epochs": 7, "test": TEST, "batch_size": 40}
+    state, _ = train.fit(jax.random.key(0), MODEL, optim.optimizer("sgd", 1e-2), XOR, **kwargs)
     _close(state.params, result.select(0)[0].params)
 
 
 def test_sweep_table_compiles_once_per_shape_and_gathers_one_table():
     lines = []
+    # "wide" with batches of 50 is the sweep of the tests above (its program is shared).
     rows = parallel.sweep_table(
         [0, 1],
-        {"narrow": models.MLP(hidden=(4,)), "wide": models.MLP(hidden=(12,))},
+        {"narrow": models.MLP(hidden=(4,)), "wide": MODEL},
         XOR,
-        learning_rates=[1e-2, 1e-1],
-        batch_sizes=[40, None],
-        epochs=3,
+        learning_rates=list(RATES),
+        batch_sizes=[COMMON["batch_size"], None],
+        epochs=COMMON["epochs"],
         test=TEST,
         progress=lines.append,
     )
     assert len(rows) == 2 * 2 * 2 * 2
     assert len(lines) == 4
     assert {(r["model"], r["batch_size"]) for r in rows} == {
-        (m, b) for m in ("narrow", "wide") for b in (40, 120)
+        (m, b) for m in ("narrow", "wide") for b in (COMMON["batch_size"], 120)
     }
     assert {r["seed"] for r in rows} == {0, 1}
     for row in rows:
         assert 0.0 <= row["test_accuracy"] <= 1.0
         assert row["diverged_epoch"] == 0
     # Each row is the model trained alone with that configuration.
-    row = next(r for r in rows if r["model"] == "wide" and r["batch_size"] == 40)
-    _, history = train.fit(
-        jax.random.key(row["seed"]),
-        models.MLP(hidden=(12,)),
-        optim.optimizer("adam", row["learning_rate"]),
-        XOR,
-        epochs=3,
-        batch_size=40,
-        test=TEST,
-    )
+    row = next(r for r in rows if r["model"] == "wide" and r["batch_size"] == COMMON["batch_size"])
+    optimizer = optim.optimizer("adam", row["learning_rate"])
+    _, history = train.fit(jax.random.key(row["seed"]), MODEL, optimizer, XOR, **COMMON)
     assert row["test_loss"] == pytest.approx(float(history.test_loss[-1]), rel=1e-4)
 
 
@@ -165,15 +174,15 @@ def test_sweep_rejects_bad_seeds(seeds, error):
 
 
 def test_select_rejects_an_index_out_of_range():
-    result = parallel.sweep([0], MODEL, XOR, learning_rates=[1e-2], epochs=1)
-    with pytest.raises(ValueError, match=r"k must be an integer in \[0, 0\]"):
-        result.select(1)
+    result = parallel.sweep([0, 1], MODEL, XOR, learning_rates=RATES[0], **COMMON)
+    with pytest.raises(ValueError, match=r"k must be an integer in \[0, 1\]"):
+        result.select(2)
 
 
 @pytest.mark.parametrize("fit", [parallel.fit_pmap, parallel.fit_sharded])
 def test_one_device_data_parallel_training_equals_fit(fit):
-    kwargs = {"epochs": 5, "batch_size": 32, "test": TEST, "l2": 1e-3}
-    optimizer = optim.optimizer("adam", 1e-2)
+    kwargs = {**COMMON, "l2": 1e-3}
+    optimizer = optim.optimizer("adam", RATES[0])
     state, history = train.fit(jax.random.key(4), MODEL, optimizer, XOR, **kwargs)
     state_p, history_p = fit(jax.random.key(4), MODEL, optimizer, XOR, **kwargs)
     _close(state.params, state_p.params)
@@ -270,15 +279,15 @@ def test_initialize_defers_to_jax_cluster_detection_under_slurm(no_cluster, monk
 
 
 def test_the_learning_rate_really_lives_in_the_optimizer_state():
-    result = parallel.sweep([0], MODEL, XOR, learning_rates=[1e-3, 1e-1], epochs=1)
+    result = parallel.sweep([0], MODEL, XOR, learning_rates=RATES, **COMMON)
     rates = result.state.opt_state.hyperparams["learning_rate"]
-    np.testing.assert_allclose(np.asarray(rates), [1e-3, 1e-1], rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(rates), RATES, rtol=1e-6)
 
 
 def test_the_vmap_group_size_does_not_change_the_models():
-    kwargs = {"learning_rates": [1e-2, 3e-2], "epochs": 3, "batch_size": 50}
-    together = parallel.sweep([0, 1, 2], MODEL, XOR, group=64, **kwargs)
-    in_groups = parallel.sweep([0, 1, 2], MODEL, XOR, group=4, **kwargs)  # 4 + 2 models
+    kwargs = GRID
+    together = parallel.sweep([5, 6], MODEL, XOR, **kwargs)  # all 8 in one group on a CPU
+    in_groups = parallel.sweep([5, 6], MODEL, XOR, group=3, **kwargs)  # 3 + 3 + 2 models
     _close(together.state.params, in_groups.state.params)
     _close(together.history, in_groups.history)
     with pytest.raises(ValueError, match="group"):
@@ -323,7 +332,7 @@ def test_sweep_summary_rejects_bad_tables(rows, error):
 def test_a_chunked_sweep_equals_one_run_and_keeps_each_divergence():
     # The host loop drives the sweep in chunks (so that it can be cancelled): the models,
     # their histories and each model's diverged epoch are those of one run.
-    kwargs = {"learning_rates": [1e-2, 1e30], "epochs": 7, "test": TEST, "batch_size": 40}
+    kwargs = DIVERGING
     whole = parallel.sweep([0, 1], MODEL, XOR, optimizer="sgd", **kwargs)
     chunked = parallel.sweep([0, 1], MODEL, XOR, optimizer="sgd", chunk_epochs=3, **kwargs)
     assert_bit_identical(whole.state, chunked.state)
@@ -344,11 +353,13 @@ def test_a_sweep_stops_between_chunks_when_cancelled():
             self.checks += 1
             return self.checks > 2
 
-    with pytest.raises(parallel.engine.Cancelled, match="after 4 epochs") as info:
-        parallel.sweep([0], MODEL, XOR, learning_rates=[1e-2], epochs=10, chunk_epochs=2,
-                       cancel=SetAfter())  # fmt: skip
-    assert info.value.history.train_loss.shape == (1, 4)
+    # Chunks of COMMON's epochs over 2 models: the program of the sweeps above.
+    kwargs = {**COMMON, "epochs": 3 * COMMON["epochs"], "chunk_epochs": COMMON["epochs"]}
+    done = 2 * COMMON["epochs"]
+    with pytest.raises(parallel.engine.Cancelled, match=f"after {done} epochs") as info:
+        parallel.sweep([0, 1], MODEL, XOR, learning_rates=RATES[0], cancel=SetAfter(), **kwargs)
+    assert info.value.history.train_loss.shape == (2, done)
     event = threading.Event()
     event.set()
     with pytest.raises(parallel.engine.Cancelled, match="after 0 epochs"):
-        parallel.sweep([0], MODEL, XOR, learning_rates=[1e-2], epochs=10, cancel=event)
+        parallel.sweep([0, 1], MODEL, XOR, learning_rates=RATES[0], cancel=event, **kwargs)

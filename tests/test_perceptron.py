@@ -164,17 +164,27 @@ def test_fit_resumes_from_given_params():
 # Transforms.
 
 
+# One jitted function for every example: a new jax.jit per example compiled anew.
+FIT_6 = functools.partial(perceptron.fit, learning_rate=0.5, max_epochs=6)
+JIT_FIT_6 = jax.jit(FIT_6)
+
+
 @given(seed=seeds)
 def test_fit_under_jit_equals_fit_without_jit(seed):
     train = data.linear(jax.random.key(seed), 16, noise=0.3)
     x, y = train.x, data.signed(train.y)
-    fit = functools.partial(perceptron.fit, learning_rate=0.5, max_epochs=6)
-    compiled = jax.jit(fit)(x, y)
+    fit = FIT_6
+    compiled = JIT_FIT_6(x, y)
     with jax.disable_jit():
         eager = fit(x, y)
     for got, want in zip(jax.tree.leaves(compiled), jax.tree.leaves(eager), strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
     assert int(compiled.updates) == int(eager.updates)
+
+
+# vmap of fit, traced and compiled once for all examples (an eager vmap traces the
+# batched program anew at every call).
+VMAP_FIT_40 = jax.jit(jax.vmap(lambda xi, yi: perceptron.fit(xi, yi, max_epochs=40)))
 
 
 @given(seed=seeds)
@@ -185,7 +195,7 @@ def test_vmap_fit_equals_fitting_each_dataset_alone(seed):
     stacks = [data.linear(k, 50, noise=0.0 if i % 2 else 0.3) for i, k in enumerate(keys)]
     x = jnp.stack([s.x for s in stacks])
     y = jnp.stack([data.signed(s.y) for s in stacks])
-    mapped = jax.vmap(lambda xi, yi: perceptron.fit(xi, yi, max_epochs=40))(x, y)
+    mapped = VMAP_FIT_40(x, y)
     for i in range(len(keys)):
         alone = perceptron.fit(x[i], y[i], max_epochs=40)
         for got, want in zip(jax.tree.leaves(mapped), jax.tree.leaves(alone), strict=True):

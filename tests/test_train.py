@@ -162,9 +162,14 @@ def test_fit_uses_each_example_once_per_epoch(batch_size):
     np.testing.assert_array_equal(state.params["params"]["counts"], np.full(n, 3.0))
 
 
+# The next three tests train one model in one configuration (20 epochs, in chunks
+# of 7 where chunked), so that they share compiled programs.
+DROPOUT = models.MLP(hidden=(8, 8), dropout=0.1)
+
+
 def test_same_key_gives_a_bit_identical_history(circle_split):
     train_set, test_set = circle_split
-    model = models.MLP(hidden=(8, 8), dropout=0.1)
+    model = DROPOUT
     runs = [
         train.fit(
             jax.random.key(4), model, FAST, train_set, epochs=20, batch_size=100, test=test_set
@@ -172,7 +177,9 @@ def test_same_key_gives_a_bit_identical_history(circle_split):
         for _ in range(2)
     ]
     assert_bit_identical(runs[0], runs[1])
-    other, _ = train.fit(jax.random.key(5), model, FAST, train_set, epochs=20, batch_size=100)
+    other, _ = train.fit(
+        jax.random.key(5), model, FAST, train_set, epochs=20, batch_size=100, test=test_set
+    )
     assert not np.array_equal(
         other.params["params"]["output"]["kernel"], runs[0][0].params["params"]["output"]["kernel"]
     )
@@ -180,7 +187,7 @@ def test_same_key_gives_a_bit_identical_history(circle_split):
 
 def test_chunked_training_with_progress_equals_one_run(circle_split):
     train_set, test_set = circle_split
-    model = models.MLP(hidden=(8, 8), dropout=0.1)
+    model = DROPOUT
     whole = train.fit(
         jax.random.key(4), model, FAST, train_set, epochs=20, batch_size=100, test=test_set
     )
@@ -201,16 +208,18 @@ def test_chunked_training_with_progress_equals_one_run(circle_split):
 
 
 def test_resume_equals_uninterrupted_training(circle_split):
-    train_set, _ = circle_split
-    model = models.MLP(hidden=(8, 8), dropout=0.1)
+    train_set, test_set = circle_split
+    model = DROPOUT
+    kwargs = {"batch_size": 100, "test": test_set}
     whole_state, whole_history = train.fit(
-        jax.random.key(4), model, FAST, train_set, epochs=20, batch_size=100
+        jax.random.key(4), model, FAST, train_set, epochs=20, **kwargs
     )
     first_state, first_history = train.fit(
-        jax.random.key(4), model, FAST, train_set, epochs=8, batch_size=100
+        jax.random.key(4), model, FAST, train_set, epochs=7, **kwargs
     )
+    # The other 13 epochs in chunks of 7 and 6: the programs of the chunked test above.
     rest_state, rest_history = train.fit(
-        None, model, FAST, train_set, epochs=12, batch_size=100, state=first_state
+        None, model, FAST, train_set, epochs=13, chunk_epochs=7, state=first_state, **kwargs
     )
     assert_bit_identical(whole_state, rest_state)
     assert_bit_identical(whole_history, train.concatenate(first_history, rest_history))
@@ -238,12 +247,14 @@ def test_train_step_matches_a_hand_written_adam_step(circle_split):
     train_set, _ = circle_split
     model = models.MLP(hidden=(4,))
     state = train.create_train_state(jax.random.key(0), model, ADAM, train_set.x)
-    new_state, metrics = train.train_step(state, train.Batch(train_set.x, train_set.y))
+    # Both sides compiled (as training runs them): eagerly, each operation compiles alone.
+    step = jax.jit(train.train_step)
+    new_state, metrics = step(state, train.Batch(train_set.x, train_set.y))
 
     def objective(params):
         return losses.cross_entropy(model.apply(params, train_set.x), train_set.y)
 
-    grads = jax.grad(objective)(state.params)
+    grads = jax.jit(jax.grad(objective))(state.params)
     updates, _ = ADAM.update(grads, ADAM.init(state.params), state.params)
     expected = jax.tree.map(lambda p, u: p + u, state.params, updates)
     for got, want in zip(jax.tree.leaves(new_state.params), jax.tree.leaves(expected), strict=True):
@@ -467,16 +478,17 @@ def _huber(outputs, targets, weights=None):
 
 
 def test_a_users_own_loss_declares_regression_with_task():
-    surface = data.plane(jax.random.key(10), 100)
-    model = models.MLP(hidden=(8,), n_outputs=1, activation="tanh")
+    # The data, model and epochs of test_regression_with_mse: the reference run is its program.
+    surface = data.plane(jax.random.key(10), 400)
+    model = models.MLP(hidden=(16,), n_outputs=1, activation="tanh")
     with pytest.raises(TypeError, match="integer class labels"):
         train.fit(jax.random.key(0), model, FAST, surface, epochs=2, loss=_huber)
     state, history = train.fit(
-        jax.random.key(0), model, FAST, surface, epochs=20, loss=_huber, task="regression"
+        jax.random.key(0), model, FAST, surface, epochs=300, loss=_huber, task="regression"
     )
     assert state.task == "regression"
     assert np.all(np.isnan(history.train_accuracy))
-    reference, _ = train.fit(jax.random.key(0), model, FAST, surface, epochs=20, loss="mse")
+    reference, _ = train.fit(jax.random.key(0), model, FAST, surface, epochs=300, loss="mse")
     assert_bit_identical(state.params, reference.params)
     evaluation = train.evaluate(model, state.params, surface, loss=_huber, task="regression")
     assert np.isnan(float(evaluation.accuracy))
