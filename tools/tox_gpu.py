@@ -50,7 +50,7 @@ def main() -> int:
     )
     subprocess.run([sys.executable, "-c", check], env=environment, check=True)
     return subprocess.run(
-        [sys.executable, "-m", "pytest", *sys.argv[1:]], env=environment
+        [sys.executable, "-m", "pytest", "-n", "0", *sys.argv[1:]], env=environment
     ).returncode
 
 
