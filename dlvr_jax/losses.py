@@ -162,7 +162,7 @@ REGRESSION_LOSSES = ("mse",)
 """Losses whose targets are real numbers rather than class labels."""
 
 TASKS = ("classification", "regression")
-"""The two kinds of task: integer class labels, or real-valued targets."""
+"""The two kinds of task, by their targets (integer class labels, or real numbers)."""
 
 
 def task(loss: str | Callable[..., jax.Array], task: str | None = None) -> str:

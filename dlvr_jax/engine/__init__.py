@@ -142,3 +142,11 @@ __all__ = [
     "train_step",
     "truncate",
 ]
+
+# One name for each object: the engine's (``dlvr_jax.engine.TrainState``), as the
+# docs, tracebacks and ``train``'s re-exports show it; where it is written is ours.
+for _name in __all__:
+    _value = globals()[_name]
+    if getattr(_value, "__module__", "").startswith(f"{__name__}."):
+        _value.__module__ = __name__
+del _name, _value

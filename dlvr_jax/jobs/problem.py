@@ -72,8 +72,8 @@ __all__ = [
     "signed_mse",
 ]
 
-TASKS = ("classification", "regression")
-"""The tasks a problem may be."""
+TASKS = losses.TASKS
+"""The tasks a problem may be (:data:`dlvr_jax.losses.TASKS`, their one home)."""
 
 LOSSES = ("cross_entropy", "mse")
 """The loss names a problem may ask for (``mse`` of a classification is :func:`signed_mse`)."""
