@@ -32,7 +32,10 @@ The package, one concept per module: ``problem`` (the preparation),
 ``mlp_job``, ``compare_job``, ``perceptron_job``, ``sweep_job``,
 ``optimize_job`` (one per command), and the parts they share: ``resume``
 (what a checkpoint records), ``divergence``, ``figures`` (the MLP's),
-``results`` (the JSON writer) and ``cache`` (JAX's compilation cache).
+``results`` (the JSON writer), ``cache`` (JAX's compilation cache) and
+``commands`` (each command's options, as the command line offers them). Each
+module's ``__all__`` is what this package re-exports: its other names without
+an underscore are shared between the package's modules only, not an API.
 
 Examples:
     >>> from dlvr_jax import jobs
@@ -48,6 +51,7 @@ Examples:
 from __future__ import annotations
 
 from dlvr_jax.jobs.cache import compilation_cache
+from dlvr_jax.jobs.commands import COMMANDS, Command, Option
 from dlvr_jax.jobs.compare_job import CompareConfig, CompareResult, compare_activations
 from dlvr_jax.jobs.divergence import Divergence
 from dlvr_jax.jobs.mlp_job import MLP_FILES, MlpConfig, MlpResult, MlpSession, mlp
@@ -66,9 +70,11 @@ from dlvr_jax.jobs.resume import ConfigMismatch
 from dlvr_jax.jobs.sweep_job import SWEEP_COLUMNS, SweepConfig, SweepResult, sweep
 
 __all__ = [
+    "COMMANDS",
     "MLP_FILES",
     "SWEEP_COLUMNS",
     "TASKS",
+    "Command",
     "CompareConfig",
     "CompareResult",
     "ConfigMismatch",
@@ -78,6 +84,7 @@ __all__ = [
     "MlpSession",
     "OptimizeConfig",
     "OptimizeResult",
+    "Option",
     "PerceptronConfig",
     "PerceptronResult",
     "Problem",

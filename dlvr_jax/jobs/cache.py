@@ -16,7 +16,7 @@ import os
 
 import jax
 
-__all__ = ["cache_in_use", "compilation_cache"]
+__all__ = ["compilation_cache"]
 
 
 def _cache_directory() -> str:

@@ -27,7 +27,7 @@ from dlvr_jax.jobs.optimize_job import DESCENT_METHODS, OptimizeConfig
 from dlvr_jax.jobs.perceptron_job import PerceptronConfig
 from dlvr_jax.jobs.sweep_job import SweepConfig
 
-__all__ = ["COMMANDS", "Command", "Option", "default"]
+__all__ = ["COMMANDS", "Command", "Option"]
 
 FIELD_DEFAULT: Any = object()
 """An option's default when it is its config field's."""

@@ -20,7 +20,7 @@ import numpy as np
 
 from dlvr_jax import engine, train
 
-__all__ = ["Divergence", "divergence_cause"]
+__all__ = ["Divergence"]
 
 
 class Divergence(NamedTuple):

@@ -21,7 +21,7 @@ import numpy as np
 from dlvr_jax import models, train
 from dlvr_jax.jobs.problem import Problem
 
-__all__ = ["mlp_figures", "surface"]
+__all__ = []
 
 
 def surface(model: models.MLP, params: Any, task: str, n_outputs: int) -> Callable[..., Any]:

@@ -37,7 +37,7 @@ from dlvr_jax.jobs.problem import (
 )
 from dlvr_jax.jobs.resume import ConfigMismatch, first_difference, record
 
-__all__ = ["MLP_FILES", "MlpConfig", "MlpResult", "MlpSession", "Progress", "mlp"]
+__all__ = ["MLP_FILES", "MlpConfig", "MlpResult", "MlpSession", "mlp"]
 
 MLP_FILES = (
     "decision_boundary.png",

@@ -27,7 +27,7 @@ from dlvr_jax import descent, optim
 from dlvr_jax.jobs import results
 from dlvr_jax.jobs.problem import SEED
 
-__all__ = ["DESCENT_METHODS", "OptimizeConfig", "OptimizeResult", "optimize"]
+__all__ = ["OptimizeConfig", "OptimizeResult", "optimize"]
 
 DESCENT_METHODS = ("gd", *optim.names())
 """The methods ``optimize`` compares: plain gradient descent and every optimizer."""

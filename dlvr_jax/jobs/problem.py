@@ -53,24 +53,7 @@ import numpy as np
 from dlvr_jax import _compiled, data, losses, models
 from dlvr_jax import _validate as check
 
-__all__ = [
-    "ACTIVATION",
-    "DATA_CONSTRAINTS",
-    "LOSSES",
-    "MODEL_CONSTRAINTS",
-    "PROBLEM_CONSTRAINTS",
-    "SEED",
-    "TASKS",
-    "Problem",
-    "ProblemConfig",
-    "check_task_with_data",
-    "job_problem",
-    "label_note",
-    "prepare_problem",
-    "read_csv",
-    "sha256",
-    "signed_mse",
-]
+__all__ = ["TASKS", "Problem", "ProblemConfig", "prepare_problem", "read_csv", "signed_mse"]
 
 TASKS = losses.TASKS
 """The tasks a problem may be (:data:`dlvr_jax.losses.TASKS`, their one home)."""

@@ -26,15 +26,7 @@ import numpy as np
 
 from dlvr_jax import _io
 
-__all__ = [
-    "closing",
-    "dataset_label",
-    "finite_or_none",
-    "last",
-    "loss_text",
-    "percent",
-    "write_json",
-]
+__all__ = ["write_json"]
 
 
 def write_json(path: str | os.PathLike[str], document: Mapping[str, Any]) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 
 from dlvr_jax.jobs.problem import Problem
 
-__all__ = ["ConfigMismatch", "first_difference", "record"]
+__all__ = ["ConfigMismatch"]
 
 
 class ConfigMismatch(ValueError):
