@@ -388,6 +388,8 @@ def _run_sweep(
     sizes = {min(args.chunk, args.epochs), args.epochs % args.chunk} - {0}
     programs, compile_seconds = {}, 0.0
     for size in sorted(sizes):
+        if args.cancel is not None and args.cancel.is_set():  # compiling cannot be interrupted
+            raise engine.Cancelled(0, states, None)
         compiled = _compiled_sweep(states, args.data, args.test, size, args.batch_size, group)
         programs[size], compile_seconds = compiled[0], compile_seconds + compiled[1]
     first_bad = np.full(jax.tree.leaves(states)[0].shape[0], -1, np.int64)

@@ -351,7 +351,7 @@ def test_a_sweep_stops_between_chunks_when_cancelled():
 
         def is_set(self) -> bool:
             self.checks += 1
-            return self.checks > 2
+            return self.checks > 3  # once before compiling, then before each chunk
 
     # Chunks of COMMON's epochs over 2 models: the program of the sweeps above.
     kwargs = {**COMMON, "epochs": 3 * COMMON["epochs"], "chunk_epochs": COMMON["epochs"]}
@@ -361,5 +361,20 @@ def test_a_sweep_stops_between_chunks_when_cancelled():
     assert info.value.history.train_loss.shape == (2, done)
     event = threading.Event()
     event.set()
+    with pytest.raises(parallel.engine.Cancelled, match="after 0 epochs"):
+        parallel.sweep([0, 1], MODEL, XOR, learning_rates=RATES[0], cancel=event, **kwargs)
+
+
+def test_a_sweep_cancelled_before_it_starts_compiles_nothing(monkeypatch):
+    # Compiling cannot be interrupted, so a tab closed before its sweep starts must cost nothing.
+    import threading
+
+    def no_compile(*args, **kwargs):
+        raise AssertionError("compiled a sweep that was already cancelled")
+
+    monkeypatch.setattr(parallel, "_compiled_sweep", no_compile)
+    event = threading.Event()
+    event.set()
+    kwargs = {**COMMON, "epochs": 3 * COMMON["epochs"], "chunk_epochs": COMMON["epochs"]}
     with pytest.raises(parallel.engine.Cancelled, match="after 0 epochs"):
         parallel.sweep([0, 1], MODEL, XOR, learning_rates=RATES[0], cancel=event, **kwargs)
