@@ -20,6 +20,11 @@ from hypothesis import HealthCheck, settings
 
 from dlvr_jax import _compiled
 
+# The estimators turn on JAX's persistent compilation cache in the user's cache folder at their
+# first fit unless DLVR_JAX_NO_CACHE is set: the suite never writes there (tests of the cache
+# set or clear it in their own environments).
+os.environ.setdefault("DLVR_JAX_NO_CACHE", "1")
+
 settings.register_profile(
     "ci",
     derandomize=True,
