@@ -4,13 +4,34 @@ The contract::
 
     save(path, state, history, config=...)      # atomic: temporary file, then rename
     state, history = load(path, like=state)     # `like`: a TrainState of the same shapes
-    info(path) -> Info(epoch, step, config, metadata)   # without building a state
+    info(path) -> Info(epoch, step, config, metadata, verified)   # without building a state
 
-A file is a msgpack map (written with :mod:`flax.serialization`) holding
-``format`` (``"dlvr_jax.checkpoint"``), ``version`` (:data:`FORMAT_VERSION`),
-the state's leaves (the PRNG key as its raw ``uint32`` data) and the history.
-Loading checks all of these and raises :class:`CheckpointError` (a
-``ValueError``) for a truncated, corrupt or mismatched file.
+A file (format version 2, :data:`FORMAT_VERSION`) is a msgpack map of three
+entries, always in this order and with these encodings, so that its first
+:data:`HEADER_SIZE` bytes are always the same::
+
+    {"format": "dlvr_jax.checkpoint",     # str
+     "sha256": <32 bytes>,                # bin 8: the digest
+     "content": <bytes>}                  # bin 32: the payload, itself msgpack
+
+The digest is the SHA-256 of the whole file without the 32 digest bytes (the
+header, the content's length and the content). :func:`load`, :func:`info` and
+:func:`read_metadata` check it before they parse anything, and refuse a file
+whose digest does not match, a flipped bit anywhere or a cut, with
+:class:`CorruptedCheckpoint` (``<path> is corrupted (digest mismatch)``). A
+file whose header differs from the expected one in at most two bytes is taken
+as a damaged checkpoint and refused the same way.
+
+The payload is a msgpack map (written with :mod:`flax.serialization`) holding
+``format`` (``"dlvr_jax.checkpoint"``), ``version`` (2), the state's leaves
+(the PRNG key as its raw ``uint32`` data) and the history. Loading checks all
+of these and raises :class:`CheckpointError` (a ``ValueError``) for a
+truncated, corrupt or mismatched file.
+
+Version 1 files (before the digest) are the payload alone, with ``version`` 1.
+They still load, without an integrity check: :func:`load` then warns with an
+:class:`UnverifiedCheckpointWarning` (a ``UserWarning``), and :func:`info`
+reports ``verified=False``. Saving again writes version 2.
 
 A checkpoint records the configuration it was trained with (dataset, model,
 optimizer, loss, seed: a JSON-like map, ``save(..., config=...)``) in its
@@ -24,7 +45,9 @@ bits as training to N at once (see ``tests/test_checkpoint.py``).
 
 from __future__ import annotations
 
+import hashlib
 import os
+import warnings
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
@@ -40,8 +63,11 @@ from dlvr_jax.train import History, TrainState
 __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
+    "HEADER_SIZE",
     "CheckpointError",
+    "CorruptedCheckpoint",
     "Info",
+    "UnverifiedCheckpointWarning",
     "info",
     "load",
     "read_metadata",
@@ -50,12 +76,66 @@ __all__ = [
 
 FORMAT = "dlvr_jax.checkpoint"
 """The ``format`` field written into every checkpoint; :func:`load` refuses other files."""
-FORMAT_VERSION = 1
-"""The version of the checkpoint layout; :func:`load` reads only this version."""
+FORMAT_VERSION = 2
+"""The version of the checkpoint layout written; :func:`load` reads it and version 1."""
+
+_DIGEST_SIZE = 32
+_HEADER = (
+    b"\x83"  # a map of three entries
+    + msgpack.packb("format")
+    + msgpack.packb(FORMAT)
+    + msgpack.packb("sha256")
+    + b"\xc4"  # bin 8
+    + bytes([_DIGEST_SIZE])
+)
+_CONTENT = msgpack.packb("content") + b"\xc6"  # bin 32, then the length in 4 bytes
+HEADER_SIZE = len(_HEADER)
+"""The length of the fixed header that opens every version 2 file, before its digest."""
 
 
 class CheckpointError(ValueError):
     """A checkpoint file is truncated, corrupt, of another format or does not match."""
+
+
+class CorruptedCheckpoint(CheckpointError):
+    """A checkpoint's bytes do not match its digest: changed or cut after it was saved."""
+
+
+class UnverifiedCheckpointWarning(UserWarning):
+    """A checkpoint of version 1 (without a digest) was loaded without an integrity check."""
+
+
+def _digest(blob: bytes) -> bytes:
+    """SHA-256 of a version 2 file without its digest bytes."""
+    end = HEADER_SIZE + _DIGEST_SIZE
+    return hashlib.sha256(blob[:HEADER_SIZE] + blob[end:]).digest()
+
+
+def _frame(content: bytes) -> bytes:
+    body = _CONTENT + len(content).to_bytes(4, "big") + content
+    blob = _HEADER + bytes(_DIGEST_SIZE) + body
+    return _HEADER + _digest(blob) + body
+
+
+def _framed(blob: bytes) -> bool:
+    """Whether ``blob`` opens with a version 2 header, give or take two damaged bytes."""
+    head = blob[:HEADER_SIZE]
+    return bool(head) and sum(a != b for a, b in zip(head, _HEADER, strict=False)) <= 2
+
+
+def _content(path: str, blob: bytes) -> bytes:
+    """The payload of a version 2 file, after checking its digest."""
+    start = HEADER_SIZE + _DIGEST_SIZE + len(_CONTENT) + 4
+    if (
+        len(blob) < start
+        or blob[:HEADER_SIZE] != _HEADER
+        or blob[HEADER_SIZE : HEADER_SIZE + _DIGEST_SIZE] != _digest(blob)
+    ):
+        raise CorruptedCheckpoint(f"{path} is corrupted (digest mismatch)")
+    size = int.from_bytes(blob[start - 4 : start], "big")
+    if blob[start - 4 - len(_CONTENT) : start - 4] != _CONTENT or size != len(blob) - start:
+        raise CheckpointError(f"{path!r} is not a readable checkpoint (a bad frame)")
+    return blob[start:]
 
 
 def _key_data(key: jax.Array) -> np.ndarray:
@@ -131,16 +211,20 @@ def save(
         "history": _history_dict(history),
         "metadata": metadata,
     }
-    blob = serialization.msgpack_serialize(payload)
+    blob = _frame(serialization.msgpack_serialize(payload))
     _io.write_atomic(path, lambda stream: stream.write(blob))
 
 
-def _read(path: str | os.PathLike[str]) -> dict[str, Any]:
+def _read(path: str | os.PathLike[str]) -> tuple[dict[str, Any], bool]:
+    """The payload of a checkpoint, and whether a digest verified it (False: version 1)."""
     try:
         with open(path, "rb") as stream:
             blob = stream.read()
     except FileNotFoundError:
         raise FileNotFoundError(f"no checkpoint at {os.fspath(path)!r}") from None
+    framed = _framed(blob)
+    if framed:
+        blob = _content(os.fspath(path), blob)
     try:
         payload = serialization.msgpack_restore(blob)
     except (
@@ -155,17 +239,23 @@ def _read(path: str | os.PathLike[str]) -> dict[str, Any]:
         ) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{os.fspath(path)!r} is not a dlvr_jax checkpoint")
-    if payload.get("version") != FORMAT_VERSION:
+    version = payload.get("version")
+    if version not in (1, FORMAT_VERSION):
         raise CheckpointError(
-            f"{os.fspath(path)!r} has checkpoint format version {payload.get('version')!r}; "
-            f"this dlvr_jax reads version {FORMAT_VERSION}"
+            f"{os.fspath(path)!r} has checkpoint format version {version!r}; "
+            f"this dlvr_jax reads versions 1 and {FORMAT_VERSION}"
         )
-    return payload
+    if framed != (version == FORMAT_VERSION):
+        raise CheckpointError(
+            f"{os.fspath(path)!r} is not a readable checkpoint: format version {version} "
+            + ("inside a digest frame" if framed else "without its digest")
+        )
+    return payload, framed
 
 
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The ``metadata`` map saved with a checkpoint."""
-    return dict(_read(path).get("metadata") or {})
+    return dict(_read(path)[0].get("metadata") or {})
 
 
 class Info(NamedTuple):
@@ -176,12 +266,14 @@ class Info(NamedTuple):
         step: optimizer steps taken.
         config: the recorded configuration, or None for a file that has none.
         metadata: the whole metadata map.
+        verified: whether a digest checked the file (False for version 1 files).
     """
 
     epoch: int
     step: int
     config: dict[str, Any] | None
     metadata: dict[str, Any]
+    verified: bool = True
 
 
 def info(path: str | os.PathLike[str]) -> Info:
@@ -189,9 +281,10 @@ def info(path: str | os.PathLike[str]) -> Info:
 
     Raises:
         FileNotFoundError: no file at ``path``.
-        CheckpointError: a truncated, corrupt or foreign file.
+        CheckpointError: a truncated, corrupt or foreign file
+            (:class:`CorruptedCheckpoint` where the digest does not match).
     """
-    payload = _read(path)
+    payload, verified = _read(path)
     try:
         epoch = int(np.asarray(payload["state"]["epoch"]))
         step = int(np.asarray(payload["state"]["step"]))
@@ -199,7 +292,8 @@ def info(path: str | os.PathLike[str]) -> Info:
         raise CheckpointError(f"checkpoint is missing the entry {error}") from None
     metadata = dict(payload.get("metadata") or {})
     config = metadata.get("config")
-    return Info(epoch, step, dict(config) if isinstance(config, Mapping) else None, metadata)
+    config = dict(config) if isinstance(config, Mapping) else None
+    return Info(epoch, step, config, metadata, verified)
 
 
 def _restore(like: Any, saved: Any, what: str) -> Any:
@@ -232,11 +326,23 @@ def load(path: str | os.PathLike[str], like: TrainState) -> tuple[TrainState, Hi
         ``(state, history)``; ``history`` is None if none was saved.
 
     Raises:
-        CheckpointError: for a truncated, corrupt, foreign or mismatched file.
+        CheckpointError: for a truncated, corrupt, foreign or mismatched file
+            (:class:`CorruptedCheckpoint` where the digest does not match).
+
+    Warns:
+        UnverifiedCheckpointWarning: a version 1 file, which has no digest.
     """
     if not isinstance(like, TrainState):
         raise TypeError(f"like must be a TrainState, got {type(like).__name__}")
-    payload = _read(path)
+    payload, verified = _read(path)
+    if not verified:
+        warnings.warn(
+            UnverifiedCheckpointWarning(
+                f"{os.fspath(path)} has no digest (checkpoint format version 1): loaded "
+                "without an integrity check; saving it again adds one"
+            ),
+            stacklevel=2,
+        )
     saved = payload["state"]
     try:
         key_data = jnp.asarray(saved["key"], jnp.uint32)
