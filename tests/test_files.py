@@ -161,7 +161,9 @@ def test_a_live_writers_temporary_is_never_removed(tmp_path):
 
 def test_only_the_files_own_stale_temporaries_are_removed(tmp_path):
     path = tmp_path / "a.ckpt"
-    host = _io._host()
+    with _io.atomic_open(tmp_path / "probe", "wb"):  # this host's tag, from a real temporary
+        (probe,) = temporaries(tmp_path)
+    host = probe.split(".")[2][:6]
     dead = dead_pid()
     old = time.time() - 2 * _io.STALE_SECONDS
     names = {
@@ -179,7 +181,7 @@ def test_only_the_files_own_stale_temporaries_are_removed(tmp_path):
     os.utime(tmp_path / ".a.ckpt.zz7_ab12.tmp", (old, old))
     checkpoint.save(path, small_state())
     kept = {p.name for p in tmp_path.iterdir()}
-    assert kept == {"a.ckpt"} | {name for name, stale in names.items() if not stale}
+    assert kept == {"a.ckpt", "probe"} | {name for name, stale in names.items() if not stale}
     # Another host's temporary, once old, is stale too.
     other = next(name for name, stale in names.items() if not stale and "-1-abcd" in name)
     os.utime(tmp_path / other, (old, old))
