@@ -6,29 +6,24 @@ The contract::
     state, history = load(path, like=state)     # `like`: a TrainState of the same shapes
     info(path) -> Info(epoch, step, config, metadata, verified)   # without building a state
 
-A file (format version 2, :data:`FORMAT_VERSION`) is a msgpack map of three
-entries, always in this order and with these encodings, so that its first
-:data:`HEADER_SIZE` bytes are always the same::
+A file is a msgpack map (written with :mod:`flax.serialization`) of six
+entries: ``format`` (``"dlvr_jax.checkpoint"``), ``sha256`` (the digest, 32
+bytes), ``version`` (:data:`FORMAT_VERSION`, 2), the ``state``'s leaves (the
+PRNG key as its raw ``uint32`` data), the ``history`` and the ``metadata``,
+in this order, so that the first :data:`HEADER_SIZE` bytes of every file are
+the same and the digest's 32 bytes follow them.
 
-    {"format": "dlvr_jax.checkpoint",     # str
-     "sha256": <32 bytes>,                # bin 8: the digest
-     "content": <bytes>}                  # bin 32: the payload, itself msgpack
+The digest is the SHA-256 of the whole file without its 32 digest bytes.
+:func:`load`, :func:`info` and :func:`read_metadata` check it before they
+parse anything, and refuse a file whose digest does not match (a flipped bit
+anywhere, or a cut) with :class:`CorruptedCheckpoint`, ``<path> is corrupted
+(digest mismatch)``. A file whose header differs from the expected one in at
+most two bytes is taken as a damaged checkpoint and refused the same way.
+Loading then checks the entries and raises :class:`CheckpointError` (a
+``ValueError``) for a truncated, corrupt or mismatched file.
 
-The digest is the SHA-256 of the whole file without the 32 digest bytes (the
-header, the content's length and the content). :func:`load`, :func:`info` and
-:func:`read_metadata` check it before they parse anything, and refuse a file
-whose digest does not match, a flipped bit anywhere or a cut, with
-:class:`CorruptedCheckpoint` (``<path> is corrupted (digest mismatch)``). A
-file whose header differs from the expected one in at most two bytes is taken
-as a damaged checkpoint and refused the same way.
-
-The payload is a msgpack map (written with :mod:`flax.serialization`) holding
-``format`` (``"dlvr_jax.checkpoint"``), ``version`` (2), the state's leaves
-(the PRNG key as its raw ``uint32`` data) and the history. Loading checks all
-of these and raises :class:`CheckpointError` (a ``ValueError``) for a
-truncated, corrupt or mismatched file.
-
-Version 1 files (before the digest) are the payload alone, with ``version`` 1.
+Version 1 files (before the digest) are the same map without ``sha256``,
+with ``version`` 1.
 They still load, without an integrity check: :func:`load` then warns with an
 :class:`UnverifiedCheckpointWarning` (a ``UserWarning``), and :func:`info`
 reports ``verified=False``. Saving again writes version 2.
@@ -81,14 +76,13 @@ FORMAT_VERSION = 2
 
 _DIGEST_SIZE = 32
 _HEADER = (
-    b"\x83"  # a map of three entries
+    b"\x86"  # a map of six entries: format, sha256, version, state, history, metadata
     + msgpack.packb("format")
     + msgpack.packb(FORMAT)
     + msgpack.packb("sha256")
     + b"\xc4"  # bin 8
     + bytes([_DIGEST_SIZE])
 )
-_CONTENT = msgpack.packb("content") + b"\xc6"  # bin 32, then the length in 4 bytes
 HEADER_SIZE = len(_HEADER)
 """The length of the fixed header that opens every version 2 file, before its digest."""
 
@@ -111,10 +105,14 @@ def _digest(blob: bytes) -> bytes:
     return hashlib.sha256(blob[:HEADER_SIZE] + blob[end:]).digest()
 
 
-def _frame(content: bytes) -> bytes:
-    body = _CONTENT + len(content).to_bytes(4, "big") + content
-    blob = _HEADER + bytes(_DIGEST_SIZE) + body
-    return _HEADER + _digest(blob) + body
+def _signed(entries: dict[str, Any]) -> bytes:
+    """A version 2 file: the header, the digest, then ``entries`` in their order."""
+    blob = _HEADER + bytes(_DIGEST_SIZE)
+    blob += b"".join(  # flax would sort a map's keys: each entry is serialized on its own
+        msgpack.packb(name) + serialization.msgpack_serialize(value)
+        for name, value in entries.items()
+    )
+    return _HEADER + _digest(blob) + blob[HEADER_SIZE + _DIGEST_SIZE :]
 
 
 def _framed(blob: bytes) -> bool:
@@ -123,19 +121,11 @@ def _framed(blob: bytes) -> bool:
     return bool(head) and sum(a != b for a, b in zip(head, _HEADER, strict=False)) <= 2
 
 
-def _content(path: str, blob: bytes) -> bytes:
-    """The payload of a version 2 file, after checking its digest."""
-    start = HEADER_SIZE + _DIGEST_SIZE + len(_CONTENT) + 4
-    if (
-        len(blob) < start
-        or blob[:HEADER_SIZE] != _HEADER
-        or blob[HEADER_SIZE : HEADER_SIZE + _DIGEST_SIZE] != _digest(blob)
-    ):
+def _verify(path: str, blob: bytes) -> None:
+    """Refuses a version 2 file whose digest does not match its bytes."""
+    end = HEADER_SIZE + _DIGEST_SIZE
+    if len(blob) <= end or blob[:HEADER_SIZE] != _HEADER or blob[HEADER_SIZE:end] != _digest(blob):
         raise CorruptedCheckpoint(f"{path} is corrupted (digest mismatch)")
-    size = int.from_bytes(blob[start - 4 : start], "big")
-    if blob[start - 4 - len(_CONTENT) : start - 4] != _CONTENT or size != len(blob) - start:
-        raise CheckpointError(f"{path!r} is not a readable checkpoint (a bad frame)")
-    return blob[start:]
 
 
 def _key_data(key: jax.Array) -> np.ndarray:
@@ -204,14 +194,13 @@ def save(
         if not isinstance(config, Mapping):
             raise TypeError(f"config must be a mapping, got {type(config).__name__}")
         metadata["config"] = dict(config)
-    payload = {
-        "format": FORMAT,
+    payload = {  # after "format" and "sha256", which open every file (_HEADER)
         "version": FORMAT_VERSION,
         "state": _state_dict(state),
         "history": _history_dict(history),
         "metadata": metadata,
     }
-    blob = _frame(serialization.msgpack_serialize(payload))
+    blob = _signed(payload)
     _io.write_atomic(path, lambda stream: stream.write(blob))
 
 
@@ -224,7 +213,7 @@ def _read(path: str | os.PathLike[str]) -> tuple[dict[str, Any], bool]:
         raise FileNotFoundError(f"no checkpoint at {os.fspath(path)!r}") from None
     framed = _framed(blob)
     if framed:
-        blob = _content(os.fspath(path), blob)
+        _verify(os.fspath(path), blob)
     try:
         payload = serialization.msgpack_restore(blob)
     except (
@@ -239,6 +228,7 @@ def _read(path: str | os.PathLike[str]) -> tuple[dict[str, Any], bool]:
         ) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{os.fspath(path)!r} is not a dlvr_jax checkpoint")
+    payload.pop("sha256", None)
     version = payload.get("version")
     if version not in (1, FORMAT_VERSION):
         raise CheckpointError(
@@ -248,7 +238,7 @@ def _read(path: str | os.PathLike[str]) -> tuple[dict[str, Any], bool]:
     if framed != (version == FORMAT_VERSION):
         raise CheckpointError(
             f"{os.fspath(path)!r} is not a readable checkpoint: format version {version} "
-            + ("inside a digest frame" if framed else "without its digest")
+            + ("with a digest" if framed else "without its digest")
         )
     return payload, framed
 
