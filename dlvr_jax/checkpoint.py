@@ -4,13 +4,29 @@ The contract::
 
     save(path, state, history, config=...)      # atomic: temporary file, then rename
     state, history = load(path, like=state)     # `like`: a TrainState of the same shapes
-    info(path) -> Info(epoch, step, config, metadata)   # without building a state
+    info(path) -> Info(epoch, step, config, metadata, verified)   # without building a state
 
-A file is a msgpack map (written with :mod:`flax.serialization`) holding
-``format`` (``"dlvr_jax.checkpoint"``), ``version`` (:data:`FORMAT_VERSION`),
-the state's leaves (the PRNG key as its raw ``uint32`` data) and the history.
-Loading checks all of these and raises :class:`CheckpointError` (a
+A file is a msgpack map (written with :mod:`flax.serialization`) of six
+entries: ``format`` (``"dlvr_jax.checkpoint"``), ``sha256`` (the digest, 32
+bytes), ``version`` (:data:`FORMAT_VERSION`, 2), the ``state``'s leaves (the
+PRNG key as its raw ``uint32`` data), the ``history`` and the ``metadata``,
+in this order, so that the first :data:`HEADER_SIZE` bytes of every file are
+the same and the digest's 32 bytes follow them.
+
+The digest is the SHA-256 of the whole file without its 32 digest bytes.
+:func:`load`, :func:`info` and :func:`read_metadata` check it before they
+parse anything, and refuse a file whose digest does not match (a flipped bit
+anywhere, or a cut) with :class:`CorruptedCheckpoint`, ``<path> is corrupted
+(digest mismatch)``. A file whose header differs from the expected one in at
+most two bytes is taken as a damaged checkpoint and refused the same way.
+Loading then checks the entries and raises :class:`CheckpointError` (a
 ``ValueError``) for a truncated, corrupt or mismatched file.
+
+Version 1 files (before the digest) are the same map without ``sha256``,
+with ``version`` 1.
+They still load, without an integrity check: :func:`load` then warns with an
+:class:`UnverifiedCheckpointWarning` (a ``UserWarning``), and :func:`info`
+reports ``verified=False``. Saving again writes version 2.
 
 A checkpoint records the configuration it was trained with (dataset, model,
 optimizer, loss, seed: a JSON-like map, ``save(..., config=...)``) in its
@@ -24,7 +40,9 @@ bits as training to N at once (see ``tests/test_checkpoint.py``).
 
 from __future__ import annotations
 
+import hashlib
 import os
+import warnings
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
@@ -40,8 +58,11 @@ from dlvr_jax.train import History, TrainState
 __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
+    "HEADER_SIZE",
     "CheckpointError",
+    "CorruptedCheckpoint",
     "Info",
+    "UnverifiedCheckpointWarning",
     "info",
     "load",
     "read_metadata",
@@ -50,12 +71,61 @@ __all__ = [
 
 FORMAT = "dlvr_jax.checkpoint"
 """The ``format`` field written into every checkpoint; :func:`load` refuses other files."""
-FORMAT_VERSION = 1
-"""The version of the checkpoint layout; :func:`load` reads only this version."""
+FORMAT_VERSION = 2
+"""The version of the checkpoint layout written; :func:`load` reads it and version 1."""
+
+_DIGEST_SIZE = 32
+_HEADER = (
+    b"\x86"  # a map of six entries: format, sha256, version, state, history, metadata
+    + msgpack.packb("format")
+    + msgpack.packb(FORMAT)
+    + msgpack.packb("sha256")
+    + b"\xc4"  # bin 8
+    + bytes([_DIGEST_SIZE])
+)
+HEADER_SIZE = len(_HEADER)
+"""The length of the fixed header that opens every version 2 file, before its digest."""
 
 
 class CheckpointError(ValueError):
     """A checkpoint file is truncated, corrupt, of another format or does not match."""
+
+
+class CorruptedCheckpoint(CheckpointError):
+    """A checkpoint's bytes do not match its digest: changed or cut after it was saved."""
+
+
+class UnverifiedCheckpointWarning(UserWarning):
+    """A checkpoint of version 1 (without a digest) was loaded without an integrity check."""
+
+
+def _digest(blob: bytes) -> bytes:
+    """SHA-256 of a version 2 file without its digest bytes."""
+    end = HEADER_SIZE + _DIGEST_SIZE
+    return hashlib.sha256(blob[:HEADER_SIZE] + blob[end:]).digest()
+
+
+def _signed(entries: dict[str, Any]) -> bytes:
+    """A version 2 file: the header, the digest, then ``entries`` in their order."""
+    blob = _HEADER + bytes(_DIGEST_SIZE)
+    blob += b"".join(  # flax would sort a map's keys: each entry is serialized on its own
+        msgpack.packb(name) + serialization.msgpack_serialize(value)
+        for name, value in entries.items()
+    )
+    return _HEADER + _digest(blob) + blob[HEADER_SIZE + _DIGEST_SIZE :]
+
+
+def _framed(blob: bytes) -> bool:
+    """Whether ``blob`` opens with a version 2 header, give or take two damaged bytes."""
+    head = blob[:HEADER_SIZE]
+    return bool(head) and sum(a != b for a, b in zip(head, _HEADER, strict=False)) <= 2
+
+
+def _verify(path: str, blob: bytes) -> None:
+    """Refuses a version 2 file whose digest does not match its bytes."""
+    end = HEADER_SIZE + _DIGEST_SIZE
+    if len(blob) <= end or blob[:HEADER_SIZE] != _HEADER or blob[HEADER_SIZE:end] != _digest(blob):
+        raise CorruptedCheckpoint(f"{path} is corrupted (digest mismatch)")
 
 
 def _key_data(key: jax.Array) -> np.ndarray:
@@ -124,23 +194,26 @@ def save(
         if not isinstance(config, Mapping):
             raise TypeError(f"config must be a mapping, got {type(config).__name__}")
         metadata["config"] = dict(config)
-    payload = {
-        "format": FORMAT,
+    payload = {  # after "format" and "sha256", which open every file (_HEADER)
         "version": FORMAT_VERSION,
         "state": _state_dict(state),
         "history": _history_dict(history),
         "metadata": metadata,
     }
-    blob = serialization.msgpack_serialize(payload)
+    blob = _signed(payload)
     _io.write_atomic(path, lambda stream: stream.write(blob))
 
 
-def _read(path: str | os.PathLike[str]) -> dict[str, Any]:
+def _read(path: str | os.PathLike[str]) -> tuple[dict[str, Any], bool]:
+    """The payload of a checkpoint, and whether a digest verified it (False: version 1)."""
     try:
         with open(path, "rb") as stream:
             blob = stream.read()
     except FileNotFoundError:
         raise FileNotFoundError(f"no checkpoint at {os.fspath(path)!r}") from None
+    framed = _framed(blob)
+    if framed:
+        _verify(os.fspath(path), blob)
     try:
         payload = serialization.msgpack_restore(blob)
     except (
@@ -155,17 +228,24 @@ def _read(path: str | os.PathLike[str]) -> dict[str, Any]:
         ) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{os.fspath(path)!r} is not a dlvr_jax checkpoint")
-    if payload.get("version") != FORMAT_VERSION:
+    payload.pop("sha256", None)
+    version = payload.get("version")
+    if version not in (1, FORMAT_VERSION):
         raise CheckpointError(
-            f"{os.fspath(path)!r} has checkpoint format version {payload.get('version')!r}; "
-            f"this dlvr_jax reads version {FORMAT_VERSION}"
+            f"{os.fspath(path)!r} has checkpoint format version {version!r}; "
+            f"this dlvr_jax reads versions 1 and {FORMAT_VERSION}"
         )
-    return payload
+    if framed != (version == FORMAT_VERSION):
+        raise CheckpointError(
+            f"{os.fspath(path)!r} is not a readable checkpoint: format version {version} "
+            + ("with a digest" if framed else "without its digest")
+        )
+    return payload, framed
 
 
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The ``metadata`` map saved with a checkpoint."""
-    return dict(_read(path).get("metadata") or {})
+    return dict(_read(path)[0].get("metadata") or {})
 
 
 class Info(NamedTuple):
@@ -176,12 +256,14 @@ class Info(NamedTuple):
         step: optimizer steps taken.
         config: the recorded configuration, or None for a file that has none.
         metadata: the whole metadata map.
+        verified: whether a digest checked the file (False for version 1 files).
     """
 
     epoch: int
     step: int
     config: dict[str, Any] | None
     metadata: dict[str, Any]
+    verified: bool = True
 
 
 def info(path: str | os.PathLike[str]) -> Info:
@@ -189,9 +271,10 @@ def info(path: str | os.PathLike[str]) -> Info:
 
     Raises:
         FileNotFoundError: no file at ``path``.
-        CheckpointError: a truncated, corrupt or foreign file.
+        CheckpointError: a truncated, corrupt or foreign file
+            (:class:`CorruptedCheckpoint` where the digest does not match).
     """
-    payload = _read(path)
+    payload, verified = _read(path)
     try:
         epoch = int(np.asarray(payload["state"]["epoch"]))
         step = int(np.asarray(payload["state"]["step"]))
@@ -199,7 +282,8 @@ def info(path: str | os.PathLike[str]) -> Info:
         raise CheckpointError(f"checkpoint is missing the entry {error}") from None
     metadata = dict(payload.get("metadata") or {})
     config = metadata.get("config")
-    return Info(epoch, step, dict(config) if isinstance(config, Mapping) else None, metadata)
+    config = dict(config) if isinstance(config, Mapping) else None
+    return Info(epoch, step, config, metadata, verified)
 
 
 def _restore(like: Any, saved: Any, what: str) -> Any:
@@ -232,11 +316,23 @@ def load(path: str | os.PathLike[str], like: TrainState) -> tuple[TrainState, Hi
         ``(state, history)``; ``history`` is None if none was saved.
 
     Raises:
-        CheckpointError: for a truncated, corrupt, foreign or mismatched file.
+        CheckpointError: for a truncated, corrupt, foreign or mismatched file
+            (:class:`CorruptedCheckpoint` where the digest does not match).
+
+    Warns:
+        UnverifiedCheckpointWarning: a version 1 file, which has no digest.
     """
     if not isinstance(like, TrainState):
         raise TypeError(f"like must be a TrainState, got {type(like).__name__}")
-    payload = _read(path)
+    payload, verified = _read(path)
+    if not verified:
+        warnings.warn(
+            UnverifiedCheckpointWarning(
+                f"{os.fspath(path)} has no digest (checkpoint format version 1): loaded "
+                "without an integrity check; saving it again adds one"
+            ),
+            stacklevel=2,
+        )
     saved = payload["state"]
     try:
         key_data = jnp.asarray(saved["key"], jnp.uint32)

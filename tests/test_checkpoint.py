@@ -1,11 +1,15 @@
-"""Tests of dlvr_jax.checkpoint: exact round trips, resume, and clear errors."""
+"""Tests of dlvr_jax.checkpoint: exact round trips, resume, digests, and clear errors."""
 
 from __future__ import annotations
+
+import warnings
 
 import jax
 import numpy as np
 import pytest
 from helpers import assert_bit_identical
+from hypothesis import given
+from hypothesis import strategies as st
 
 from dlvr_jax import _io, checkpoint, data, models, optim, train
 
@@ -62,16 +66,23 @@ def test_state_without_history(tmp_path):
     assert_bit_identical(state, loaded)
 
 
-def test_files_are_msgpack_with_a_format_version_and_no_pickle(tmp_path):
+def test_files_are_msgpack_with_a_format_version_a_digest_and_no_pickle(tmp_path):
+    import hashlib
+
     from flax import serialization
 
     state, history = fit(2)
     path = tmp_path / "v.msgpack"
     checkpoint.save(path, state, history)
-    raw = serialization.msgpack_restore(path.read_bytes())
+    blob = path.read_bytes()
+    raw = serialization.msgpack_restore(blob)
+    assert list(raw) == ["format", "sha256", "version", "state", "history", "metadata"]
     assert raw["format"] == "dlvr_jax.checkpoint"
-    assert raw["version"] == checkpoint.FORMAT_VERSION
-    assert b"pickle" not in path.read_bytes()
+    assert raw["version"] == checkpoint.FORMAT_VERSION == 2
+    start = checkpoint.HEADER_SIZE
+    assert raw["sha256"] == blob[start : start + 32]
+    assert raw["sha256"] == hashlib.sha256(blob[:start] + blob[start + 32 :]).digest()
+    assert b"pickle" not in blob
 
 
 def test_truncated_file_raises_a_clear_error(tmp_path):
@@ -79,9 +90,12 @@ def test_truncated_file_raises_a_clear_error(tmp_path):
     path = tmp_path / "t.msgpack"
     checkpoint.save(path, state, history)
     blob = path.read_bytes()
-    for cut in (0, 10, len(blob) // 2, len(blob) - 1):
+    path.write_bytes(b"")
+    with pytest.raises(checkpoint.CheckpointError, match="truncated or corrupt"):
+        checkpoint.load(path, fresh_like())
+    for cut in (1, 10, checkpoint.HEADER_SIZE + 5, len(blob) // 2, len(blob) - 1):
         path.write_bytes(blob[:cut])
-        with pytest.raises(checkpoint.CheckpointError, match=r"truncated or corrupt|not a dlvr"):
+        with pytest.raises(checkpoint.CorruptedCheckpoint, match=r"corrupted \(digest mismatch\)"):
             checkpoint.load(path, fresh_like())
 
 
@@ -163,20 +177,121 @@ def test_info_reads_the_recorded_configuration_without_a_state(tmp_path):
     assert_bit_identical(state, loaded)
 
 
-def test_older_checkpoints_without_a_configuration_still_load(tmp_path):
+def as_version_1(path, drop=()):
+    """Rewrites a checkpoint as dlvr_jax wrote it before digests (format version 1)."""
     from flax import serialization
 
+    raw = serialization.msgpack_restore(path.read_bytes())
+    del raw["sha256"]
+    raw["version"] = 1
+    for name in drop:
+        del raw[name]
+    path.write_bytes(serialization.msgpack_serialize(raw))
+
+
+def test_older_checkpoints_without_a_configuration_still_load(tmp_path):
     state, history = fit(2)
     path = tmp_path / "old.msgpack"
     checkpoint.save(path, state, history)
-    raw = serialization.msgpack_restore(path.read_bytes())
-    del raw["metadata"]  # as written before metadata existed
-    path.write_bytes(serialization.msgpack_serialize(raw))
+    as_version_1(path, drop=["metadata"])  # as written before metadata existed
     info = checkpoint.info(path)
     assert info.config is None
     assert info.epoch == 2
-    loaded, _ = checkpoint.load(path, fresh_like())
+    with pytest.warns(checkpoint.UnverifiedCheckpointWarning):
+        loaded, _ = checkpoint.load(path, fresh_like())
     assert_bit_identical(state, loaded)
+
+
+def test_a_version_1_checkpoint_loads_with_a_note_and_saves_as_version_2(tmp_path):
+    state, history = fit(2)
+    path = tmp_path / "v1.msgpack"
+    checkpoint.save(path, state, history, metadata={"argv": ["mlp"]})
+    as_version_1(path)
+    assert checkpoint.info(path).verified is False
+    assert checkpoint.read_metadata(path) == {"argv": ["mlp"]}
+    with pytest.warns(checkpoint.UnverifiedCheckpointWarning) as caught:
+        loaded_state, loaded_history = checkpoint.load(path, fresh_like())
+    assert len(caught) == 1
+    note = str(caught[0].message)
+    assert note.startswith(f"{path} has no digest (checkpoint format version 1)")
+    assert "\n" not in note
+    assert_bit_identical(state, loaded_state)
+    assert_bit_identical(history, loaded_history)
+    checkpoint.save(path, loaded_state, loaded_history)  # saved again: verified, no note
+    assert checkpoint.info(path).verified is True
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        checkpoint.load(path, fresh_like())
+
+
+def test_a_version_2_file_without_its_digest_is_refused(tmp_path):
+    from flax import serialization
+
+    path = tmp_path / "bare.msgpack"
+    checkpoint.save(path, fresh_like())
+    raw = serialization.msgpack_restore(path.read_bytes())
+    del raw["sha256"]
+    path.write_bytes(serialization.msgpack_serialize(raw))
+    with pytest.raises(checkpoint.CheckpointError, match="version 2 without its digest"):
+        checkpoint.load(path, fresh_like())
+
+
+def flip(blob, offset, mask):
+    return blob[:offset] + bytes([blob[offset] ^ mask]) + blob[offset + 1 :]
+
+
+def assert_refused(path, like):
+    expected = f"{path} is corrupted (digest mismatch)"
+    for read in (lambda: checkpoint.load(path, like), lambda: checkpoint.info(path)):
+        with pytest.raises(checkpoint.CorruptedCheckpoint) as caught:
+            read()
+        assert str(caught.value) == expected
+        assert isinstance(caught.value, checkpoint.CheckpointError)
+        assert isinstance(caught.value, ValueError)
+
+
+def test_a_flipped_bit_at_every_offset_of_a_small_checkpoint_is_refused(tmp_path):
+    """Exhaustive over offsets (header, digest, metadata, arrays), the bit turning with them."""
+    path = tmp_path / "small.ckpt"
+    like = fresh_like()
+    checkpoint.save(path, like, metadata={"argv": ["mlp"]}, config={"seed": 0})
+    blob = path.read_bytes()
+    expected = f"{path} is corrupted (digest mismatch)"
+    refused = 0
+    for offset in range(len(blob)):
+        path.write_bytes(flip(blob, offset, 1 << offset % 8))
+        with pytest.raises(checkpoint.CorruptedCheckpoint) as caught:
+            checkpoint.load(path, like)
+        assert str(caught.value) == expected, offset
+        refused += 1
+    assert refused == len(blob) > 1000
+    path.write_bytes(blob)
+    assert_bit_identical(checkpoint.load(path, like)[0], like)  # the intact file loads
+
+
+FULL = {}
+
+
+def full_checkpoint(tmp_path):
+    """A checkpoint with a history, a configuration and metadata (computed once)."""
+    if not FULL:
+        path = tmp_path / "full.ckpt"
+        state, history = fit(2)
+        checkpoint.save(path, state, history, metadata={"argv": ["mlp"]}, config={"seed": 3})
+        FULL["blob"] = path.read_bytes()
+    return FULL["blob"]
+
+
+@given(data=st.data())
+def test_one_flipped_byte_anywhere_is_refused(tmp_path_factory, data):
+    blob = full_checkpoint(tmp_path_factory.mktemp("full"))
+    offset = data.draw(st.integers(0, len(blob) - 1), label="offset")
+    mask = data.draw(st.integers(1, 255), label="mask")
+    path = tmp_path_factory.mktemp("flipped") / "run.ckpt"
+    path.write_bytes(flip(blob, offset, mask))
+    assert_refused(path, fresh_like())
+    with pytest.raises(checkpoint.CorruptedCheckpoint):
+        checkpoint.read_metadata(path)
 
 
 def test_save_rejects_a_config_that_is_not_a_mapping(tmp_path):
