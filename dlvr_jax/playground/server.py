@@ -16,15 +16,20 @@ on the event loop; a closed socket stops its session.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
+import collections
 import contextlib
+import ctypes
 import functools
 import json
+import logging
 import os
 import pathlib
 import secrets
+import signal
 import socket
+import sys
 import threading
+import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qs
@@ -36,10 +41,27 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from dlvr_jax.playground import protocol
+from dlvr_jax.playground import budget, protocol
 from dlvr_jax.playground.session import Session
 
-__all__ = ["COOKIE", "LONG_WORK", "STATIC", "WORKERS", "Playground", "app", "free_port", "serve"]
+__all__ = [
+    "COOKIE",
+    "MAX_QUEUED",
+    "MAX_QUEUED_BYTES",
+    "MAX_UNSENT",
+    "MAX_UNSENT_BYTES",
+    "MAX_UNSENT_SNAPSHOTS",
+    "SHUTDOWN_SECONDS",
+    "STATIC",
+    "WORKERS",
+    "Playground",
+    "Slots",
+    "app",
+    "check_budget",
+    "free_port",
+    "serve",
+    "session_shape",
+]
 
 COOKIE = "dlvr_jax_playground"
 """The cookie that carries the token after ``GET /?token=T``."""
@@ -47,11 +69,31 @@ COOKIE = "dlvr_jax_playground"
 STATIC = pathlib.Path(__file__).resolve().parent / "static"
 """The page's files (``index.html``, ``app.js``, ``style.css``)."""
 
-WORKERS = max(4, (os.cpu_count() or 1) + 2)
-"""The threads of long work (training chunks and sweeps) shared by all sessions."""
+WORKERS = max(2, min(8, os.cpu_count() or 1))
+"""The places of long work (training chunks and sweeps) shared by all sessions: one per
+core, from 2 to 8 (sweeps take at most one fewer, so that training always has one)."""
 
-LONG_WORK = frozenset({"sweep"})
-"""Message types whose answer is long work, run on :attr:`Playground.pool`."""
+MAX_UNSENT = 8
+"""The most frames a session holds unsent before it stops answering messages."""
+
+MAX_UNSENT_SNAPSHOTS = 2
+"""The most snapshots a session holds unsent; a newer one replaces the oldest."""
+
+MAX_UNSENT_BYTES = 8 * 1024 * 1024
+"""The most bytes of frames a session holds unsent before it stops answering messages
+(one answer may pass it: a snapshot is at most ``budget.MAX_SNAPSHOT_BYTES``)."""
+
+MAX_QUEUED = 64
+"""The most messages waiting for an answer (repeated ``step``, ``ack``, ``play`` and
+``pause`` coalesce); one more closes the socket (code 1008)."""
+
+MAX_QUEUED_BYTES = 2 * protocol.MAX_FRAME_BYTES
+"""The most bytes of messages waiting for an answer (uploads), before the socket is closed."""
+
+SHUTDOWN_SECONDS = 1.0
+"""How long a stopping server waits for its connections before it cancels them."""
+
+_PARSE_ON_LOOP = 64 * 1024  # larger frames are parsed in a thread, not on the event loop
 
 _LOOPBACK = ("127.0.0.1", "localhost", "[::1]", "::1")
 
@@ -62,6 +104,57 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
+class Slots:
+    """A bounded count of places for long work, usable from any thread and event loop.
+
+    ``await slots.acquire()`` waits for a place (first come, first served);
+    :meth:`release` gives it back from any thread.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.taken = 0
+        self._lock = threading.Lock()
+        self._waiters: collections.deque[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]]
+        self._waiters = collections.deque()
+
+    async def acquire(self) -> None:
+        """Takes a place, waiting for one if all are taken."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            if self.taken < self.size and not self._waiters:
+                self.taken += 1
+                return
+            future: asyncio.Future[None] = loop.create_future()
+            self._waiters.append((loop, future))
+        try:
+            await future
+        except asyncio.CancelledError:
+            with self._lock:
+                if (loop, future) in self._waiters:  # not granted: just leave the line
+                    self._waiters.remove((loop, future))
+            raise  # granted meanwhile: _grant sees the cancelled future and passes it on
+
+    def release(self) -> None:
+        """Gives a place back (to the first waiter, if any)."""
+        with self._lock:
+            if self._waiters:
+                loop, future = self._waiters.popleft()
+            else:
+                self.taken -= 1
+                return
+        try:
+            loop.call_soon_threadsafe(self._grant, future)
+        except RuntimeError:  # that loop is closed: the place goes to the next one
+            self.release()
+
+    def _grant(self, future: asyncio.Future[None]) -> None:
+        if future.done():
+            self.release()
+        else:
+            future.set_result(None)
+
+
 class Playground:
     """The server's state: the token, the allowed host names and the live sessions.
 
@@ -69,13 +162,19 @@ class Playground:
         token: the secret every request must carry.
         host: the host the server is bound to.
         max_sessions: the most sessions at once.
-        sessions: the live sessions by id (a closed socket's session leaves it).
+        sessions: the live sessions by id (a closed socket's session leaves it at once).
         static: the folder of the page's files.
         config: the configuration fields new sessions start from (over the defaults).
         precompile: whether sessions compile their first chunk ahead, in the background.
-        pool: the worker threads of long work (training chunks, sweeps), at most
-            :data:`WORKERS`; messages are answered on other threads, so that a
-            busy pool never delays a new tab's ``hello``.
+        work: the places of long work (training chunks, sweeps), :data:`WORKERS`;
+            messages are answered on other threads, so that busy places never
+            delay a new tab's ``hello``.
+        sweeps: the places of sweeps, one fewer than :attr:`work`, so that
+            training always has one.
+        threads: the daemon threads running a job now (a closed session's
+            job among them until it returns: a compile cannot be interrupted).
+        draining: the jobs of closed sessions still running; while there are
+            :attr:`max_sessions` of them, new sessions are refused.
     """
 
     def __init__(
@@ -96,7 +195,10 @@ class Playground:
         self.static = STATIC if static is None else pathlib.Path(static)
         self._lock = threading.Lock()
         self._reserved = 0  # places taken by sessions being built
-        self.pool = concurrent.futures.ThreadPoolExecutor(WORKERS, "playground-work")
+        self.work = Slots(WORKERS)
+        self.sweeps = Slots(max(1, WORKERS - 1))
+        self.threads: set[threading.Thread] = set()
+        self.draining = 0
 
     def hosts(self) -> set[str]:
         """The host names an Origin may use (the loopback names together)."""
@@ -137,9 +239,11 @@ class Playground:
         return bool(given) and secrets.compare_digest(given.encode(), self.token.encode())
 
     def reserve(self) -> bool:
-        """Takes a place for a new session unless ``max_sessions`` are taken."""
+        """Takes a place for a new session unless ``max_sessions`` are taken (or draining)."""
         with self._lock:
             if len(self.sessions) + self._reserved >= self.max_sessions:
+                return False
+            if self.draining >= self.max_sessions:
                 return False
             self._reserved += 1
             return True
@@ -152,10 +256,62 @@ class Playground:
                 self.sessions[session.id] = session
 
     def release(self, session: Session) -> None:
-        """Stops ``session`` (if it still runs) and forgets it."""
+        """Stops ``session`` (if it still runs), forgets it, and gives memory back to the system."""
         session.close()
         with self._lock:
             self.sessions.pop(session.id, None)
+        _trim_memory()
+
+    def close_all(self) -> None:
+        """Stops every session (the server stops): their work ends at its next chunk."""
+        with self._lock:
+            sessions = list(self.sessions.values())
+        for session in sessions:
+            session.close()
+
+    def busy(self) -> bool:
+        """Whether a job thread still runs."""
+        with self._lock:
+            return any(thread.is_alive() for thread in self.threads)
+
+    def start(self, target: Callable[[], None], name: str) -> threading.Thread:
+        """Runs ``target`` in a daemon thread, counted in :attr:`threads` while it runs."""
+
+        def run() -> None:
+            try:
+                target()
+            finally:
+                with self._lock:
+                    self.threads.discard(thread)
+
+        thread = threading.Thread(target=run, name=name, daemon=True)
+        with self._lock:
+            self.threads.add(thread)
+        thread.start()
+        return thread
+
+    def drained(self, count: int) -> None:
+        """Counts ``count`` more (or fewer) jobs of closed sessions still running."""
+        with self._lock:
+            self.draining += count
+
+
+def _trim_memory() -> None:
+    """Returns freed heap memory to the system (glibc's ``malloc_trim``), when there is one."""
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
+
+
+def _load_libc() -> Any:
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.malloc_trim.argtypes = [ctypes.c_size_t]
+        return libc
+    except (OSError, AttributeError):  # not glibc: nothing to trim
+        return None
+
+
+_LIBC = _load_libc()
 
 
 def _headers(host: str) -> list[tuple[bytes, bytes]]:
@@ -246,15 +402,134 @@ def _error(code: str, message: str, field: str | None = None) -> dict[str, Any]:
     return {"type": "error", "code": code, "message": message, "field": field}
 
 
+class _Outbox:
+    """The frames a session has ready for its socket and not yet sent: a few at most.
+
+    Each frame is kept encoded (``str`` JSON or ``bytes`` snapshot). Snapshots
+    coalesce: with :data:`MAX_UNSENT_SNAPSHOTS` waiting, a new one replaces
+    the oldest (the newest wins); a new ``status`` replaces the waiting one.
+    Other frames wait in order; the session takes its next message only
+    while :meth:`full` is false (:data:`MAX_UNSENT`, :data:`MAX_UNSENT_BYTES`).
+    """
+
+    def __init__(self) -> None:
+        self.frames: collections.deque[tuple[str, str | bytes]] = collections.deque()
+        self.bytes = 0
+        self.ready = asyncio.Event()
+        self.room = asyncio.Event()
+        self.room.set()
+
+    def put(self, frames: list[tuple[str, str | bytes]]) -> None:
+        """Queues encoded frames, ``(kind, payload)``: ``snapshot``, ``status`` or ``other``."""
+        for kind, payload in frames:
+            if kind == "snapshot":
+                waiting = [i for i, (k, _) in enumerate(self.frames) if k == "snapshot"]
+                if len(waiting) >= MAX_UNSENT_SNAPSHOTS:
+                    self._drop(waiting[0])
+            elif kind == "status":
+                waiting = [i for i, (k, _) in enumerate(self.frames) if k == "status"]
+                for index in reversed(waiting):
+                    self._drop(index)
+            self.frames.append((kind, payload))
+            self.bytes += len(payload)
+        self.ready.set()
+        self._room()
+
+    def take(self) -> str | bytes:
+        """The next frame to send (the outbox is not empty)."""
+        _, payload = self.frames.popleft()
+        self.bytes -= len(payload)
+        if not self.frames:
+            self.ready.clear()
+        self._room()
+        return payload
+
+    def full(self) -> bool:
+        """Whether the frames waiting reach :data:`MAX_UNSENT` or :data:`MAX_UNSENT_BYTES`."""
+        return len(self.frames) >= MAX_UNSENT or self.bytes >= MAX_UNSENT_BYTES
+
+    def _drop(self, index: int) -> None:
+        _, payload = self.frames[index]
+        del self.frames[index]
+        self.bytes -= len(payload)
+
+    def _room(self) -> None:
+        if self.full():
+            self.room.clear()
+        else:
+            self.room.set()
+
+
+def _encode(frames: list[Any]) -> list[tuple[str, str | bytes]]:
+    """Frames as the outbox keeps them: ``(kind, payload)``, encoded (in a worker thread)."""
+    encoded: list[tuple[str, str | bytes]] = []
+    for frame in frames:
+        if frame is None:
+            continue
+        if isinstance(frame, bytes):
+            encoded.append(("snapshot", frame))
+        else:
+            kind = "status" if frame.get("type") == "status" else "other"
+            encoded.append((kind, json.dumps(frame, allow_nan=False)))
+    return encoded
+
+
+class _Inbox:
+    """The messages received and not yet answered: a few, and repeated ones coalesce.
+
+    An item is ``[message, count]``: consecutive ``step`` messages are one item
+    counted (each is still trained, one epoch each); consecutive ``ack`` keep
+    the largest epoch; consecutive ``play``/``pause`` keep the last. A message
+    is a checked ``dict``, a :class:`~.protocol.ProtocolError` to answer, or a
+    large frame's text, checked by the handler's thread (not on the event loop).
+    """
+
+    def __init__(self) -> None:
+        self.items: collections.deque[list[Any]] = collections.deque()
+        self.bytes = 0
+        self.ready = asyncio.Event()
+
+    def put(self, message: Any, size: int) -> bool:
+        """Queues ``message`` (``size``: its frame's length); False when the inbox is full."""
+        last: Any = self.items[-1][0] if self.items else None
+        kind = message.get("type") if isinstance(message, dict) else None
+        last_kind = last.get("type") if isinstance(last, dict) else None
+        if kind == "step" and last_kind == "step":
+            self.items[-1][1] += 1
+        elif kind == "ack" and last_kind == "ack":
+            last["epoch"] = max(last["epoch"], message["epoch"])
+        elif kind in ("play", "pause") and last_kind in ("play", "pause"):
+            self.items[-1] = [message, 1]
+        else:
+            if len(self.items) >= MAX_QUEUED or self.bytes + size > MAX_QUEUED_BYTES:
+                return False
+            self.items.append([message, 1, size])
+            self.bytes += size
+        self.ready.set()
+        return True
+
+    async def get(self) -> list[Any]:
+        """The next item, ``[message, count, ...]``, waiting for one."""
+        while not self.items:
+            self.ready.clear()
+            await self.ready.wait()
+        item = self.items.popleft()
+        if len(item) > 2:
+            self.bytes -= item[2]
+        return item
+
+
 class _Connection:
     """One WebSocket's life: its session, the frames it sends, and training while it plays.
 
     Four tasks share the socket: the receiver reads frames (so that a closed
-    socket is seen at once, even during a sweep), the handler answers them in
-    order in worker threads, the trainer runs one chunk at a time while
-    playing, and the sender sends the frames that worker threads queue.
-    Closing the socket closes the session, which cancels its work at the
-    next chunk; the session leaves the registry when its threads are free.
+    socket is seen at once, even during a sweep or a compile), the handler
+    answers them in order in daemon threads, the trainer runs one chunk at a
+    time while playing, and the sender sends the frames the threads queue in
+    the :class:`_Outbox`. Closing the socket closes the session, which cancels
+    its work at the next chunk; the tasks do not wait for a job that cannot be
+    interrupted (a compile): its thread finishes on its own, counted as
+    draining, and the session's place and work place are free at once.
     """
 
     def __init__(self, websocket: WebSocket, playground: Playground, session: Session) -> None:
@@ -262,14 +537,18 @@ class _Connection:
         self.playground = playground
         self.session = session
         self.loop = asyncio.get_running_loop()
-        self.outbox: asyncio.Queue[list[Any] | None] = asyncio.Queue()
-        self.inbox: asyncio.Queue[dict[str, Any] | protocol.ProtocolError | None] = asyncio.Queue()
+        self.outbox = _Outbox()
+        self.inbox = _Inbox()
         self.wake = asyncio.Event()
+        self.closing = asyncio.Event()
+        self.running: set[asyncio.Future[bool]] = set()
 
     def post(self, frames: list[Any]) -> None:
         """From a worker thread: queue frames in order (FIFO through the loop)."""
-        if frames:
-            self.loop.call_soon_threadsafe(self.outbox.put_nowait, frames)
+        encoded = _encode(frames)
+        if encoded:
+            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody to send to
+                self.loop.call_soon_threadsafe(self.outbox.put, encoded)
 
     def work(self, call: Callable[[], list[Any]]) -> Callable[[], None]:
         """``call`` as a worker thread's job: its frames, or its error as a frame, are posted."""
@@ -284,48 +563,91 @@ class _Connection:
 
         return job
 
-    async def long_work(self, call: Callable[[], list[Any]]) -> None:
-        """Runs ``call`` on the pool of long work (training chunks, sweeps)."""
-        await self.loop.run_in_executor(self.playground.pool, self.work(call))
+    async def run_job(self, job: Callable[[], None], *places: Slots) -> None:
+        """Runs ``job`` in a daemon thread, holding ``places`` (long work) while it runs.
+
+        Returns when the job ends, or at once when the socket closes: the
+        places are given back then, and a job that goes on (a compile cannot
+        be interrupted) is counted as draining until it ends.
+        """
+        taken: list[Slots] = []
+        try:
+            for place in places:
+                await place.acquire()
+                taken.append(place)
+            if self.closing.is_set():
+                return
+            done: asyncio.Future[bool] = self.loop.create_future()
+            ended = threading.Event()
+            self.running.add(done)
+
+            def target() -> None:
+                try:
+                    job()
+                finally:
+                    ended.set()
+                    with contextlib.suppress(RuntimeError):
+                        self.loop.call_soon_threadsafe(_settle, done, True)
+
+            self.playground.start(target, "playground-job")
+            try:
+                finished = await done
+            finally:
+                self.running.discard(done)
+            if not finished and not ended.is_set():
+                self.playground.drained(1)
+                self.playground.start(
+                    functools.partial(_drain, ended, self.playground), "playground-drain"
+                )
+        finally:
+            for place in taken:
+                place.release()
 
     async def sender(self) -> None:
         while True:
-            frames = await self.outbox.get()
-            if frames is None:
-                return
-            for frame in frames:
-                if frame is None:
-                    continue
+            await self.outbox.ready.wait()
+            while self.outbox.frames:
+                frame = self.outbox.take()
                 if isinstance(frame, bytes):
                     await self.websocket.send_bytes(frame)
                 else:
-                    await self.websocket.send_text(json.dumps(frame, allow_nan=False))
+                    await self.websocket.send_text(frame)
 
     async def trainer(self) -> None:
         session = self.session
-        while not session.closed:
+        while not self.closing.is_set():
             if not session.playing:
                 self.wake.clear()
                 await self.wake.wait()
                 continue
-            await self.long_work(session.train_chunk)
+            await self.outbox.room.wait()
+            await self.run_job(self.work(session.train_chunk), self.playground.work)
 
     async def handler(self) -> None:
         """Answers the received messages in order, until the session closes."""
         session = self.session
-        await asyncio.to_thread(self.work(session.hello))
-        while not session.closed:
-            message = await self.inbox.get()
-            if message is None or session.closed:
+        await self.run_job(self.work(session.hello))
+        while not self.closing.is_set():
+            await self.outbox.room.wait()  # a page that reads nothing gets no more answers
+            message, count, *_ = await self.inbox.get()
+            if message is None or self.closing.is_set():
                 return
             if isinstance(message, protocol.ProtocolError):
                 self.post([_error(message.code, str(message), message.field)])
                 continue
-            answer = functools.partial(session.handle, message)
-            if message["type"] in LONG_WORK:
-                await self.long_work(answer)
+            if isinstance(message, str):  # a large frame (an upload): checked off the loop
+                try:
+                    message = await _in_thread(
+                        self.playground, functools.partial(protocol.parse_message, message)
+                    )
+                except protocol.ProtocolError as error:
+                    self.post([_error(error.code, str(error), error.field)])
+                    continue
+            job = self.work(functools.partial(_answer, session, message, count, self.post))
+            if message["type"] == "sweep":
+                await self.run_job(job, self.playground.sweeps, self.playground.work)
             else:
-                await asyncio.to_thread(self.work(answer))
+                await self.run_job(job)
             if session.playing:
                 self.wake.set()
 
@@ -341,29 +663,145 @@ class _Connection:
             frame = received.get("text")
             if frame is None:
                 frame = received.get("bytes", b"")
-            try:
-                self.inbox.put_nowait(protocol.parse_message(frame))
-            except protocol.ProtocolError as error:
-                self.inbox.put_nowait(error)
+            size = len(frame)
+            message: Any = frame
+            if size <= _PARSE_ON_LOOP:  # larger ones are parsed in the handler's thread
+                try:
+                    message = protocol.parse_message(frame)
+                except protocol.ProtocolError as error:
+                    message = error
+            if not self.inbox.put(message, size):
+                reason = f"over {MAX_QUEUED} messages wait for an answer; read the replies"
+                await self.websocket.close(code=1008, reason=reason)
+                return
+
+    def close(self) -> None:
+        """The socket closed: stop the session, and stop waiting for its jobs."""
+        self.session.close()
+        self.closing.set()
+        self.wake.set()
+        self.inbox.put(None, 0)
+        self.outbox.room.set()
+        for done in list(self.running):
+            _settle(done, False)
 
     async def run(self) -> None:
-        """Serves the socket until it closes; then stops the session and forgets it."""
+        """Serves the socket until it closes; then stops the session and forgets it at once."""
         sending = asyncio.create_task(self.sender())
         working = asyncio.gather(self.trainer(), self.handler())
         try:
-            await self.receiver()
+            receiving = asyncio.create_task(self.receiver())
+            await asyncio.wait({receiving, sending}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            # Stop the work: the session's cancel event ends a chunk or a sweep at its
-            # next chunk; only when its threads are free does the session leave the registry.
-            self.session.close()
-            self.wake.set()
-            self.inbox.put_nowait(None)
-            working.add_done_callback(lambda _: self.playground.release(self.session))
+            self.close()
+            self.playground.release(self.session)
+            for task in (locals().get("receiving"), sending):
+                if task is not None:
+                    task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.shield(working)  # an ASGI server may cancel us: the callback stays
-            sending.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await sending
+                await working
+            for task in (locals().get("receiving"), sending):
+                if task is not None:
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await task
+
+
+def _settle(done: asyncio.Future[bool], finished: bool) -> None:
+    if not done.done():
+        done.set_result(finished)
+
+
+def _drain(ended: threading.Event, playground: Playground) -> None:
+    """Waits for a closed session's job to end, then counts it as drained."""
+    ended.wait()
+    playground.drained(-1)
+
+
+def _answer(
+    session: Session, message: Any, count: int, post: Callable[[list[Any]], None]
+) -> list[Any]:
+    """The frames answering ``message`` (``count`` times: coalesced steps), the budget first."""
+    check_budget(session, message)
+    for _ in range(count - 1):  # the steps before the last: their frames go as they come
+        if session.closed:
+            return []
+        post(session.handle(message))
+    return [] if session.closed else session.handle(message)
+
+
+def session_shape(session: Session, config: dict[str, Any]) -> budget.Shape:
+    """The budget's :class:`~.budget.Shape` of ``config`` over ``session``'s data."""
+    table = session.upload
+    if config["dataset"] == "upload" and table is not None:
+        rows, columns = (int(n) for n in table.dataset.x.shape)
+        grid = columns == 2
+        inputs = len(config["features"]) if grid else columns
+        classes = 0 if table.classes is None else len(table.classes)
+        outputs = classes if classes > 2 else 1
+    else:
+        rows, inputs, outputs, grid = int(config["points"]), len(config["features"]), 1, True
+    return budget.Shape(inputs, outputs, max(1, rows * int(config["trainRatio"]) // 100), grid)
+
+
+def _upload_shape(config: dict[str, Any], text: str) -> budget.Shape:
+    """An upload's shape, estimated from its text before it is parsed (lines and commas)."""
+    lines = text.count("\n") + (0 if text.endswith("\n") else 1)
+    first = text.split("\n", 1)[0]
+    columns = max(1, first.count(","))
+    grid = columns == 2
+    inputs = len(config["features"]) if grid else columns
+    rows = max(1, lines * int(config["trainRatio"]) // 100)
+    return budget.Shape(inputs, 1, rows, grid)
+
+
+def check_budget(session: Session, message: dict[str, Any]) -> None:
+    """Refuses a ``config``, ``upload`` or ``sweep`` message past the session's budget.
+
+    Raises:
+        OverBudget: naming the limit (:mod:`.budget`); the session is unchanged.
+    """
+    kind = message["type"]
+    if kind == "config":
+        config = {**session.config, **message["config"]}
+        budget.check_config(config, session_shape(session, config))
+    elif kind == "upload":
+        config = dict(session.config)
+        budget.check_config(config, _upload_shape(config, message["csv"]))
+    elif kind == "sweep":
+        config = dict(session.config)
+        models = len(message["learningRates"]) * int(message["seeds"])
+        budget.check_sweep(
+            config, session_shape(session, config), models=models, epochs=int(message["epochs"])
+        )
+
+
+async def _in_thread(playground: Playground, call: Callable[[], Any]) -> Any:
+    """``call()`` in a daemon thread (a shutdown never waits for it); its result or error."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[Any] = loop.create_future()
+
+    def target() -> None:
+        try:
+            result = call()
+        except BaseException as error:  # handed to the awaiting task
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_fail, done, error)
+        else:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_succeed, done, result)
+
+    playground.start(target, "playground-session")
+    return await done
+
+
+def _succeed(done: asyncio.Future[Any], result: Any) -> None:
+    if not done.done():
+        done.set_result(result)
+
+
+def _fail(done: asyncio.Future[Any], error: BaseException) -> None:
+    if not done.done():
+        done.set_exception(error)
 
 
 async def _socket(websocket: WebSocket) -> None:
@@ -379,8 +817,9 @@ async def _socket(websocket: WebSocket) -> None:
         await websocket.close(code=1013)
         return
     try:
-        session = await asyncio.to_thread(
-            functools.partial(Session, playground.config, precompile=playground.precompile)
+        session = await _in_thread(
+            playground,
+            functools.partial(Session, playground.config, precompile=playground.precompile),
         )
     except BaseException:
         playground.claim(None)
@@ -414,20 +853,26 @@ def app(
 
     Raises:
         ValueError: for ``max_sessions < 1`` or a token shorter than 16 characters.
-        ProtocolError: for a bad ``config`` field (a ``ValueError``).
+        ProtocolError: for a bad ``config`` field (a ``ValueError``), or
+            :class:`~.budget.OverBudget` for one past the budget.
     """
     if isinstance(max_sessions, bool) or not isinstance(max_sessions, int) or max_sessions < 1:
         raise ValueError(f"max_sessions must be an integer >= 1, got {max_sessions!r}")
     if token is not None and (not isinstance(token, str) or len(token) < 16):
         raise ValueError("token must be a string of at least 16 characters")
+    checked = protocol.check_config(config or {})
+    whole = {**protocol.DEFAULT_CONFIG, **checked}
+    rows = int(whole["points"]) * int(whole["trainRatio"]) // 100
+    budget.check_config(whole, budget.Shape(len(whole["features"]), 1, rows, True))
     playground = Playground(
         token or secrets.token_urlsafe(32),
         host,
         max_sessions,
         None if static is None else pathlib.Path(static),
-        protocol.check_config(config or {}),
+        checked,
         precompile,
     )
+    _quiet_uvicorn()
     routes = [
         Route("/", _index),
         WebSocketRoute("/ws", _socket),
@@ -455,7 +900,14 @@ def serve(
     token: str | None = None,
     announce: Callable[[str], None] = print,
 ) -> None:
-    """Runs the Playground with uvicorn until Ctrl-C (uvicorn's signal handling).
+    """Runs the Playground with uvicorn until Ctrl-C (SIGINT) or SIGTERM.
+
+    Stopping takes at most about 2 s whatever runs: the sockets close, which
+    stops every session's work at its next chunk; connections still open
+    after :data:`SHUTDOWN_SECONDS` are cancelled. A job that cannot be
+    interrupted (a compile) runs in a daemon thread; if one still runs once
+    the server has stopped, the process exits at once, with status 0
+    (``os._exit``, after flushing its output), instead of waiting for it.
 
     Args:
         host: the interface to bind (127.0.0.1: this machine only).
@@ -468,7 +920,8 @@ def serve(
     import uvicorn
 
     application = app(token=token, host=host, max_sessions=max_sessions)
-    token = application.state.playground.token
+    playground: Playground = application.state.playground
+    token = playground.token
     # Bind and listen before printing the URL: it works the moment it is shown.
     listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -483,6 +936,7 @@ def serve(
         ws_max_size=protocol.MAX_FRAME_BYTES + 1024,
         ws_ping_interval=None,
         lifespan="off",
+        timeout_graceful_shutdown=SHUTDOWN_SECONDS,  # type: ignore[arg-type]
     )
     server = uvicorn.Server(config)
     announce(url)
@@ -490,9 +944,58 @@ def serve(
         import webbrowser
 
         threading.Timer(0.5, webbrowser.open, args=(url,)).start()
+    # uvicorn catches SIGINT and SIGTERM while it runs, then raises the one it caught
+    # again: SIGTERM too becomes a KeyboardInterrupt here (not the default: killed).
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         server.run(sockets=[listener])
-    except KeyboardInterrupt:  # uvicorn shuts down, then re-raises the Ctrl-C it caught
+    except KeyboardInterrupt:  # uvicorn shut down, then raised the signal it caught
         pass
     finally:
+        signal.signal(signal.SIGTERM, previous)
         listener.close()
+        playground.close_all()
+    _exit_if_busy(playground)
+
+
+def _exit_if_busy(playground: Playground, grace: float = 0.3) -> None:
+    """Ends the process (status 0) if a job thread, or a compile ahead, still runs."""
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if not playground.busy() and not _foreign_threads():
+            return
+        time.sleep(0.02)
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+        sys.stderr.flush()
+    os._exit(0)
+
+
+def _foreign_threads() -> list[threading.Thread]:
+    """Threads that would keep the interpreter from exiting (not daemons, not this one)."""
+    current = threading.current_thread()
+    return [t for t in threading.enumerate() if t is not current and not t.daemon and t.is_alive()]
+
+
+class _NoTraceback(logging.Filter):
+    """Keeps uvicorn's one line about a client's bad frame, without a traceback.
+
+    uvicorn logs "Invalid UTF-8 sequence received from client." with the
+    ``UnicodeDecodeError``'s traceback, then closes the socket with 1007 (as it
+    should): the client's error, not the server's.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], UnicodeDecodeError):
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+_FILTER = _NoTraceback()
+
+
+def _quiet_uvicorn() -> None:
+    logger = logging.getLogger("uvicorn.error")
+    if _FILTER not in logger.filters:
+        logger.addFilter(_FILTER)
