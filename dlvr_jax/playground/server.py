@@ -20,6 +20,7 @@ import collections
 import contextlib
 import ctypes
 import functools
+import gc
 import json
 import logging
 import os
@@ -41,16 +42,21 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from dlvr_jax import _compiled
 from dlvr_jax.playground import budget, protocol
 from dlvr_jax.playground.session import Session
 
 __all__ = [
+    "COMPILE_BOUND",
     "COOKIE",
+    "DRAINING_PER_SESSION",
+    "IDLE_SECONDS",
     "MAX_QUEUED",
     "MAX_QUEUED_BYTES",
     "MAX_UNSENT",
     "MAX_UNSENT_BYTES",
     "MAX_UNSENT_SNAPSHOTS",
+    "PLACE_WAIT_SECONDS",
     "SHUTDOWN_SECONDS",
     "STATIC",
     "WORKERS",
@@ -89,6 +95,22 @@ MAX_QUEUED = 64
 
 MAX_QUEUED_BYTES = 2 * protocol.MAX_FRAME_BYTES
 """The most bytes of messages waiting for an answer (uploads), before the socket is closed."""
+
+COMPILE_BOUND = 128
+"""The compile-cache registry's bound in a server (:func:`dlvr_jax._compiled.set_bound`):
+fewer programs than a script keeps, for a bounded memory over a long run."""
+
+IDLE_SECONDS = 10.0
+"""After this long with no session, the server drops its compiled programs and gives the
+memory back (a new tab compiles the ones it needs again)."""
+
+PLACE_WAIT_SECONDS = 1.0
+"""How long a new tab waits for a place (a reloaded page's old socket closing) before
+it is refused with ``too_many_sessions``."""
+
+DRAINING_PER_SESSION = 4
+"""Answers of closed sessions still running (a compile), per place of ``max_sessions``, past
+which new sessions are refused: tabs opened and closed in a loop cannot pile up compiles."""
 
 SHUTDOWN_SECONDS = 1.0
 """How long a stopping server waits for its connections before it cancels them."""
@@ -173,8 +195,9 @@ class Playground:
             training always has one.
         threads: the daemon threads running a job now (a closed session's
             job among them until it returns: a compile cannot be interrupted).
-        draining: the jobs of closed sessions still running; while there are
-            :attr:`max_sessions` of them, new sessions are refused.
+        draining: the answers of closed sessions still running (long work keeps
+            its places instead); while there are :data:`DRAINING_PER_SESSION`
+            times :attr:`max_sessions` of them, new sessions are refused.
     """
 
     def __init__(
@@ -199,6 +222,7 @@ class Playground:
         self.sweeps = Slots(max(1, WORKERS - 1))
         self.threads: set[threading.Thread] = set()
         self.draining = 0
+        self._idle_since: float | None = None
 
     def hosts(self) -> set[str]:
         """The host names an Origin may use (the loopback names together)."""
@@ -243,9 +267,10 @@ class Playground:
         with self._lock:
             if len(self.sessions) + self._reserved >= self.max_sessions:
                 return False
-            if self.draining >= self.max_sessions:
+            if self.draining >= DRAINING_PER_SESSION * self.max_sessions:
                 return False
             self._reserved += 1
+            self._idle_since = None
             return True
 
     def claim(self, session: Session | None) -> None:
@@ -260,6 +285,25 @@ class Playground:
         session.close()
         with self._lock:
             self.sessions.pop(session.id, None)
+            self._idle_since = time.monotonic() if self._vacant() else None
+            if self._idle_since is not None:
+                timer = threading.Timer(IDLE_SECONDS, self._forget_programs)
+                timer.daemon = True
+                timer.start()
+        _trim_memory()
+
+    def _vacant(self) -> bool:
+        return not self.sessions and not self._reserved
+
+    def _forget_programs(self) -> None:
+        """With no session for :data:`IDLE_SECONDS`: drops the compiled programs, trims."""
+        with self._lock:
+            since = self._idle_since
+            if since is None or not self._vacant() or time.monotonic() - since < IDLE_SECONDS:
+                return
+            self._idle_since = None
+        _compiled.clear()
+        gc.collect()
         _trim_memory()
 
     def close_all(self) -> None:
@@ -528,8 +572,8 @@ class _Connection:
     time while playing, and the sender sends the frames the threads queue in
     the :class:`_Outbox`. Closing the socket closes the session, which cancels
     its work at the next chunk; the tasks do not wait for a job that cannot be
-    interrupted (a compile): its thread finishes on its own, counted as
-    draining, and the session's place and work place are free at once.
+    interrupted (a compile): its thread finishes on its own, and the session's
+    place is free at once (long work keeps its work place until it ends).
     """
 
     def __init__(self, websocket: WebSocket, playground: Playground, session: Session) -> None:
@@ -564,44 +608,65 @@ class _Connection:
         return job
 
     async def run_job(self, job: Callable[[], None], *places: Slots) -> None:
-        """Runs ``job`` in a daemon thread, holding ``places`` (long work) while it runs.
+        """Runs ``job`` in a daemon thread, holding ``places`` (long work) until it ends.
 
-        Returns when the job ends, or at once when the socket closes: the
-        places are given back then, and a job that goes on (a compile cannot
-        be interrupted) is counted as draining until it ends.
+        Returns when the job ends, or at once when the socket closes. A job
+        that goes on after its socket closed (a compile cannot be interrupted)
+        keeps its places until it ends, so that long work never runs on more
+        than :data:`WORKERS` threads; one without places (a message's answer)
+        is counted as draining until it ends.
         """
         taken: list[Slots] = []
         try:
             for place in places:
-                await place.acquire()
-                taken.append(place)
-            if self.closing.is_set():
-                return
-            done: asyncio.Future[bool] = self.loop.create_future()
-            ended = threading.Event()
-            self.running.add(done)
-
-            def target() -> None:
-                try:
-                    job()
-                finally:
-                    ended.set()
-                    with contextlib.suppress(RuntimeError):
-                        self.loop.call_soon_threadsafe(_settle, done, True)
-
-            self.playground.start(target, "playground-job")
-            try:
-                finished = await done
-            finally:
-                self.running.discard(done)
-            if not finished and not ended.is_set():
-                self.playground.drained(1)
-                self.playground.start(
-                    functools.partial(_drain, ended, self.playground), "playground-drain"
-                )
-        finally:
+                if await self._acquire(place):
+                    taken.append(place)
+        except BaseException:
             for place in taken:
                 place.release()
+            raise
+        if self.closing.is_set() or len(taken) < len(places):
+            for place in taken:
+                place.release()
+            return
+        done: asyncio.Future[bool] = self.loop.create_future()
+        ended = threading.Event()
+        self.running.add(done)
+
+        def target() -> None:
+            try:
+                job()
+            finally:
+                for place in taken:
+                    place.release()
+                ended.set()
+                with contextlib.suppress(RuntimeError):
+                    self.loop.call_soon_threadsafe(_settle, done, True)
+
+        self.playground.start(target, "playground-job")
+        try:
+            finished = await done
+        finally:
+            self.running.discard(done)
+        if not finished and not ended.is_set() and not taken:
+            self.playground.drained(1)
+            self.playground.start(
+                functools.partial(_drain, ended, self.playground), "playground-drain"
+            )
+
+    async def _acquire(self, place: Slots) -> bool:
+        """Takes ``place``, or gives up when the socket closes first (False)."""
+        acquiring = asyncio.ensure_future(place.acquire())
+        closing = asyncio.ensure_future(self.closing.wait())
+        try:
+            await asyncio.wait({acquiring, closing}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            closing.cancel()
+            if not acquiring.done():
+                acquiring.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await acquiring
+        return not acquiring.cancelled()
 
     async def sender(self) -> None:
         while True:
@@ -804,14 +869,25 @@ def _fail(done: asyncio.Future[Any], error: BaseException) -> None:
         done.set_exception(error)
 
 
+async def _place(playground: Playground) -> bool:
+    """Reserves a place for a new session, waiting up to :data:`PLACE_WAIT_SECONDS`."""
+    deadline = time.monotonic() + PLACE_WAIT_SECONDS
+    while not playground.reserve():
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(0.05)
+    return True
+
+
 async def _socket(websocket: WebSocket) -> None:
     playground: Playground = websocket.app.state.playground
     await websocket.accept()
-    if not playground.reserve():  # before building anything
+    if not await _place(playground):  # before building anything
         refusal = _error(
             "too_many_sessions",
             f"too many sessions: this Playground runs at most {playground.max_sessions} "
-            "at once; close another tab and reload",
+            f"at once ({len(playground.sessions)} open, {playground.draining} closed ones "
+            "finishing a compile); close another tab and reload",
         )
         await websocket.send_text(json.dumps(refusal))
         await websocket.close(code=1013)
@@ -921,6 +997,7 @@ def serve(
 
     application = app(token=token, host=host, max_sessions=max_sessions)
     playground: Playground = application.state.playground
+    _compiled.set_bound(min(_compiled.BOUND, COMPILE_BOUND))
     token = playground.token
     # Bind and listen before printing the URL: it works the moment it is shown.
     listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
