@@ -9,7 +9,7 @@ new tab (a new WebSocket) again and again:
 - one uploads CSV files, good and bad;
 - one reads nothing: it sends 500 steps and Play, and reads no frame;
 - two close their tab mid-sweep (a sweep of one of three shapes, closed after
-  0 to 1.5 s: often during its compile).
+  0 to 1.5 s: often during its compile), and open another 0.5 to 2 s later.
 
 Checked: every new tab gets its ``hello`` within :data:`HELLO_SECONDS`; no
 reply is an ``internal`` error; the server's resident memory stays under
@@ -197,6 +197,7 @@ def _closer(load, rng):
             ))  # fmt: skip
             time.sleep(rng.uniform(0, 1.5))
         load.count("closed mid-sweep")
+        time.sleep(rng.uniform(0.5, 2))  # the learner opens the next tab
 
 
 ROLES = [_trainer, _trainer, _sweeper, _sweeper, _uploader, _nonreader, _closer, _closer]

@@ -612,6 +612,11 @@ def test_a_new_tab_gets_its_hello_within_two_seconds_whatever_the_others_do(stat
     # their hello within 2 s, and take the places of the closed ones.
     from websockets.sync.client import connect
 
+    from dlvr_jax import _compiled
+
+    # This process's registry holds the earlier tests' programs: were its bound passed
+    # during the test, every program would compile again (the server keeps fewer).
+    _compiled.clear()
     application = server.app(
         token=TOKEN, max_sessions=8, static=static, config={"points": 1000}, precompile=False
     )
@@ -630,7 +635,12 @@ def test_a_new_tab_gets_its_hello_within_two_seconds_whatever_the_others_do(stat
         latencies = []
         for _ in range(4):
             latencies.append(_hello_seconds(url, origin, stack))
-        assert max(latencies) < 2.0, latencies
+        print(f"hello latencies {latencies}")
+    playground = application.state.playground
+    deadline = time.monotonic() + 120  # the closed tabs' compiles end (daemon threads)
+    while playground.busy() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert max(latencies) < 2.0, latencies
 
 
 @contextlib.contextmanager
