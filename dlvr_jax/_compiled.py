@@ -7,6 +7,7 @@ The contract::
     note(key)                     # a program compiled through a jit's own cache
     clear()                       # every entry here, and JAX's compiled programs
     size() -> int; BOUND          # entries held; passing BOUND clears everything
+    set_bound(n)                  # a long-running process may keep fewer (the Playground)
 
 Internal to the package (its names have no underscore so that every module
 may use them). Every module that keeps compiled programs, or objects that key
@@ -48,10 +49,11 @@ from typing import Any, TypeVar
 
 import jax
 
-__all__ = ["BOUND", "clear", "lookup", "memoize", "note", "noted", "size"]
+__all__ = ["BOUND", "clear", "lookup", "memoize", "note", "noted", "set_bound", "size"]
 
 BOUND = 256
-"""The most entries (memoized results and noted program keys) kept before everything is cleared."""
+"""The most entries (memoized results and noted program keys) kept before everything is
+cleared (:func:`set_bound` changes it)."""
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -121,6 +123,25 @@ def clear() -> None:
     with _lock:
         _entries.clear()
         _clear_jax()
+
+
+def set_bound(bound: int) -> int:
+    """Sets :data:`BOUND` (clearing now if more entries are held); returns the previous one.
+
+    A long-running process whose memory matters more than compile time (the
+    Playground's server) keeps fewer programs.
+
+    Raises:
+        ValueError: for a bound under 1.
+    """
+    global BOUND
+    if isinstance(bound, bool) or not isinstance(bound, int) or bound < 1:
+        raise ValueError(f"bound must be an integer >= 1, got {bound!r}")
+    with _lock:
+        previous, BOUND = BOUND, bound
+        if len(_entries) > bound:
+            clear()
+    return previous
 
 
 def size() -> int:

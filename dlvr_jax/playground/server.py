@@ -9,22 +9,29 @@ Safety (``PROTOCOL.md``): every HTTP and WebSocket request needs the token (in
 the query, or the cookie that ``GET /?token=T`` sets); WebSockets need an
 ``Origin`` of the served host and port; responses carry ``no-store``, a
 strict CSP and ``nosniff``. Each WebSocket is one :class:`~.session.Session`;
-at most ``max_sessions`` run at once. Training runs in worker threads, never
-on the event loop; a closed socket stops its session.
+at most ``max_sessions`` run at once. One socket's life (its messages, frames
+and jobs, in daemon threads, never on the event loop) is :mod:`.connection`'s;
+a closed socket stops its session. :func:`serve` stops within about 2 s on
+SIGINT or SIGTERM.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
+import ctypes
 import functools
+import gc
 import json
+import logging
 import os
 import pathlib
 import secrets
+import signal
 import socket
+import sys
 import threading
+import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qs
@@ -34,12 +41,26 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocket
 
-from dlvr_jax.playground import protocol
+from dlvr_jax import _compiled
+from dlvr_jax.playground import budget, connection, protocol
 from dlvr_jax.playground.session import Session
 
-__all__ = ["COOKIE", "LONG_WORK", "STATIC", "WORKERS", "Playground", "app", "free_port", "serve"]
+__all__ = [
+    "COMPILE_BOUND",
+    "COOKIE",
+    "DRAINING_PER_SESSION",
+    "IDLE_SECONDS",
+    "PLACE_WAIT_SECONDS",
+    "SHUTDOWN_SECONDS",
+    "STATIC",
+    "WORKERS",
+    "Playground",
+    "app",
+    "free_port",
+    "serve",
+]
 
 COOKIE = "dlvr_jax_playground"
 """The cookie that carries the token after ``GET /?token=T``."""
@@ -47,11 +68,29 @@ COOKIE = "dlvr_jax_playground"
 STATIC = pathlib.Path(__file__).resolve().parent / "static"
 """The page's files (``index.html``, ``app.js``, ``style.css``)."""
 
-WORKERS = max(4, (os.cpu_count() or 1) + 2)
-"""The threads of long work (training chunks and sweeps) shared by all sessions."""
+WORKERS = max(4, min(8, os.cpu_count() or 1))
+"""The places of long work (training chunks and sweeps) shared by all sessions: one per
+core, from 4 to 8 (sweeps take at most one fewer, so that training always has one). At
+least 4: a place is held through a compile, which waits more than it computes."""
 
-LONG_WORK = frozenset({"sweep"})
-"""Message types whose answer is long work, run on :attr:`Playground.pool`."""
+COMPILE_BOUND = 128
+"""The compile-cache registry's bound in a server (:func:`dlvr_jax._compiled.set_bound`):
+fewer programs than a script keeps, for a bounded memory over a long run."""
+
+IDLE_SECONDS = 10.0
+"""After this long with no session, the server drops its compiled programs and gives the
+memory back (a new tab compiles the ones it needs again)."""
+
+PLACE_WAIT_SECONDS = 1.0
+"""How long a new tab waits for a place (a reloaded page's old socket closing) before
+it is refused with ``too_many_sessions``."""
+
+DRAINING_PER_SESSION = 4
+"""Answers of closed sessions still running (a compile), per place of ``max_sessions``, past
+which new sessions are refused: tabs opened and closed in a loop cannot pile up compiles."""
+
+SHUTDOWN_SECONDS = 1.0
+"""How long a stopping server waits for its connections before it cancels them."""
 
 _LOOPBACK = ("127.0.0.1", "localhost", "[::1]", "::1")
 
@@ -69,13 +108,20 @@ class Playground:
         token: the secret every request must carry.
         host: the host the server is bound to.
         max_sessions: the most sessions at once.
-        sessions: the live sessions by id (a closed socket's session leaves it).
+        sessions: the live sessions by id (a closed socket's session leaves it at once).
         static: the folder of the page's files.
         config: the configuration fields new sessions start from (over the defaults).
         precompile: whether sessions compile their first chunk ahead, in the background.
-        pool: the worker threads of long work (training chunks, sweeps), at most
-            :data:`WORKERS`; messages are answered on other threads, so that a
-            busy pool never delays a new tab's ``hello``.
+        work: the places of long work (training chunks, sweeps), :data:`WORKERS`;
+            messages are answered on other threads, so that busy places never
+            delay a new tab's ``hello``.
+        sweeps: the places of sweeps, one fewer than :attr:`work`, so that
+            training always has one.
+        threads: the daemon threads running a job now (a closed session's
+            job among them until it returns: a compile cannot be interrupted).
+        draining: the answers of closed sessions still running (long work keeps
+            its places instead); while there are :data:`DRAINING_PER_SESSION`
+            times :attr:`max_sessions` of them, new sessions are refused.
     """
 
     def __init__(
@@ -96,7 +142,11 @@ class Playground:
         self.static = STATIC if static is None else pathlib.Path(static)
         self._lock = threading.Lock()
         self._reserved = 0  # places taken by sessions being built
-        self.pool = concurrent.futures.ThreadPoolExecutor(WORKERS, "playground-work")
+        self.work = connection.Slots(WORKERS)
+        self.sweeps = connection.Slots(max(1, WORKERS - 1))
+        self.threads: set[threading.Thread] = set()
+        self.draining = 0
+        self._idle_since: float | None = None
 
     def hosts(self) -> set[str]:
         """The host names an Origin may use (the loopback names together)."""
@@ -137,11 +187,14 @@ class Playground:
         return bool(given) and secrets.compare_digest(given.encode(), self.token.encode())
 
     def reserve(self) -> bool:
-        """Takes a place for a new session unless ``max_sessions`` are taken."""
+        """Takes a place for a new session unless ``max_sessions`` are taken (or draining)."""
         with self._lock:
             if len(self.sessions) + self._reserved >= self.max_sessions:
                 return False
+            if self.draining >= DRAINING_PER_SESSION * self.max_sessions:
+                return False
             self._reserved += 1
+            self._idle_since = None
             return True
 
     def claim(self, session: Session | None) -> None:
@@ -152,10 +205,88 @@ class Playground:
                 self.sessions[session.id] = session
 
     def release(self, session: Session) -> None:
-        """Stops ``session`` (if it still runs) and forgets it."""
+        """Stops ``session`` (if it still runs), forgets it, and gives memory back to the system."""
         session.close()
         with self._lock:
             self.sessions.pop(session.id, None)
+            self._idle_since = time.monotonic() if self._vacant() else None
+            if self._idle_since is not None:
+                timer = threading.Timer(IDLE_SECONDS, self._forget_programs)
+                timer.daemon = True
+                timer.start()
+        if not _TRIMMING.locked():  # one at a time, off the event loop: it may take a while
+            self.start(_trim_memory, "playground-trim")
+
+    def _vacant(self) -> bool:
+        return not self.sessions and not self._reserved
+
+    def _forget_programs(self) -> None:
+        """With no session for :data:`IDLE_SECONDS`: drops the compiled programs, trims."""
+        with self._lock:
+            since = self._idle_since
+            if since is None or not self._vacant() or time.monotonic() - since < IDLE_SECONDS:
+                return
+            self._idle_since = None
+        _compiled.clear()
+        gc.collect()
+        _trim_memory()
+
+    def close_all(self) -> None:
+        """Stops every session (the server stops): their work ends at its next chunk."""
+        with self._lock:
+            sessions = list(self.sessions.values())
+        for session in sessions:
+            session.close()
+
+    def busy(self) -> bool:
+        """Whether a job thread still runs."""
+        with self._lock:
+            return any(thread.is_alive() for thread in self.threads)
+
+    def start(self, target: Callable[[], None], name: str) -> threading.Thread:
+        """Runs ``target`` in a daemon thread, counted in :attr:`threads` while it runs."""
+
+        def run() -> None:
+            try:
+                target()
+            finally:
+                with self._lock:
+                    self.threads.discard(thread)
+
+        thread = threading.Thread(target=run, name=name, daemon=True)
+        with self._lock:
+            self.threads.add(thread)
+        thread.start()
+        return thread
+
+    def drained(self, count: int) -> None:
+        """Counts ``count`` more (or fewer) jobs of closed sessions still running."""
+        with self._lock:
+            self.draining += count
+
+
+def _trim_memory() -> None:
+    """Returns freed heap memory to the system (glibc's ``malloc_trim``), when there is one."""
+    if _LIBC is not None and _TRIMMING.acquire(blocking=False):
+        try:
+            _LIBC.malloc_trim(0)
+        finally:
+            _TRIMMING.release()
+
+
+_TRIMMING = threading.Lock()
+
+
+def _load_libc() -> Any:
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.malloc_trim.argtypes = [ctypes.c_size_t]
+        return libc
+    except (OSError, AttributeError):  # not glibc: nothing to trim
+        return None
+
+
+_LIBC = _load_libc()
 
 
 def _headers(host: str) -> list[tuple[bytes, bytes]]:
@@ -242,151 +373,39 @@ async def _index(request: Request) -> Response:
     return response
 
 
-def _error(code: str, message: str, field: str | None = None) -> dict[str, Any]:
-    return {"type": "error", "code": code, "message": message, "field": field}
-
-
-class _Connection:
-    """One WebSocket's life: its session, the frames it sends, and training while it plays.
-
-    Four tasks share the socket: the receiver reads frames (so that a closed
-    socket is seen at once, even during a sweep), the handler answers them in
-    order in worker threads, the trainer runs one chunk at a time while
-    playing, and the sender sends the frames that worker threads queue.
-    Closing the socket closes the session, which cancels its work at the
-    next chunk; the session leaves the registry when its threads are free.
-    """
-
-    def __init__(self, websocket: WebSocket, playground: Playground, session: Session) -> None:
-        self.websocket = websocket
-        self.playground = playground
-        self.session = session
-        self.loop = asyncio.get_running_loop()
-        self.outbox: asyncio.Queue[list[Any] | None] = asyncio.Queue()
-        self.inbox: asyncio.Queue[dict[str, Any] | protocol.ProtocolError | None] = asyncio.Queue()
-        self.wake = asyncio.Event()
-
-    def post(self, frames: list[Any]) -> None:
-        """From a worker thread: queue frames in order (FIFO through the loop)."""
-        if frames:
-            self.loop.call_soon_threadsafe(self.outbox.put_nowait, frames)
-
-    def work(self, call: Callable[[], list[Any]]) -> Callable[[], None]:
-        """``call`` as a worker thread's job: its frames, or its error as a frame, are posted."""
-
-        def job() -> None:
-            try:
-                self.post(call())
-            except protocol.ProtocolError as error:
-                self.post([_error(error.code, str(error), error.field)])
-            except Exception as error:  # a session bug must not kill the server
-                self.post([_error("internal", f"{type(error).__name__}: {error}")])
-
-        return job
-
-    async def long_work(self, call: Callable[[], list[Any]]) -> None:
-        """Runs ``call`` on the pool of long work (training chunks, sweeps)."""
-        await self.loop.run_in_executor(self.playground.pool, self.work(call))
-
-    async def sender(self) -> None:
-        while True:
-            frames = await self.outbox.get()
-            if frames is None:
-                return
-            for frame in frames:
-                if frame is None:
-                    continue
-                if isinstance(frame, bytes):
-                    await self.websocket.send_bytes(frame)
-                else:
-                    await self.websocket.send_text(json.dumps(frame, allow_nan=False))
-
-    async def trainer(self) -> None:
-        session = self.session
-        while not session.closed:
-            if not session.playing:
-                self.wake.clear()
-                await self.wake.wait()
-                continue
-            await self.long_work(session.train_chunk)
-
-    async def handler(self) -> None:
-        """Answers the received messages in order, until the session closes."""
-        session = self.session
-        await asyncio.to_thread(self.work(session.hello))
-        while not session.closed:
-            message = await self.inbox.get()
-            if message is None or session.closed:
-                return
-            if isinstance(message, protocol.ProtocolError):
-                self.post([_error(message.code, str(message), message.field)])
-                continue
-            answer = functools.partial(session.handle, message)
-            if message["type"] in LONG_WORK:
-                await self.long_work(answer)
-            else:
-                await asyncio.to_thread(self.work(answer))
-            if session.playing:
-                self.wake.set()
-
-    async def receiver(self) -> None:
-        """Reads frames until the socket closes; each goes to the handler, checked."""
-        while True:
-            try:
-                received = await self.websocket.receive()
-            except WebSocketDisconnect:
-                return
-            if received["type"] == "websocket.disconnect":
-                return
-            frame = received.get("text")
-            if frame is None:
-                frame = received.get("bytes", b"")
-            try:
-                self.inbox.put_nowait(protocol.parse_message(frame))
-            except protocol.ProtocolError as error:
-                self.inbox.put_nowait(error)
-
-    async def run(self) -> None:
-        """Serves the socket until it closes; then stops the session and forgets it."""
-        sending = asyncio.create_task(self.sender())
-        working = asyncio.gather(self.trainer(), self.handler())
-        try:
-            await self.receiver()
-        finally:
-            # Stop the work: the session's cancel event ends a chunk or a sweep at its
-            # next chunk; only when its threads are free does the session leave the registry.
-            self.session.close()
-            self.wake.set()
-            self.inbox.put_nowait(None)
-            working.add_done_callback(lambda _: self.playground.release(self.session))
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.shield(working)  # an ASGI server may cancel us: the callback stays
-            sending.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await sending
+async def _place(playground: Playground) -> bool:
+    """Reserves a place for a new session, waiting up to :data:`PLACE_WAIT_SECONDS`."""
+    deadline = time.monotonic() + PLACE_WAIT_SECONDS
+    while not playground.reserve():
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(0.05)
+    return True
 
 
 async def _socket(websocket: WebSocket) -> None:
     playground: Playground = websocket.app.state.playground
     await websocket.accept()
-    if not playground.reserve():  # before building anything
-        refusal = _error(
+    if not await _place(playground):  # before building anything
+        refusal = connection.error_frame(
             "too_many_sessions",
             f"too many sessions: this Playground runs at most {playground.max_sessions} "
-            "at once; close another tab and reload",
+            f"at once ({len(playground.sessions)} open, {playground.draining} closed ones "
+            "finishing a compile); close another tab and reload",
         )
         await websocket.send_text(json.dumps(refusal))
         await websocket.close(code=1013)
         return
     try:
-        session = await asyncio.to_thread(
-            functools.partial(Session, playground.config, precompile=playground.precompile)
+        session = await connection.in_thread(
+            playground,
+            functools.partial(Session, playground.config, precompile=playground.precompile),
         )
     except BaseException:
         playground.claim(None)
         raise
     playground.claim(session)
-    await _Connection(websocket, playground, session).run()
+    await connection.Connection(websocket, playground, session).run()
 
 
 def app(
@@ -414,20 +433,26 @@ def app(
 
     Raises:
         ValueError: for ``max_sessions < 1`` or a token shorter than 16 characters.
-        ProtocolError: for a bad ``config`` field (a ``ValueError``).
+        ProtocolError: for a bad ``config`` field (a ``ValueError``), or
+            :class:`~.budget.OverBudget` for one past the budget.
     """
     if isinstance(max_sessions, bool) or not isinstance(max_sessions, int) or max_sessions < 1:
         raise ValueError(f"max_sessions must be an integer >= 1, got {max_sessions!r}")
     if token is not None and (not isinstance(token, str) or len(token) < 16):
         raise ValueError("token must be a string of at least 16 characters")
+    checked = protocol.check_config(config or {})
+    whole = {**protocol.DEFAULT_CONFIG, **checked}
+    rows = int(whole["points"]) * int(whole["trainRatio"]) // 100
+    budget.check_config(whole, budget.Shape(len(whole["features"]), 1, rows, True))
     playground = Playground(
         token or secrets.token_urlsafe(32),
         host,
         max_sessions,
         None if static is None else pathlib.Path(static),
-        protocol.check_config(config or {}),
+        checked,
         precompile,
     )
+    _quiet_uvicorn()
     routes = [
         Route("/", _index),
         WebSocketRoute("/ws", _socket),
@@ -455,7 +480,14 @@ def serve(
     token: str | None = None,
     announce: Callable[[str], None] = print,
 ) -> None:
-    """Runs the Playground with uvicorn until Ctrl-C (uvicorn's signal handling).
+    """Runs the Playground with uvicorn until Ctrl-C (SIGINT) or SIGTERM.
+
+    Stopping takes at most about 2 s whatever runs: the sockets close, which
+    stops every session's work at its next chunk; connections still open
+    after :data:`SHUTDOWN_SECONDS` are cancelled. A job that cannot be
+    interrupted (a compile) runs in a daemon thread; if one still runs once
+    the server has stopped, the process exits at once, with status 0
+    (``os._exit``, after flushing its output), instead of waiting for it.
 
     Args:
         host: the interface to bind (127.0.0.1: this machine only).
@@ -468,7 +500,9 @@ def serve(
     import uvicorn
 
     application = app(token=token, host=host, max_sessions=max_sessions)
-    token = application.state.playground.token
+    playground: Playground = application.state.playground
+    _compiled.set_bound(min(_compiled.BOUND, COMPILE_BOUND))
+    token = playground.token
     # Bind and listen before printing the URL: it works the moment it is shown.
     listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -483,6 +517,7 @@ def serve(
         ws_max_size=protocol.MAX_FRAME_BYTES + 1024,
         ws_ping_interval=None,
         lifespan="off",
+        timeout_graceful_shutdown=SHUTDOWN_SECONDS,  # type: ignore[arg-type]
     )
     server = uvicorn.Server(config)
     announce(url)
@@ -490,9 +525,58 @@ def serve(
         import webbrowser
 
         threading.Timer(0.5, webbrowser.open, args=(url,)).start()
+    # uvicorn catches SIGINT and SIGTERM while it runs, then raises the one it caught
+    # again: SIGTERM too becomes a KeyboardInterrupt here (not the default: killed).
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         server.run(sockets=[listener])
-    except KeyboardInterrupt:  # uvicorn shuts down, then re-raises the Ctrl-C it caught
+    except KeyboardInterrupt:  # uvicorn shut down, then raised the signal it caught
         pass
     finally:
+        signal.signal(signal.SIGTERM, previous)
         listener.close()
+        playground.close_all()
+    _exit_if_busy(playground)
+
+
+def _exit_if_busy(playground: Playground, grace: float = 0.3) -> None:
+    """Ends the process (status 0) if a job thread, or a compile ahead, still runs."""
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if not playground.busy() and not _foreign_threads():
+            return
+        time.sleep(0.02)
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+        sys.stderr.flush()
+    os._exit(0)
+
+
+def _foreign_threads() -> list[threading.Thread]:
+    """Threads that would keep the interpreter from exiting (not daemons, not this one)."""
+    current = threading.current_thread()
+    return [t for t in threading.enumerate() if t is not current and not t.daemon and t.is_alive()]
+
+
+class _NoTraceback(logging.Filter):
+    """Keeps uvicorn's one line about a client's bad frame, without a traceback.
+
+    uvicorn logs "Invalid UTF-8 sequence received from client." with the
+    ``UnicodeDecodeError``'s traceback, then closes the socket with 1007 (as it
+    should): the client's error, not the server's.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], UnicodeDecodeError):
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+_FILTER = _NoTraceback()
+
+
+def _quiet_uvicorn() -> None:
+    logger = logging.getLogger("uvicorn.error")
+    if _FILTER not in logger.filters:
+        logger.addFilter(_FILTER)
