@@ -6,6 +6,8 @@ The contract::
     scheduler.reset(program, run, steps_per_epoch)  # a new configuration: keys, runner
     size = scheduler.chunk_size(state)              # epochs of the next chunk (compiled)
     scheduler.warm(state)                           # compile ahead, in a background thread
+    scheduler.prepare(state)                        # the same, in this thread (a rehearsal)
+    background(owner, jobs, cancel)                 # low-priority compiles of likely shapes
     scheduler.ran(epochs, seconds)                  # the measured speed, for the next size
     pieces(epochs, scheduler.ready_sizes())         # epochs as compiled chunks (recovery)
     sweep_chunk(models, epochs, seconds_per_epoch)  # epochs per chunk of a sweep
@@ -24,26 +26,37 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Hashable
 from typing import Any
 
 from dlvr_jax import _compiled
 
 __all__ = [
+    "BACKGROUND_PENDING",
     "CHUNK_SECONDS",
+    "FRAME_SECONDS",
     "LADDER",
     "STEP_SECONDS_GUESS",
     "SWEEP_CHUNK_SECONDS",
     "Scheduler",
+    "background",
     "compile_once",
     "pieces",
     "sweep_chunk",
 ]
 
-CHUNK_SECONDS = 0.035
-"""The wall time one training chunk aims at (the snapshot rate follows)."""
+CHUNK_SECONDS = 0.016
+"""The wall time one training chunk aims at (the snapshot rate follows: about one per frame)."""
+
+FRAME_SECONDS = 1 / 60
+"""One animation frame of the page: a paced session trains about ``speed / 60`` epochs a chunk."""
+
+BACKGROUND_PENDING = 8
+"""The most background compiles waiting at once (the oldest are dropped past it)."""
 
 LADDER = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 """The chunk sizes (epochs) a session uses: few, so that few programs are compiled per shape."""
@@ -142,6 +155,7 @@ class Scheduler:
 
     def __init__(self) -> None:
         self.seconds_per_epoch: float | None = None
+        self.most = LADDER[-1]
         self._program: Program = _no_program
         self._run: Runner = _no_runner
         self._steps = 1
@@ -178,10 +192,19 @@ class Scheduler:
         return self._steps * STEP_SECONDS_GUESS
 
     def desired_size(self) -> int:
-        """The ladder's largest size whose chunk fits in :data:`CHUNK_SECONDS` (at least 1)."""
+        """The ladder's largest size whose chunk fits in :data:`CHUNK_SECONDS` and in
+        :attr:`most` epochs (a paced session's epochs per frame); at least 1."""
         per_epoch = self.epoch_seconds()
-        fitting = [size for size in LADDER if size * per_epoch <= CHUNK_SECONDS]
+        fitting = [
+            size for size in LADDER if size * per_epoch <= CHUNK_SECONDS and size <= self.most
+        ]
         return max(fitting, default=LADDER[0])
+
+    def compiling(self) -> bool:
+        """Whether a chunk program of this configuration is being compiled now."""
+        program = self._program
+        with _LOCK:
+            return any(program(size) in _WARMING for size in LADDER)
 
     def chunk_size(self, state: Any) -> int:
         """The desired size if its program is compiled, else the nearest compiled one.
@@ -224,18 +247,78 @@ class Scheduler:
 
         def compile_it() -> None:
             with contextlib.suppress(Exception):  # the real run reports any error
-                compile_once(key, lambda: _block(run(state, size)))
-                current = program is self._program
-                if not first or self.seconds_per_epoch is not None or not current:
-                    return
-                began = time.perf_counter()
-                _block(run(state, size))
-                self.seconds_per_epoch = (time.perf_counter() - began) / size
-                desired = self.desired_size()
-                if desired != size:
-                    compile_once(program(desired), lambda: _block(run(state, desired)))
+                if first:
+                    self._prepare(state, program, run)
+                else:
+                    compile_once(key, lambda: _block(run(state, size)))
 
-        threading.Thread(target=compile_it, name="playground-warm", daemon=False).start()
+        threading.Thread(target=compile_it, name="playground-warm", daemon=True).start()
+
+    def prepare(self, state: Any) -> None:
+        """A new configuration's programs, compiled in this thread: the first chunk's (from
+        a guess of the speed), then, after one timed run, the one of the size that fits."""
+        self._prepare(state, self._program, self._run)
+
+    def _prepare(self, state: Any, program: Program, run: Runner) -> None:
+        size = self.desired_size()
+        compile_once(program(size), lambda: _block(run(state, size)))
+        if self.seconds_per_epoch is not None or program is not self._program:
+            return
+        began = time.perf_counter()
+        _block(run(state, size))
+        self.seconds_per_epoch = (time.perf_counter() - began) / size
+        desired = self.desired_size()
+        if desired != size:
+            compile_once(program(desired), lambda: _block(run(state, desired)))
+
+
+# ----------------------------------------------------------------------------
+# Background compiles: one low-priority thread, a few jobs, the oldest dropped.
+
+_JOBS: deque[tuple[object, threading.Event, Callable[[], None]]] = deque()
+_JOBS_READY = threading.Condition()
+_WORKER: list[threading.Thread] = []
+
+
+def background(owner: object, jobs: list[Callable[[], None]], cancel: threading.Event) -> None:
+    """Queues ``jobs`` (compiles ahead) for one low-priority background thread.
+
+    They replace ``owner``'s jobs still waiting (a new configuration has new
+    likely neighbours); at most :data:`BACKGROUND_PENDING` wait in all (the
+    oldest are dropped), and a job whose ``cancel`` is set (its session
+    closed) is skipped. One job runs at a time, at the lowest CPU priority the
+    system gives a thread, so that it takes only the cores training leaves.
+    A job's exception is dropped: the real configuration reports it if it is used.
+    """
+    with _JOBS_READY:
+        kept = [job for job in _JOBS if job[0] is not owner and not job[1].is_set()]
+        kept += [(owner, cancel, job) for job in jobs]
+        _JOBS.clear()
+        _JOBS.extend(kept[-BACKGROUND_PENDING:])
+        if not _WORKER or not _WORKER[0].is_alive():
+            _WORKER[:] = [threading.Thread(target=_work, name="playground-ahead", daemon=True)]
+            _WORKER[0].start()
+        _JOBS_READY.notify()
+
+
+def pending(owner: object) -> int:
+    """Background jobs of ``owner`` still waiting."""
+    with _JOBS_READY:
+        return sum(1 for job in _JOBS if job[0] is owner)
+
+
+def _work() -> None:
+    with contextlib.suppress(OSError, AttributeError):  # lowest priority, for this thread only
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+    while True:
+        with _JOBS_READY:
+            while not _JOBS:
+                _JOBS_READY.wait()
+            _, cancel, job = _JOBS.popleft()
+        if cancel.is_set():
+            continue
+        with contextlib.suppress(Exception):
+            job()
 
 
 def _no_program(epochs: int) -> Hashable:

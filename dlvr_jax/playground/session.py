@@ -40,6 +40,7 @@ writes exactly that, with dlvr_jax's public API, and gives the same bits.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 import uuid
@@ -47,8 +48,9 @@ from collections.abc import Callable
 from typing import Any
 
 import jax.numpy as jnp
+import numpy as np
 
-from dlvr_jax import data, engine, optim, parallel, train
+from dlvr_jax import _compiled, data, engine, optim, parallel, train
 from dlvr_jax.playground import export, protocol, schedule, views
 from dlvr_jax.playground.problem import Prepared, prepare, signed_mse
 from dlvr_jax.playground.upload import UploadError, load_upload
@@ -59,6 +61,7 @@ __all__ = [
     "UploadError",
     "consistent",
     "load_upload",
+    "neighbours",
     "signed_mse",
 ]
 
@@ -70,6 +73,12 @@ _RESUMABLE = ("learningRate", "regularization", "regularizationRate")
 
 _VIEW_FIELDS = ("resolution",)
 """Fields whose change only redraws the snapshot."""
+
+_PACE_FIELDS = ("speed", "patience")
+"""Fields whose change only paces training (never its numbers)."""
+
+_LONGEST_PAUSE = 0.1
+"""The longest a paced chunk sleeps at once (a pause or a close is seen within it)."""
 
 _DATA_FIELDS = ("dataset", "noise", "trainRatio", "points", "seed")
 """Fields whose change sends the points again."""
@@ -129,6 +138,57 @@ def consistent(
     return {name: value for name, value in merged.items() if value != config.get(name)}
 
 
+def neighbours(hidden: list[int]) -> list[list[int]]:
+    """The network shapes a learner most likely tries next from ``hidden``, likeliest first.
+
+    One layer more (a copy of the last, as the page's "+" adds; 2 units after
+    none) and one fewer, then one unit more or fewer in each layer, within
+    :data:`protocol.LIMITS`.
+
+    Examples:
+        >>> neighbours([4, 2])
+        [[4, 2, 2], [4], [5, 2], [3, 2], [4, 3], [4, 1]]
+    """
+    most_layers = protocol.LIMITS["hiddenLayers"][1]
+    low, high = protocol.LIMITS["hiddenWidth"]
+    shapes = []
+    if len(hidden) < most_layers:
+        shapes.append([*hidden, hidden[-1] if hidden else 2])
+    if hidden:
+        shapes.append(hidden[:-1])
+    for i, width in enumerate(hidden):
+        for changed in (width + 1, width - 1):
+            if low <= changed <= high:
+                shapes.append([*hidden[:i], changed, *hidden[i + 1 :]])
+    return shapes
+
+
+def _rehearsal_key(config: dict[str, Any]) -> tuple[Any, ...]:
+    """What decides a configuration's compiled programs (its pace aside)."""
+    return tuple(
+        (name, tuple(value) if isinstance(value, list) else value)
+        for name, value in sorted(config.items())
+        if name not in _PACE_FIELDS and name not in _RESUMABLE
+    )
+
+
+def _rehearse(config: dict[str, Any]) -> None:
+    """Compiles what a session of ``config`` needs before its first trained snapshot.
+
+    Its init, its first chunks (:meth:`.schedule.Scheduler.prepare`) and its
+    snapshot, through a session that is then dropped: the programs stay in the
+    registry (:mod:`dlvr_jax._compiled`, which also remembers the rehearsal).
+    """
+
+    def rehearse() -> bool:
+        session = Session(config, precompile=False)
+        session.scheduler.prepare(session.state)
+        session.snapshot(force=True)
+        return True
+
+    _compiled.lookup(("playground.rehearsed", _rehearsal_key(config)), rehearse)
+
+
 class _Counted:
     """A cancel token (:class:`dlvr_jax.engine.Cancel`) that counts the chunks it is asked at."""
 
@@ -162,12 +222,22 @@ class Session:
         upload, upload_text, upload_name: the uploaded CSV (its
             :class:`~dlvr_jax.data.Table`: data, task, class names), text and file name.
         precompile: compile a new configuration's first chunk at once, in a
-            background thread (so Play starts without waiting).
+            background thread (so Play starts without waiting), and then its
+            likely neighbours (:func:`neighbours`) in the low-priority
+            background (:func:`.schedule.background`) if ``ahead``.
+        ahead: compile the likely next shapes in the background (with ``precompile``).
+        compiling_since: when Play began waiting for the network's first
+            program (``time.perf_counter()``), or None.
+        stopped: why training stopped by itself: ``{"reason": "patience",
+            "bestEpoch", "bestTestLoss"}`` (the ``status`` frame's ``stopped``), or None.
     """
 
-    def __init__(self, config: dict[str, Any] | None = None, *, precompile: bool = True) -> None:
+    def __init__(
+        self, config: dict[str, Any] | None = None, *, precompile: bool = True, ahead: bool = True
+    ) -> None:
         self.id = uuid.uuid4().hex[:12]
         self.precompile = precompile
+        self.ahead = ahead
         self.lock = threading.RLock()
         self.config: dict[str, Any] = dict(protocol.DEFAULT_CONFIG)
         self.upload: data.Table | None = None
@@ -181,6 +251,10 @@ class Session:
         self.diverged: int | None = None
         self.unacknowledged: list[int] = []
         self.segments: list[list[Any]] = []
+        self.compiling_since: float | None = None
+        self.stopped: dict[str, Any] | None = None
+        self._best: tuple[float, int] = (float("inf"), 0)
+        self._due = 0.0
         self.scheduler = schedule.Scheduler()
         self._records = views.Records()
         if config:
@@ -198,6 +272,14 @@ class Session:
         """Data, model and a fresh state from :attr:`config` (epoch 0)."""
         self.prepared: Prepared = prepare(self.config, self.upload)
         self._reset_state()
+        if self.precompile and self.ahead and self.config["dataset"] != "upload":
+            self._compile_ahead()
+
+    def _compile_ahead(self) -> None:
+        """Queues the likely next shapes' compiles (:func:`neighbours`) in the background."""
+        configs = [{**self.config, "hidden": shape} for shape in neighbours(self.config["hidden"])]
+        jobs: list[Callable[[], None]] = [functools.partial(_rehearse, c) for c in configs]
+        schedule.background(self, jobs, self.cancel)
 
     def _penalties(self) -> tuple[float, float]:
         rate = float(self.config["regularizationRate"])
@@ -220,6 +302,8 @@ class Session:
         self.segments = []
         self.unacknowledged = []
         self.diverged = None
+        self.stopped = None
+        self._best = (float("inf"), 0)
         self._records = views.Records()
         batch_size = self._batch_size()
         steps = -(-int(p.train.x.shape[0]) // batch_size)
@@ -230,6 +314,7 @@ class Session:
             return engine.program_key(shapes, p.train, p.test, epochs, batch_size)
 
         self.scheduler.reset(program, plan.run_chunk, steps)
+        self._pace()
         if self.precompile:
             self.warm()
 
@@ -241,8 +326,21 @@ class Session:
     # --------------------------------------------------------------- messages
 
     def status(self) -> dict[str, Any]:
-        """The ``status`` frame."""
-        return {"type": "status", "playing": self.playing, "epoch": self.epoch}
+        """The ``status`` frame; ``compiling`` (seconds so far) while Play waits for the
+        network's first program, ``stopped`` when training stopped by itself."""
+        frame: dict[str, Any] = {"type": "status", "playing": self.playing, "epoch": self.epoch}
+        if self.playing and self.compiling_since is not None:
+            frame["compiling"] = round(time.perf_counter() - self.compiling_since, 1)
+        if self.stopped is not None:
+            frame["stopped"] = dict(self.stopped)
+        return frame
+
+    def _pace(self) -> None:
+        """The scheduler's largest chunk: the epochs of one frame at :attr:`config`'s speed."""
+        speed = int(self.config["speed"])
+        frame = max(1, int(speed * schedule.FRAME_SECONDS)) if speed else schedule.LADDER[-1]
+        self.scheduler.most = frame
+        self._due = 0.0
 
     def hello(self) -> list[Any]:
         """The first frames: ``hello``, ``data`` and the epoch-0 snapshot."""
@@ -274,6 +372,10 @@ class Session:
                 return self._configure(message["config"])
             if kind == "play":
                 self.playing = self.diverged is None
+                if self.stopped is not None:  # patience counts again from here
+                    self.stopped = None
+                    self._best = (self._best[0], self.epoch)
+                self._due = 0.0
                 return [self.status()]
             if kind == "pause":
                 self.playing = False
@@ -331,12 +433,17 @@ class Session:
             return [self._config_frame(False)]
         if set(changes) <= set(_VIEW_FIELDS):
             return [self._config_frame(False), self.snapshot(force=True)]
+        if set(changes) <= set(_PACE_FIELDS):
+            self._pace()
+            return [self._config_frame(False)]
         try:
             self._build()
         except Exception:
             self.config = before
             raise
-        self.playing = False
+        # Playing goes on from epoch 0 of the new configuration (as in the TF Playground);
+        # while its program compiles, the status says so.
+        self.compiling_since = None
         frames: list[Any] = [self._config_frame(True)]
         if set(_DATA_FIELDS) & set(changes):
             frames.append(self.data_frame())
@@ -382,11 +489,48 @@ class Session:
     # --------------------------------------------------------------- training
 
     def train_chunk(self) -> list[Any]:
-        """One chunk of training if playing: the frames to send (a snapshot, maybe ``diverged``)."""
+        """One chunk of training if playing: the frames to send (a snapshot, maybe ``diverged``).
+
+        Paced by ``config.speed``: a chunk of at most one frame's epochs, after
+        a sleep that keeps the average at ``speed`` epochs per second (at most
+        :data:`_LONGEST_PAUSE` at once, without the lock). While the network's
+        first program compiles, the first call returns a ``status`` frame that
+        says ``compiling``, and later ones wait (without the lock) until it is
+        ready; the first chunk after it sends the ``status`` again.
+        """
         with self.lock:
-            if not self.playing or self.closed or self.diverged is not None:
+            if not self._may_train():
                 return []
-            return self._advance(self.scheduler.chunk_size(self.state), force_snapshot=False)
+            if not self.scheduler.ready_sizes():
+                if self.compiling_since is None:
+                    self.compiling_since = time.perf_counter()
+                    self.scheduler.warm(self.state)  # unless it is compiling already
+                    return [self.status()]
+                waiting = self.scheduler.compiling()
+            else:
+                waiting = False
+            sleep = _LONGEST_PAUSE if waiting else self._due - time.perf_counter()
+        if sleep > 0:
+            time.sleep(min(sleep, _LONGEST_PAUSE))
+            if waiting or sleep > _LONGEST_PAUSE:
+                return []
+        with self.lock:
+            if not self._may_train():
+                return []
+            began = time.perf_counter()
+            epochs = self.scheduler.chunk_size(self.state)  # compiles now if still needed
+            frames = self._advance(epochs, force_snapshot=False)
+            speed = int(self.config["speed"])
+            if speed:
+                late = began - schedule.FRAME_SECONDS  # a slow chunk is not made up later
+                self._due = max(self._due, late) + epochs / speed
+            if self.compiling_since is not None:
+                self.compiling_since = None
+                frames = [*frames, self.status()]
+            return frames
+
+    def _may_train(self) -> bool:
+        return self.playing and not self.closed and self.diverged is None
 
     def warm(self, size: int | None = None) -> None:
         """Compiles the chunk program of ``size`` epochs in a background thread.
@@ -421,8 +565,32 @@ class Session:
         self.state = state
         self._records.add(history)
         self._extend_segments(epochs)
-        snapshot = self.snapshot(force=force_snapshot)
-        return [] if snapshot is None else [snapshot]
+        stop = self._patience(int(start.epoch), history.test_loss)
+        snapshot = self.snapshot(force=force_snapshot or stop)
+        frames = [] if snapshot is None else [snapshot]
+        return [*frames, self.status()] if stop else frames
+
+    def _patience(self, first: int, test_loss: Any) -> bool:
+        """Notes a chunk's test losses; whether ``config.patience`` stops training now.
+
+        Stops (pauses, with :attr:`stopped` set) once the test loss has not gone
+        below its best for ``patience`` epochs; Play goes on and counts again.
+        """
+        if test_loss is None:
+            return False
+        losses = np.asarray(test_loss, np.float64)
+        if losses.size:
+            best, best_epoch = self._best
+            i = int(np.argmin(losses))
+            if losses[i] < best:
+                self._best = (float(losses[i]), first + i + 1)
+        patience = int(self.config["patience"])
+        if not patience or not self.playing or self.epoch - self._best[1] < patience:
+            return False
+        self.playing = False
+        best, best_epoch = self._best
+        self.stopped = {"reason": "patience", "bestEpoch": best_epoch, "bestTestLoss": best}
+        return True
 
     def _pieces(self, epochs: int) -> list[int]:
         """``epochs`` in chunks whose programs are compiled (the loop's NaN recovery)."""
@@ -460,8 +628,9 @@ class Session:
         if not force and len(self.unacknowledged) >= MAX_IN_FLIGHT:
             return None
         frame = views.snapshot(
-            self.state, self.prepared, self.config, self._records, diverged=self.diverged
-        )
+            self.state, self.prepared, self.config, self._records, diverged=self.diverged,
+            seconds_per_epoch=self.scheduler.seconds_per_epoch,
+        )  # fmt: skip
         if not force:  # replies (step, reset, config) are not counted against the flow
             self.unacknowledged.append(self.epoch)
         return frame
