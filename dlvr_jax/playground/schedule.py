@@ -45,6 +45,7 @@ __all__ = [
     "Scheduler",
     "background",
     "compile_once",
+    "pending",
     "pieces",
     "sweep_chunk",
 ]
@@ -278,6 +279,7 @@ class Scheduler:
 _JOBS: deque[tuple[object, threading.Event, Callable[[], None]]] = deque()
 _JOBS_READY = threading.Condition()
 _WORKER: list[threading.Thread] = []
+_RUNNING: list[object] = []  # the owner of the job running now
 
 
 def background(owner: object, jobs: list[Callable[[], None]], cancel: threading.Event) -> None:
@@ -302,9 +304,9 @@ def background(owner: object, jobs: list[Callable[[], None]], cancel: threading.
 
 
 def pending(owner: object) -> int:
-    """Background jobs of ``owner`` still waiting."""
+    """Background jobs of ``owner`` waiting or running."""
     with _JOBS_READY:
-        return sum(1 for job in _JOBS if job[0] is owner)
+        return sum(1 for job in _JOBS if job[0] is owner) + _RUNNING.count(owner)
 
 
 def _work() -> None:
@@ -314,11 +316,16 @@ def _work() -> None:
         with _JOBS_READY:
             while not _JOBS:
                 _JOBS_READY.wait()
-            _, cancel, job = _JOBS.popleft()
-        if cancel.is_set():
-            continue
-        with contextlib.suppress(Exception):
-            job()
+            owner, cancel, job = _JOBS.popleft()
+            if cancel.is_set():
+                continue
+            _RUNNING[:] = [owner]
+        try:
+            with contextlib.suppress(Exception):
+                job()
+        finally:
+            with _JOBS_READY:
+                _RUNNING.clear()
 
 
 def _no_program(epochs: int) -> Hashable:
