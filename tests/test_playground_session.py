@@ -349,7 +349,8 @@ def test_speed_paces_training_at_its_epochs_per_second():
     epochs = [h["epoch"] for h in _snapshots(frames)]
     assert np.diff([began, *epochs]).max() == 1  # one epoch per frame: a snapshot each
     session.handle({"type": "config", "config": {"speed": 0}})  # no pace: no recompile
-    assert session.playing and session.scheduler.most == 1024
+    assert session.playing
+    assert session.scheduler.most == 1024
     assert session.handle({"type": "config", "config": {"speed": 0}})[0]["reset"] is False
 
 
@@ -387,7 +388,8 @@ def test_a_regression_snapshot_carries_rmse_and_r2():
         assert header[f"{prefix}R2"] == pytest.approx(r2, rel=1e-4, abs=1e-5)
     classified = Session({"points": 100, "hidden": [3]}, precompile=False)
     header, _ = protocol.decode_snapshot(classified.snapshot(force=True))
-    assert header["testRmse"] is None and header["testR2"] is None
+    assert header["testRmse"] is None
+    assert header["testR2"] is None
 
 
 def test_a_snapshot_carries_the_time_per_epoch_of_the_network():
@@ -403,14 +405,16 @@ def test_play_on_a_shape_not_compiled_says_compiling_and_starts_by_itself():
     session = Session({"points": 100, "hidden": [7, 5], "speed": 0}, ahead=False)
     session.handle({"type": "play"})
     first = session.train_chunk()
-    assert first[0]["type"] == "status" and first[0]["playing"] is True
+    assert first[0]["type"] == "status"
+    assert first[0]["playing"] is True
     assert first[0]["compiling"] >= 0  # seconds so far
     frames: list = []
     end = time.perf_counter() + 120
     while session.epoch == 0 and time.perf_counter() < end:
         frames += session.train_chunk()
     statuses = [f for f in frames if isinstance(f, dict) and f["type"] == "status"]
-    assert session.epoch > 0 and session.playing  # no second Play needed
+    assert session.epoch > 0
+    assert session.playing
     assert "compiling" not in statuses[-1]  # said once it is ready
     assert _snapshots(frames)[-1]["epoch"] == session.epoch
     # A change of shape while playing goes on playing (from epoch 0 of the new one).
