@@ -24,6 +24,7 @@ compiled in the background while training goes on with the nearest compiled one.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import math
 import os
@@ -253,7 +254,9 @@ class Scheduler:
                 else:
                     compile_once(key, lambda: _block(run(state, size)))
 
-        threading.Thread(target=compile_it, name="playground-warm", daemon=True).start()
+        thread = threading.Thread(target=compile_it, name="playground-warm", daemon=True)
+        _THREADS.append(thread)
+        thread.start()
 
     def prepare(self, state: Any) -> None:
         """A new configuration's programs, compiled in this thread: the first chunk's (from
@@ -280,6 +283,21 @@ _JOBS: deque[tuple[object, threading.Event, Callable[[], None]]] = deque()
 _JOBS_READY = threading.Condition()
 _WORKER: list[threading.Thread] = []
 _RUNNING: list[object] = []  # the owner of the job running now
+_THREADS: list[threading.Thread] = []  # compiling threads, joined at exit
+
+
+@atexit.register
+def _finish() -> None:
+    """At exit: drops the waiting jobs and lets a compile in progress end (XLA aborts
+    the process if the interpreter is finalized under a compiling daemon thread)."""
+    with _JOBS_READY:
+        _JOBS.clear()
+    for thread in [*_WORKER, *_THREADS]:
+        if thread.is_alive() and thread is not threading.current_thread():
+            with _JOBS_READY:
+                idle = thread in _WORKER and not _RUNNING
+            if not idle:
+                thread.join(timeout=5)
 
 
 def background(owner: object, jobs: list[Callable[[], None]], cancel: threading.Event) -> None:
@@ -326,6 +344,7 @@ def _work() -> None:
         finally:
             with _JOBS_READY:
                 _RUNNING.clear()
+                _THREADS[:] = [thread for thread in _THREADS if thread.is_alive()]
 
 
 def _no_program(epochs: int) -> Hashable:
