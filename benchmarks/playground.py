@@ -27,6 +27,7 @@ is reported as skipped, with the reason.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -175,6 +176,100 @@ def _repeat(driver: Any, window: float, speed: int = 0) -> dict[str, float]:
         }
 
 
+# A new network shape in a live session (issue 19, item 5): from the change of widths
+# ([4, 2] -> [5, 2], as the page's "+" on a layer sends it) to the first snapshot of a
+# trained epoch of the new shape, in a fresh process without the compilation cache:
+# "cold" with nothing compiled in advance, "ahead" after the session's background
+# compiles of its likely next shapes. The baseline: a fresh Python that imports JAX and
+# runs one jitted function (its whole wall time).
+_SHAPE_SCRIPT = """
+import json, sys, time
+from dlvr_jax.playground import protocol, schedule
+from dlvr_jax.playground.session import Session
+ahead = sys.argv[1] == "ahead"
+session = Session({"hidden": [4, 2]}, ahead=ahead)
+session.handle({"type": "play"})
+while session.epoch < 5:
+    session.train_chunk()
+    session.unacknowledged.clear()
+while ahead and schedule.pending(session):
+    time.sleep(0.05)
+start = time.perf_counter()
+session.handle({"type": "config", "config": {"hidden": [5, 2]}})
+while True:
+    frames = session.train_chunk()
+    session.unacknowledged.clear()
+    if any(isinstance(f, bytes) and protocol.decode_snapshot(f)[0]["epoch"] > 0 for f in frames):
+        break
+print(json.dumps({"wait": time.perf_counter() - start}))
+session.close()
+"""
+_BASELINE_SCRIPT = (
+    "import jax, jax.numpy as jnp; jax.jit(lambda x: x * 2 + 1)(jnp.ones(3)).block_until_ready()"
+)
+
+
+def _python(script: str, *args: str) -> tuple[float, str]:
+    """Runs ``script`` in a fresh Python without the compilation cache: (wall s, stdout)."""
+    environment = dict(os.environ, DLVR_JAX_NO_CACHE="1", JAX_ENABLE_COMPILATION_CACHE="false")
+    environment["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(ROOT), environment.get("PYTHONPATH", "")) if p
+    )
+    began = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        cwd=ROOT, env=environment, capture_output=True, text=True, timeout=600, check=True,
+    )  # fmt: skip
+    return time.perf_counter() - began, done.stdout
+
+
+def shape_waits(repeats: int) -> dict[str, list[float]]:
+    """The new-shape waits, cold and compiled ahead, beside the baseline, taking turns."""
+    waits: dict[str, list[float]] = {"baseline": [], "cold": [], "ahead": []}
+    for _ in range(repeats):
+        waits["baseline"].append(_python(_BASELINE_SCRIPT)[0])
+        for mode in ("cold", "ahead"):
+            out = _python(_SHAPE_SCRIPT, mode)[1]
+            waits[mode].append(float(json.loads(out.strip().splitlines()[-1])["wait"]))
+    return waits
+
+
+def _shape_rows(repeats: int) -> tuple[list[h.Row], list[h.Target]]:
+    waits = shape_waits(repeats)
+    baseline = h.median(waits["baseline"])
+    case = "new shape: change to first trained snapshot"
+    rows = [
+        h.Row(
+            KEY,
+            case,
+            f"dlvr_jax session, {mode}",
+            run_seconds=h.median(waits[mode]),
+            samples=waits[mode],
+            details={
+                "× baseline": round(h.median(waits[mode]) / baseline, 2),
+                "per repeat": ", ".join(f"{w:.2f}" for w in waits[mode]),
+            },
+        )
+        for mode in ("cold", "ahead")
+    ]
+    rows.append(
+        h.Row(
+            KEY,
+            case,
+            "baseline: fresh Python, import JAX, one jit",
+            run_seconds=baseline,
+            samples=waits["baseline"],
+        )
+    )
+    cold = h.median(waits["cold"]) / baseline
+    ahead = h.median(waits["ahead"])
+    targets = [
+        h.Target(KEY, "new shape cold ≤ 1.5× the baseline", f"{cold:.2f}×", cold <= 1.5),
+        h.Target(KEY, "new shape compiled ahead < 1 s", f"{ahead:.2f} s", ahead < 1.0),
+    ]
+    return rows, targets
+
+
 def run(config: h.Config) -> h.Workload:
     """Measures the Playground in headless Chromium; skipped rows where no browser is found."""
     cases = ("epochs/s, snapshots on", "snapshots drawn/s", "first snapshot after Play")
@@ -278,6 +373,8 @@ def run(config: h.Config) -> h.Workload:
         ),
     ]
     h.set_speedups([*rows[:3], rows[4]], PEER)
+    shape_rows, shape_targets = _shape_rows(config.repeats)
+    rows += shape_rows
     full = not config.quick
     targets = [
         h.Target(
@@ -299,6 +396,7 @@ def run(config: h.Config) -> h.Workload:
             first_m <= TARGET_FIRST if full else None,
         ),
     ]
+    targets += shape_targets
     notes = [
         "Rates from the page's own counters (window.playgroundStats) over "
         f"{window:.0f} s of training per repeat, {SETTLE:.0f} s after the first snapshot; "

@@ -24,7 +24,6 @@ compiled in the background while training goes on with the nearest compiled one.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import math
 import os
@@ -48,6 +47,7 @@ __all__ = [
     "compile_once",
     "pending",
     "pieces",
+    "stopping",
     "sweep_chunk",
 ]
 
@@ -254,9 +254,7 @@ class Scheduler:
                 else:
                     compile_once(key, lambda: _block(run(state, size)))
 
-        thread = threading.Thread(target=compile_it, name="playground-warm", daemon=True)
-        _THREADS.append(thread)
-        thread.start()
+        threading.Thread(target=compile_it, name="playground-warm").start()
 
     def prepare(self, state: Any) -> None:
         """A new configuration's programs, compiled in this thread: the first chunk's (from
@@ -266,7 +264,7 @@ class Scheduler:
     def _prepare(self, state: Any, program: Program, run: Runner) -> None:
         size = self.desired_size()
         compile_once(program(size), lambda: _block(run(state, size)))
-        if self.seconds_per_epoch is not None or program is not self._program:
+        if self.seconds_per_epoch is not None or program is not self._program or stopping():
             return
         began = time.perf_counter()
         _block(run(state, size))
@@ -283,21 +281,13 @@ _JOBS: deque[tuple[object, threading.Event, Callable[[], None]]] = deque()
 _JOBS_READY = threading.Condition()
 _WORKER: list[threading.Thread] = []
 _RUNNING: list[object] = []  # the owner of the job running now
-_THREADS: list[threading.Thread] = []  # compiling threads, joined at exit
 
 
-@atexit.register
-def _finish() -> None:
-    """At exit: drops the waiting jobs and lets a compile in progress end (XLA aborts
-    the process if the interpreter is finalized under a compiling daemon thread)."""
-    with _JOBS_READY:
-        _JOBS.clear()
-    for thread in [*_WORKER, *_THREADS]:
-        if thread.is_alive() and thread is not threading.current_thread():
-            with _JOBS_READY:
-                idle = thread in _WORKER and not _RUNNING
-            if not idle:
-                thread.join(timeout=5)
+def stopping() -> bool:
+    """Whether the interpreter is exiting (its main thread ended): compiling threads stop
+    between steps. They are not daemons: XLA aborts the process when a daemon thread
+    returns from a compile while the interpreter is being finalized."""
+    return not threading.main_thread().is_alive()
 
 
 def background(owner: object, jobs: list[Callable[[], None]], cancel: threading.Event) -> None:
@@ -306,8 +296,10 @@ def background(owner: object, jobs: list[Callable[[], None]], cancel: threading.
     They replace ``owner``'s jobs still waiting (a new configuration has new
     likely neighbours); at most :data:`BACKGROUND_PENDING` wait in all (the
     oldest are dropped), and a job whose ``cancel`` is set (its session
-    closed) is skipped. One job runs at a time, at the lowest CPU priority the
-    system gives a thread, so that it takes only the cores training leaves.
+    closed) is skipped; once the interpreter exits (:func:`stopping`), the
+    waiting jobs are dropped and the thread ends after the step in progress.
+    One job runs at a time, at the lowest CPU priority the system gives a
+    thread, so that it takes only the cores training leaves.
     A job's exception is dropped: the real configuration reports it if it is used.
     """
     with _JOBS_READY:
@@ -316,7 +308,7 @@ def background(owner: object, jobs: list[Callable[[], None]], cancel: threading.
         _JOBS.clear()
         _JOBS.extend(kept[-BACKGROUND_PENDING:])
         if not _WORKER or not _WORKER[0].is_alive():
-            _WORKER[:] = [threading.Thread(target=_work, name="playground-ahead", daemon=True)]
+            _WORKER[:] = [threading.Thread(target=_work, name="playground-ahead")]
             _WORKER[0].start()
         _JOBS_READY.notify()
 
@@ -333,7 +325,12 @@ def _work() -> None:
     while True:
         with _JOBS_READY:
             while not _JOBS:
-                _JOBS_READY.wait()
+                if stopping():
+                    return
+                _JOBS_READY.wait(timeout=0.1)
+            if stopping():
+                _JOBS.clear()
+                return
             owner, cancel, job = _JOBS.popleft()
             if cancel.is_set():
                 continue
@@ -344,7 +341,6 @@ def _work() -> None:
         finally:
             with _JOBS_READY:
                 _RUNNING.clear()
-                _THREADS[:] = [thread for thread in _THREADS if thread.is_alive()]
 
 
 def _no_program(epochs: int) -> Hashable:

@@ -181,12 +181,16 @@ def _rehearse(config: dict[str, Any]) -> None:
     """
 
     def rehearse() -> bool:
-        session = Session(config, precompile=False)
-        session.scheduler.prepare(session.state)
-        session.snapshot(force=True)
+        session = Session(config, precompile=False)  # the data and the init program
+        for step in (session.snapshot, functools.partial(session.scheduler.prepare, session.state)):
+            if schedule.stopping():  # one compile at a time, so that an exit is not held long
+                return False
+            step()
         return True
 
-    _compiled.lookup(("playground.rehearsed", _rehearsal_key(config)), rehearse)
+    key = ("playground.rehearsed", _rehearsal_key(config))
+    if not schedule.stopping():
+        _compiled.lookup(key, rehearse)
 
 
 class _Counted:
@@ -212,7 +216,8 @@ class Session:
         closed: whether the socket closed (nothing runs any more).
         cancel: set by :meth:`close`; the work in progress (a chunk, a sweep)
             stops at its next chunk (:class:`dlvr_jax.engine.Cancelled`).
-        lock: held by every public method; the server calls them from worker threads.
+        lock: held by every public method but an ``ack``'s (which only updates
+            :attr:`unacknowledged`); the server calls them from worker threads.
         segments: ``[epochs, learning_rate, l1, l2]`` stretches of this run
             (what the exported script replays).
         chunks: compiled chunks run so far (a closed session's count stops).
@@ -239,6 +244,7 @@ class Session:
         self.precompile = precompile
         self.ahead = ahead
         self.lock = threading.RLock()
+        self._acks = threading.Lock()  # guards unacknowledged (acks do not take the lock)
         self.config: dict[str, Any] = dict(protocol.DEFAULT_CONFIG)
         self.upload: data.Table | None = None
         self.upload_text: str | None = None
@@ -300,7 +306,8 @@ class Session:
             opt_state=optim.with_learning_rate(state.opt_state, self.config["learningRate"])
         )
         self.segments = []
-        self.unacknowledged = []
+        with self._acks:
+            self.unacknowledged = []
         self.diverged = None
         self.stopped = None
         self._best = (float("inf"), 0)
@@ -367,6 +374,11 @@ class Session:
                 a problem type against the dataset); the session is unchanged.
         """
         kind = message["type"]
+        if kind == "ack":  # not behind a chunk in progress: the next snapshot may go at once
+            epoch = message["epoch"]
+            with self._acks:
+                self.unacknowledged = [e for e in self.unacknowledged if e > epoch]
+            return []
         with self.lock:
             if kind == "config":
                 return self._configure(message["config"])
@@ -392,10 +404,6 @@ class Session:
                 return [self.status(), self.snapshot(force=True)]
             if kind == "regenerate":
                 return self._regenerate()
-            if kind == "ack":
-                epoch = message["epoch"]
-                self.unacknowledged = [e for e in self.unacknowledged if e > epoch]
-                return []
             if kind == "upload":
                 return self._upload(message["name"], message["csv"])
             if kind == "export":
@@ -625,14 +633,16 @@ class Session:
 
         ``force`` sends one regardless (replies to step, reset, config).
         """
-        if not force and len(self.unacknowledged) >= MAX_IN_FLIGHT:
-            return None
+        with self._acks:
+            if not force and len(self.unacknowledged) >= MAX_IN_FLIGHT:
+                return None
         frame = views.snapshot(
             self.state, self.prepared, self.config, self._records, diverged=self.diverged,
             seconds_per_epoch=self.scheduler.seconds_per_epoch,
         )  # fmt: skip
         if not force:  # replies (step, reset, config) are not counted against the flow
-            self.unacknowledged.append(self.epoch)
+            with self._acks:
+                self.unacknowledged.append(self.epoch)
         return frame
 
     # ----------------------------------------------------------- export, sweep

@@ -320,7 +320,7 @@ function fillOptions() {
   fillSelect("regularization-rate", REGULARIZATION_RATES);
   fillSelect("dropout", DROPOUTS);
   fillSelect("speed", SPEEDS, (v) => SPEED_LABELS[v] || `${v} epochs/s`);
-  fillSelect("patience", PATIENCES, (v) => (v ? `after ${v} epochs without progress` : "never"));
+  fillSelect("patience", PATIENCES, (v) => (v ? `after ${v} epochs` : "never"));
   $("batch-size").max = String(Math.min(limit("batchSize", 1, 30), 30));
 }
 
