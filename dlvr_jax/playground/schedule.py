@@ -123,25 +123,28 @@ def sweep_chunk(models: int, epochs: int, seconds_per_epoch: float) -> int:
     :data:`SWEEP_CHUNK_SECONDS` (``seconds_per_epoch``: one model's epoch).
 
     The models are counted as if trained one after another (a ``vmap`` is
-    faster: the bound is safe). A divisor of ``epochs`` is preferred, so that
-    no shorter last chunk compiles a program of its own, unless it is under a
-    quarter of the size that fits (too many chunks cost more than a compile).
+    faster: the bound is safe). The size is one of :data:`LADDER`, so that
+    sweeps reuse their programs whatever the measured speed: the largest that
+    divides ``epochs`` (no shorter last chunk, whose program would be one
+    more), unless it is under a quarter of the largest that fits (too many
+    chunks cost more than a compile); a sweep that fits in one chunk is one.
 
     Examples:
-        >>> sweep_chunk(models=4, epochs=2000, seconds_per_epoch=1e-3)  # 50 fit, and divide
-        50
-        >>> sweep_chunk(models=4, epochs=1998, seconds_per_epoch=1e-3)  # 37 divides 1998
-        37
-        >>> sweep_chunk(models=4, epochs=1999, seconds_per_epoch=1e-3)  # a prime: 49 + a last
-        50
+        >>> sweep_chunk(models=4, epochs=2000, seconds_per_epoch=1e-3)  # 50 fit; 16 divides
+        16
+        >>> sweep_chunk(models=4, epochs=1998, seconds_per_epoch=1e-3)  # 2 divides: 32 + a last
+        32
         >>> sweep_chunk(models=4, epochs=30, seconds_per_epoch=1e-3)
         30
         >>> sweep_chunk(models=128, epochs=100, seconds_per_epoch=0.01)  # one epoch > 0.2 s
         1
     """
-    fitting = max(1, min(epochs, int(SWEEP_CHUNK_SECONDS / (models * seconds_per_epoch))))
-    divisor = max(d for d in range(1, fitting + 1) if epochs % d == 0)
-    return divisor if 4 * divisor >= fitting else fitting
+    fitting = max(1, int(SWEEP_CHUNK_SECONDS / (models * seconds_per_epoch)))
+    if fitting >= epochs:
+        return epochs
+    sizes = [size for size in LADDER if size <= fitting]
+    divisor = max(size for size in sizes if epochs % size == 0)
+    return divisor if 4 * divisor >= fitting else max(sizes)
 
 
 def _block(result: Any) -> None:
