@@ -42,6 +42,8 @@ __all__ = [
     "LADDER",
     "STEP_SECONDS_GUESS",
     "SWEEP_CHUNK_SECONDS",
+    "Pace",
+    "Patience",
     "Scheduler",
     "background",
     "compile_once",
@@ -145,6 +147,58 @@ def sweep_chunk(models: int, epochs: int, seconds_per_epoch: float) -> int:
     sizes = [size for size in LADDER if size <= fitting]
     divisor = max(size for size in sizes if epochs % size == 0)
     return divisor if 4 * divisor >= fitting else max(sizes)
+
+
+class Pace:
+    """When the next chunk of a paced session is due: ``speed`` epochs per second on average.
+
+    A slow chunk is not made up later (the debt is at most one frame); 0 is no pace.
+    """
+
+    def __init__(self) -> None:
+        self.speed = 0
+        self.due = 0.0
+
+    def set(self, speed: int) -> int:
+        """A new speed (from now); returns the most epochs a chunk may train (one frame's)."""
+        self.speed, self.due = speed, 0.0
+        return max(1, int(speed * FRAME_SECONDS)) if speed else LADDER[-1]
+
+    def wait(self) -> float:
+        """Seconds until the next chunk is due (<= 0: now)."""
+        return self.due - time.perf_counter() if self.speed else 0.0
+
+    def ran(self, began: float, epochs: int) -> None:
+        """A chunk of ``epochs`` epochs began at ``began`` (``time.perf_counter()``)."""
+        if self.speed:
+            self.due = max(self.due, began - FRAME_SECONDS) + epochs / self.speed
+
+
+class Patience:
+    """The early stop's memory: the best test loss so far and the epoch it was reached.
+
+    Attributes:
+        best: the lowest test loss seen (inf before any).
+        epoch: the epoch it was reached at (or the epoch Play counts again from).
+    """
+
+    def __init__(self) -> None:
+        self.best = math.inf
+        self.epoch = 0
+
+    def note(self, first: int, losses: Any) -> None:
+        """A chunk's per-epoch test losses; its epochs are ``first + 1, first + 2, ...``."""
+        for i, loss in enumerate(losses.tolist()):
+            if loss < self.best:
+                self.best, self.epoch = float(loss), first + i + 1
+
+    def expired(self, epoch: int, patience: int) -> bool:
+        """Whether ``patience`` epochs (> 0) passed since the best, at ``epoch``."""
+        return patience > 0 and epoch - self.epoch >= patience
+
+    def report(self) -> dict[str, Any]:
+        """The ``status`` frame's ``stopped``."""
+        return {"reason": "patience", "bestEpoch": self.epoch, "bestTestLoss": self.best}
 
 
 def _block(result: Any) -> None:

@@ -226,15 +226,10 @@ class Session:
         unacknowledged: the epochs of snapshots sent and not yet acknowledged.
         upload, upload_text, upload_name: the uploaded CSV (its
             :class:`~dlvr_jax.data.Table`: data, task, class names), text and file name.
-        precompile: compile a new configuration's first chunk at once, in a
-            background thread (so Play starts without waiting), and then its
-            likely neighbours (:func:`neighbours`) in the low-priority
-            background (:func:`.schedule.background`) if ``ahead``.
-        ahead: compile the likely next shapes in the background (with ``precompile``).
-        compiling_since: when Play began waiting for the network's first
-            program (``time.perf_counter()``), or None.
-        stopped: why training stopped by itself: ``{"reason": "patience",
-            "bestEpoch", "bestTestLoss"}`` (the ``status`` frame's ``stopped``), or None.
+        precompile: compile a new configuration's first chunk at once, in a background
+            thread (so Play starts without waiting); with ``ahead``, its :func:`neighbours` too.
+        compiling_since: when Play began waiting for the network's program, or None.
+        stopped: why training stopped by itself (``status``'s ``stopped``), or None.
     """
 
     def __init__(
@@ -259,8 +254,8 @@ class Session:
         self.segments: list[list[Any]] = []
         self.compiling_since: float | None = None
         self.stopped: dict[str, Any] | None = None
-        self._best: tuple[float, int] = (float("inf"), 0)
-        self._due = 0.0
+        self._best = schedule.Patience()
+        self._pacer = schedule.Pace()
         self.scheduler = schedule.Scheduler()
         self._records = views.Records()
         if config:
@@ -279,13 +274,7 @@ class Session:
         self.prepared: Prepared = prepare(self.config, self.upload)
         self._reset_state()
         if self.precompile and self.ahead and self.config["dataset"] != "upload":
-            self._compile_ahead()
-
-    def _compile_ahead(self) -> None:
-        """Queues the likely next shapes' compiles (:func:`neighbours`) in the background."""
-        configs = [{**self.config, "hidden": shape} for shape in neighbours(self.config["hidden"])]
-        jobs: list[Callable[[], None]] = [functools.partial(_rehearse, c) for c in configs]
-        schedule.background(self, jobs, self.cancel)
+            _compile_ahead(self)
 
     def _penalties(self) -> tuple[float, float]:
         rate = float(self.config["regularizationRate"])
@@ -310,7 +299,7 @@ class Session:
             self.unacknowledged = []
         self.diverged = None
         self.stopped = None
-        self._best = (float("inf"), 0)
+        self._best = schedule.Patience()
         self._records = views.Records()
         batch_size = self._batch_size()
         steps = -(-int(p.train.x.shape[0]) // batch_size)
@@ -344,10 +333,7 @@ class Session:
 
     def _pace(self) -> None:
         """The scheduler's largest chunk: the epochs of one frame at :attr:`config`'s speed."""
-        speed = int(self.config["speed"])
-        frame = max(1, int(speed * schedule.FRAME_SECONDS)) if speed else schedule.LADDER[-1]
-        self.scheduler.most = frame
-        self._due = 0.0
+        self.scheduler.most = self._pacer.set(int(self.config["speed"]))
 
     def hello(self) -> list[Any]:
         """The first frames: ``hello``, ``data`` and the epoch-0 snapshot."""
@@ -386,8 +372,8 @@ class Session:
                 self.playing = self.diverged is None
                 if self.stopped is not None:  # patience counts again from here
                     self.stopped = None
-                    self._best = (self._best[0], self.epoch)
-                self._due = 0.0
+                    self._best.epoch = self.epoch
+                self._pacer.due = 0.0
                 return [self.status()]
             if kind == "pause":
                 self.playing = False
@@ -458,53 +444,17 @@ class Session:
         return [*frames, self.status(), self.snapshot(force=True)]
 
     def _upload(self, name: str, text: str) -> list[Any]:
-        try:
-            table = load_upload(text)
-        except UploadError as error:
-            raise protocol.ProtocolError(
-                f"{name}: {error}", code="bad_upload", field="csv"
-            ) from None
-        loaded = table.dataset
-        previous = (self.upload, self.upload_text, self.upload_name, dict(self.config))
-        self.upload, self.upload_text, self.upload_name = table, text, name
-        try:
-            self.config.update({"dataset": "upload", "problem": table.task})
-            self.config["loss"] = "mse" if table.task == "regression" else "cross_entropy"
-            if int(loaded.x.shape[1]) == 2 and not self.config["features"]:
-                self.config["features"] = ["x1", "x2"]
-            self._build()
-        except Exception:
-            self.upload, self.upload_text, self.upload_name, self.config = previous
-            raise
-        self.playing = False
-        p = self.prepared
-        shown = {"rows": int(loaded.x.shape[0]), "task": p.task, "classes": p.classes}
-        names = None if table.classes is None else list(table.classes)
-        return [
-            {
-                "type": "upload",
-                "ok": True,
-                **shown,
-                "inputs": int(loaded.x.shape[1]),
-                "classNames": names,
-            },
-            self._config_frame(True),
-            self.data_frame(),
-            self.status(),
-            self.snapshot(force=True),
-        ]
+        return _upload(self, name, text)
 
     # --------------------------------------------------------------- training
 
     def train_chunk(self) -> list[Any]:
         """One chunk of training if playing: the frames to send (a snapshot, maybe ``diverged``).
 
-        Paced by ``config.speed``: a chunk of at most one frame's epochs, after
-        a sleep that keeps the average at ``speed`` epochs per second (at most
-        :data:`_LONGEST_PAUSE` at once, without the lock). While the network's
-        first program compiles, the first call returns a ``status`` frame that
-        says ``compiling``, and later ones wait (without the lock) until it is
-        ready; the first chunk after it sends the ``status`` again.
+        Paced by ``config.speed`` (:class:`.schedule.Pace`; sleeps without the
+        lock). While the network's first program compiles, the first call
+        returns a ``status`` that says ``compiling``, later ones wait (without
+        the lock); the first chunk after it sends the ``status`` again.
         """
         with self.lock:
             if not self._may_train():
@@ -517,7 +467,7 @@ class Session:
                 waiting = self.scheduler.compiling()
             else:
                 waiting = False
-            sleep = _LONGEST_PAUSE if waiting else self._due - time.perf_counter()
+            sleep = _LONGEST_PAUSE if waiting else self._pacer.wait()
         if sleep > 0:
             time.sleep(min(sleep, _LONGEST_PAUSE))
             if waiting or sleep > _LONGEST_PAUSE:
@@ -528,10 +478,7 @@ class Session:
             began = time.perf_counter()
             epochs = self.scheduler.chunk_size(self.state)  # compiles now if still needed
             frames = self._advance(epochs, force_snapshot=False)
-            speed = int(self.config["speed"])
-            if speed:
-                late = began - schedule.FRAME_SECONDS  # a slow chunk is not made up later
-                self._due = max(self._due, late) + epochs / speed
+            self._pacer.ran(began, epochs)
             if self.compiling_since is not None:
                 self.compiling_since = None
                 frames = [*frames, self.status()]
@@ -579,25 +526,13 @@ class Session:
         return [*frames, self.status()] if stop else frames
 
     def _patience(self, first: int, test_loss: Any) -> bool:
-        """Notes a chunk's test losses; whether ``config.patience`` stops training now.
-
-        Stops (pauses, with :attr:`stopped` set) once the test loss has not gone
-        below its best for ``patience`` epochs; Play goes on and counts again.
-        """
-        if test_loss is None:
+        """Notes a chunk's test losses; whether ``config.patience`` stops (pauses) training now:
+        the test loss has not gone below its best for that many epochs."""
+        if test_loss is not None:
+            self._best.note(first, np.asarray(test_loss, np.float64))
+        if not self.playing or not self._best.expired(self.epoch, int(self.config["patience"])):
             return False
-        losses = np.asarray(test_loss, np.float64)
-        if losses.size:
-            best, best_epoch = self._best
-            i = int(np.argmin(losses))
-            if losses[i] < best:
-                self._best = (float(losses[i]), first + i + 1)
-        patience = int(self.config["patience"])
-        if not patience or not self.playing or self.epoch - self._best[1] < patience:
-            return False
-        self.playing = False
-        best, best_epoch = self._best
-        self.stopped = {"reason": "patience", "bestEpoch": best_epoch, "bestTestLoss": best}
+        self.playing, self.stopped = False, self._best.report()
         return True
 
     def _pieces(self, epochs: int) -> list[int]:
@@ -617,14 +552,7 @@ class Session:
         return [frame, self.snapshot(force=True), self.status()]
 
     def _extend_segments(self, epochs: int) -> None:
-        if epochs <= 0:
-            return
-        l1, l2 = self._penalties()
-        segment = [self.config["learningRate"], l1, l2]
-        if self.segments and self.segments[-1][1:] == segment:
-            self.segments[-1][0] += epochs
-        else:
-            self.segments.append([epochs, *segment])
+        _extend(self.segments, epochs, [self.config["learningRate"], *self._penalties()])
 
     # -------------------------------------------------------------- snapshots
 
@@ -661,31 +589,7 @@ class Session:
         :meth:`close` cancelled it (at the next chunk).
         """
         with self.lock:
-            p = self.prepared
-            l1, l2 = self._penalties()
-            base = int(self.config["seed"])
-            models = len(learning_rates) * seeds
-            chunk = schedule.sweep_chunk(models, epochs, self.scheduler.epoch_seconds())
-            try:
-                result = parallel.sweep(
-                    [(base + j) % 2**31 for j in range(seeds)],
-                    p.model,
-                    p.train,
-                    learning_rates=learning_rates,
-                    epochs=epochs,
-                    optimizer=self.config["optimizer"],
-                    l1=l1,
-                    l2=l2,
-                    batch_size=self._batch_size(),
-                    loss=p.loss,
-                    task=p.task,
-                    test=p.test,
-                    chunk_epochs=chunk,
-                    cancel=_Counted(self.cancel, self._count_chunk),
-                )
-            except engine.Cancelled:
-                return None
-            return views.sweep_frame(result, learning_rates, seeds, epochs)
+            return _sweep(self, learning_rates, seeds, epochs)
 
     def _count_chunk(self) -> None:
         self.work_chunks += 1
@@ -699,3 +603,89 @@ class Session:
         self.closed = True
         self.playing = False
         self.cancel.set()
+
+
+def _upload(session: Session, name: str, text: str) -> list[Any]:
+    """An ``upload``'s frames: the CSV becomes the session's data (its state unchanged if not)."""
+    try:
+        table = load_upload(text)
+    except UploadError as error:
+        raise protocol.ProtocolError(f"{name}: {error}", code="bad_upload", field="csv") from None
+    loaded = table.dataset
+    previous = (session.upload, session.upload_text, session.upload_name, dict(session.config))
+    session.upload, session.upload_text, session.upload_name = table, text, name
+    try:
+        session.config.update({"dataset": "upload", "problem": table.task})
+        session.config["loss"] = "mse" if table.task == "regression" else "cross_entropy"
+        if int(loaded.x.shape[1]) == 2 and not session.config["features"]:
+            session.config["features"] = ["x1", "x2"]
+        session._build()
+    except Exception:
+        session.upload, session.upload_text, session.upload_name, session.config = previous
+        raise
+    session.playing = False
+    p = session.prepared
+    shown = {"rows": int(loaded.x.shape[0]), "task": p.task, "classes": p.classes}
+    names = None if table.classes is None else list(table.classes)
+    return [
+        {
+            "type": "upload",
+            "ok": True,
+            **shown,
+            "inputs": int(loaded.x.shape[1]),
+            "classNames": names,
+        },
+        session._config_frame(True),
+        session.data_frame(),
+        session.status(),
+        session.snapshot(force=True),
+    ]
+
+
+def _sweep(
+    session: Session, learning_rates: list[float], seeds: int, epochs: int
+) -> dict[str, Any] | None:
+    """:meth:`Session.sweep`'s work (under the session's lock)."""
+    p = session.prepared
+    l1, l2 = session._penalties()
+    base = int(session.config["seed"])
+    models = len(learning_rates) * seeds
+    chunk = schedule.sweep_chunk(models, epochs, session.scheduler.epoch_seconds())
+    try:
+        result = parallel.sweep(
+            [(base + j) % 2**31 for j in range(seeds)],
+            p.model,
+            p.train,
+            learning_rates=learning_rates,
+            epochs=epochs,
+            optimizer=session.config["optimizer"],
+            l1=l1,
+            l2=l2,
+            batch_size=session._batch_size(),
+            loss=p.loss,
+            task=p.task,
+            test=p.test,
+            chunk_epochs=chunk,
+            cancel=_Counted(session.cancel, session._count_chunk),
+        )
+    except engine.Cancelled:
+        return None
+    return views.sweep_frame(result, learning_rates, seeds, epochs)
+
+
+def _compile_ahead(session: Session) -> None:
+    """Queues the likely next shapes' compiles (:func:`neighbours`) in the background."""
+    config = session.config
+    configs = [{**config, "hidden": shape} for shape in neighbours(config["hidden"])]
+    jobs: list[Callable[[], None]] = [functools.partial(_rehearse, c) for c in configs]
+    schedule.background(session, jobs, session.cancel)
+
+
+def _extend(segments: list[list[Any]], epochs: int, segment: list[Any]) -> None:
+    """``epochs`` more at ``segment`` (learning rate, l1, l2): the last stretch, or a new one."""
+    if epochs <= 0:
+        return
+    if segments and segments[-1][1:] == segment:
+        segments[-1][0] += epochs
+    else:
+        segments.append([epochs, *segment])
