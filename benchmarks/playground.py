@@ -18,6 +18,14 @@ Per repeat, from the page's own counters (``window.playgroundStats``):
   that, with snapshots on (the page draws each newest snapshot in an animation
   frame and acknowledges it).
 
+Both at the page's two ends of its speed control (``speed=0``, as fast as it
+goes, and ``speed=60``, one epoch per frame); and **a new shape's wait**: in a
+fresh process without the compilation cache, from a change of widths
+(``[4, 2]`` to ``[5, 2]``) to the first trained snapshot of the new shape, cold
+(nothing compiled ahead) and after the session's background compiles of its
+likely next shapes, beside the baseline (a fresh Python that imports JAX and
+runs one jitted function), taking turns.
+
 The peer is the TensorFlow Playground's rate: it trains one epoch per
 animation frame, so its epochs/s (and redraws/s) are the frame rate of the
 same headless Chromium, measured in the page (``requestAnimationFrame``
