@@ -375,9 +375,9 @@ class Session:
                     self._best.epoch = self.epoch
                 self._pacer.due = 0.0
                 return [self.status()]
-            if kind == "pause":
-                self.playing = False
-                return [self.status()]
+            if kind == "pause":  # the state it stopped at (a paced run skips snapshots)
+                was, self.playing = self.playing, False
+                return [self.status(), *([self.snapshot(force=True)] if was else [])]
             if kind == "step":
                 self.playing = False
                 frames: list[Any] = []
