@@ -377,7 +377,7 @@ class Session:
                 return [self.status()]
             if kind == "pause":  # the state it stopped at (a paced run skips snapshots)
                 was, self.playing = self.playing, False
-                return [self.status(), *([self.snapshot(force=True)] if was else [])]
+                return [*([self.snapshot(force=True)] if was else []), self.status()]
             if kind == "step":
                 self.playing = False
                 frames: list[Any] = []
