@@ -18,6 +18,14 @@ Per repeat, from the page's own counters (``window.playgroundStats``):
   that, with snapshots on (the page draws each newest snapshot in an animation
   frame and acknowledges it).
 
+Both at the page's two ends of its speed control (``speed=0``, as fast as it
+goes, and ``speed=60``, one epoch per frame); and **a new shape's wait**: in a
+fresh process without the compilation cache, from a change of widths
+(``[4, 2]`` to ``[5, 2]``) to the first trained snapshot of the new shape, cold
+(nothing compiled ahead) and after the session's background compiles of its
+likely next shapes, beside the baseline (a fresh Python that imports JAX and
+runs one jitted function), taking turns.
+
 The peer is the TensorFlow Playground's rate: it trains one epoch per
 animation frame, so its epochs/s (and redraws/s) are the frame rate of the
 same headless Chromium, measured in the page (``requestAnimationFrame``
@@ -27,6 +35,7 @@ is reported as skipped, with the reason.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -50,6 +59,7 @@ FRAGMENT = (
     "dataset=circle&points=500&trainRatio=50&batchSize=10&noise=0&"
     "hidden=8,8,8,8,8&activation=relu&optimizer=adam&learningRate=0.001"
 )
+SPEEDS = (0, 60)  # the page's speed control: as fast as it goes, one epoch per frame
 CASE = "circle 500 pts, 50% train, batch 10, 5×8 ReLU Adam"
 WINDOW = 4.0  # seconds of training measured per repeat
 QUICK_WINDOW = 1.0
@@ -142,11 +152,11 @@ requestAnimationFrame(tick);
 """
 
 
-def _repeat(driver: Any, window: float) -> dict[str, float]:
+def _repeat(driver: Any, window: float, speed: int = 0) -> dict[str, float]:
     """One repeat on a fresh server: first-snapshot latency, snapshots/s, epochs/s, frames/s."""
     with _server() as url:
         driver.get("about:blank")
-        driver.get(f"{url}#{FRAGMENT}")
+        driver.get(f"{url}#{FRAGMENT}&speed={speed}")
         _wait(driver, "window.playgroundStats && window.playgroundStats.connected", "the socket")
         _wait(driver, "location.hash.includes('hidden=8%2C8%2C8%2C8%2C8')", "the seed network")
         _wait(driver, "window.playgroundStats.snapshots >= 1", "the epoch-0 snapshot")
@@ -174,6 +184,100 @@ def _repeat(driver: Any, window: float) -> dict[str, float]:
         }
 
 
+# A new network shape in a live session (issue 19, item 5): from the change of widths
+# ([4, 2] -> [5, 2], as the page's "+" on a layer sends it) to the first snapshot of a
+# trained epoch of the new shape, in a fresh process without the compilation cache:
+# "cold" with nothing compiled in advance, "ahead" after the session's background
+# compiles of its likely next shapes. The baseline: a fresh Python that imports JAX and
+# runs one jitted function (its whole wall time).
+_SHAPE_SCRIPT = """
+import json, sys, time
+from dlvr_jax.playground import protocol, schedule
+from dlvr_jax.playground.session import Session
+ahead = sys.argv[1] == "ahead"
+session = Session({"hidden": [4, 2]}, ahead=ahead)
+session.handle({"type": "play"})
+while session.epoch < 5:
+    session.train_chunk()
+    session.unacknowledged.clear()
+while ahead and schedule.pending(session):
+    time.sleep(0.05)
+start = time.perf_counter()
+session.handle({"type": "config", "config": {"hidden": [5, 2]}})
+while True:
+    frames = session.train_chunk()
+    session.unacknowledged.clear()
+    if any(isinstance(f, bytes) and protocol.decode_snapshot(f)[0]["epoch"] > 0 for f in frames):
+        break
+print(json.dumps({"wait": time.perf_counter() - start}))
+session.close()
+"""
+_BASELINE_SCRIPT = (
+    "import jax, jax.numpy as jnp; jax.jit(lambda x: x * 2 + 1)(jnp.ones(3)).block_until_ready()"
+)
+
+
+def _python(script: str, *args: str) -> tuple[float, str]:
+    """Runs ``script`` in a fresh Python without the compilation cache: (wall s, stdout)."""
+    environment = dict(os.environ, DLVR_JAX_NO_CACHE="1", JAX_ENABLE_COMPILATION_CACHE="false")
+    environment["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(ROOT), environment.get("PYTHONPATH", "")) if p
+    )
+    began = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        cwd=ROOT, env=environment, capture_output=True, text=True, timeout=600, check=True,
+    )  # fmt: skip
+    return time.perf_counter() - began, done.stdout
+
+
+def shape_waits(repeats: int) -> dict[str, list[float]]:
+    """The new-shape waits, cold and compiled ahead, beside the baseline, taking turns."""
+    waits: dict[str, list[float]] = {"baseline": [], "cold": [], "ahead": []}
+    for _ in range(repeats):
+        waits["baseline"].append(_python(_BASELINE_SCRIPT)[0])
+        for mode in ("cold", "ahead"):
+            out = _python(_SHAPE_SCRIPT, mode)[1]
+            waits[mode].append(float(json.loads(out.strip().splitlines()[-1])["wait"]))
+    return waits
+
+
+def _shape_rows(repeats: int) -> tuple[list[h.Row], list[h.Target]]:
+    waits = shape_waits(repeats)
+    baseline = h.median(waits["baseline"])
+    case = "new shape: change to first trained snapshot"
+    rows = [
+        h.Row(
+            KEY,
+            case,
+            f"dlvr_jax session, {mode}",
+            run_seconds=h.median(waits[mode]),
+            samples=waits[mode],
+            details={
+                "× baseline": round(h.median(waits[mode]) / baseline, 2),
+                "per repeat": ", ".join(f"{w:.2f}" for w in waits[mode]),
+            },
+        )
+        for mode in ("cold", "ahead")
+    ]
+    rows.append(
+        h.Row(
+            KEY,
+            case,
+            "baseline: fresh Python, import JAX, one jit",
+            run_seconds=baseline,
+            samples=waits["baseline"],
+        )
+    )
+    cold = h.median(waits["cold"]) / baseline
+    ahead = h.median(waits["ahead"])
+    targets = [
+        h.Target(KEY, "new shape cold ≤ 1.5× the baseline", f"{cold:.2f}×", cold <= 1.5),
+        h.Target(KEY, "new shape compiled ahead < 1 s", f"{ahead:.2f} s", ahead < 1.0),
+    ]
+    return rows, targets
+
+
 def run(config: h.Config) -> h.Workload:
     """Measures the Playground in headless Chromium; skipped rows where no browser is found."""
     cases = ("epochs/s, snapshots on", "snapshots drawn/s", "first snapshot after Play")
@@ -188,9 +292,12 @@ def run(config: h.Config) -> h.Workload:
         return h.Workload(KEY, TITLE, rows, targets, [f"Skipped: {why}."])
     window = QUICK_WINDOW if config.quick else WINDOW
     samples: list[dict[str, float]] = []
+    paced: list[dict[str, float]] = []
     with chromium.driver() as driver:
         for _ in range(config.repeats):
-            samples.append(_repeat(driver, window))
+            samples.append(_repeat(driver, window, SPEEDS[0]))
+            paced.append(_repeat(driver, window, SPEEDS[1]))
+    paced_m = h.median([s["snapshots"] for s in paced])
     first = [s["first"] for s in samples]
     snapshots = [s["snapshots"] for s in samples]
     epochs = [s["epochs"] for s in samples]
@@ -235,6 +342,19 @@ def run(config: h.Config) -> h.Workload:
         ),
         h.Row(
             KEY,
+            "snapshots drawn/s at one epoch per frame",
+            METHOD,
+            run_seconds=1.0 / paced_m if paced_m > 0 else None,
+            samples=[1.0 / s["snapshots"] if s["snapshots"] > 0 else float("inf") for s in paced],
+            throughput=paced_m,
+            unit="snapshots/s",
+            details={
+                "per repeat": ", ".join(f"{s['snapshots']:.1f}" for s in paced),
+                "epochs/s": h.median([s["epochs"] for s in paced]),
+            },
+        ),
+        h.Row(
+            KEY,
             cases[1],
             PEER,
             run_seconds=1.0 / frames_m,
@@ -260,7 +380,9 @@ def run(config: h.Config) -> h.Workload:
             status="not available",
         ),
     ]
-    h.set_speedups(rows[:4], PEER)
+    h.set_speedups([*rows[:3], rows[4]], PEER)
+    shape_rows, shape_targets = _shape_rows(config.repeats)
+    rows += shape_rows
     full = not config.quick
     targets = [
         h.Target(
@@ -282,6 +404,7 @@ def run(config: h.Config) -> h.Workload:
             first_m <= TARGET_FIRST if full else None,
         ),
     ]
+    targets += shape_targets
     notes = [
         "Rates from the page's own counters (window.playgroundStats) over "
         f"{window:.0f} s of training per repeat, {SETTLE:.0f} s after the first snapshot; "

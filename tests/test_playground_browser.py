@@ -545,3 +545,53 @@ def test_sweep_shows_its_sensitivity_heatmap(server: str, browser: Any) -> None:
     assert len(result["testLoss"]) == len(result["learningRates"])
     assert _distinct_colours(browser, "sweep-heatmap") > 5
     _screenshot(browser, "sweep")
+
+
+def test_the_speed_control_and_the_compiling_indicator(server: str, browser: Any) -> None:
+    # A shape no other test compiles: Play waits for its program and the page says so.
+    _open(browser, server, "hidden=11,7&speed=60")
+    assert _select_value(browser, "speed") == "60"
+    texts = []
+    _el(browser, "play").click()
+    end = time.monotonic() + TIMEOUT
+    while _stats(browser)["lastEpoch"] == 0 and time.monotonic() < end:
+        texts.append(_text(browser, "status"))
+        if "compiling the network" in texts[-1] and sum("compiling" in t for t in texts) == 1:
+            _screenshot(browser, "compiling")  # for the docs: the page while it compiles
+        time.sleep(0.05)
+    assert _stats(browser)["compiles"] >= 1  # the status said compiling
+    assert any("compiling the network…" in text for text in texts), texts[-3:]
+    assert _stats(browser)["playing"]  # training started by itself
+    # One epoch per frame: about 60 epochs/s, a snapshot drawn for nearly each.
+    time.sleep(0.5)
+    before = _stats(browser)
+    time.sleep(2.0)
+    after = _stats(browser)
+    epochs = after["lastEpoch"] - before["lastEpoch"]
+    assert 10 <= epochs <= 2.0 * 60 + 10
+    assert after["snapshots"] - before["snapshots"] >= epochs / 3
+    # As fast as it goes: the value lives in the URL and training runs far faster.
+    _select(browser, "speed", "0")
+    _wait(browser, "location.hash.includes('speed=0')", "the speed in the URL")
+    time.sleep(0.5)
+    before = _stats(browser)
+    time.sleep(2.0)
+    assert _stats(browser)["lastEpoch"] > before["lastEpoch"]  # unpaced (its rate: workload G)
+    _el(browser, "play").click()
+    _wait(browser, "!window.playgroundStats.playing", "the pause")
+
+
+def test_one_epoch_per_frame_forms_circle_s_boundary_over_seconds(
+    server: str, browser: Any
+) -> None:
+    _open(browser, server, "speed=60")
+    _el(browser, "play").click()
+    shots = {}
+    for name, epoch in (("lesson_1", 20), ("lesson_2", 80), ("lesson_3", 240)):
+        _wait(browser, f"window.playgroundStats.lastEpoch >= {epoch}", f"epoch {epoch}")
+        shots[name] = time.monotonic()
+        _screenshot(browser, name)
+    _el(browser, "play").click()
+    _wait(browser, "!window.playgroundStats.playing", "the pause")
+    # The boundary forms over seconds, not within the first one: 240 epochs at 60 a second.
+    assert shots["lesson_3"] - shots["lesson_1"] >= 2.5

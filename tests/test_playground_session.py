@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import math
 import struct
+import threading
+import time
 
 import jax
 import numpy as np
@@ -313,6 +315,155 @@ def test_config_changes_follow_the_cross_field_rules():
     with pytest.raises(protocol.ProtocolError, match="upload"):
         session.handle({"type": "config", "config": {"dataset": "upload"}})
     assert session.config["dataset"] == "circle"  # unchanged by the refused messages
+
+
+# ----------------------------------------------------------------------------
+# A lesson one can watch (issue 20): pace, patience, metrics, the compiling state,
+# the shapes compiled ahead.
+
+
+def _train_for(session: Session, seconds: float) -> list:
+    frames: list = []
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end and session.playing:
+        frames += session.train_chunk()
+        session.unacknowledged.clear()
+    return frames
+
+
+def _snapshots(frames: list) -> list:
+    return [protocol.decode_snapshot(f)[0] for f in frames if isinstance(f, bytes)]
+
+
+def test_speed_paces_training_at_its_epochs_per_second():
+    session = Session({"points": 100, "hidden": [3], "speed": 60}, precompile=False)
+    session.handle({"type": "step"})  # the one-epoch program: compiled before the clock
+    session.handle({"type": "play"})
+    began = session.epoch
+    start = time.perf_counter()
+    frames = _train_for(session, 1.5)
+    seconds = time.perf_counter() - start
+    trained = session.epoch - began
+    assert trained <= 60 * seconds + 2  # never ahead of the pace
+    assert trained >= 20  # and moving (a loaded machine may fall behind)
+    epochs = [h["epoch"] for h in _snapshots(frames)]
+    assert np.diff([began, *epochs]).max() == 1  # one epoch per frame: a snapshot each
+    session.handle({"type": "config", "config": {"speed": 0}})  # no pace: no recompile
+    assert session.playing
+    assert session.scheduler.most == 1024
+    assert session.handle({"type": "config", "config": {"speed": 0}})[0]["reset"] is False
+
+
+def test_patience_stops_when_the_test_loss_has_not_improved():
+    session = Session(
+        {"points": 100, "hidden": [3], "learningRate": 3.0, "speed": 0, "patience": 3},
+        precompile=False,
+    )
+    session.handle({"type": "play"})
+    frames = _train_for(session, 60)
+    assert not session.playing
+    status = [f for f in frames if isinstance(f, dict) and f["type"] == "status"][-1]
+    stopped = status["stopped"]
+    assert stopped["reason"] == "patience"
+    losses = np.concatenate([protocol.decode_snapshot(f)[1]["testLosses"] for f in frames
+                             if isinstance(f, bytes)])  # fmt: skip
+    best = stopped["bestEpoch"]
+    assert losses[best - 1] == pytest.approx(stopped["bestTestLoss"])
+    assert losses[best - 1] == losses[: session.epoch].min()
+    assert session.epoch - best >= 3
+    assert session.handle({"type": "play"})[0]["playing"] is True  # Play counts again
+    assert "stopped" not in session.status()
+
+
+def test_a_regression_snapshot_carries_rmse_and_r2():
+    session = Session({"dataset": "plane", "points": 100, "hidden": [3]}, precompile=False)
+    header, _ = protocol.decode_snapshot(session.handle({"type": "step"})[0])
+    p = session.prepared
+    for prefix, dataset in (("train", p.train), ("test", p.test)):
+        predicted = np.asarray(p.model.apply(session.state.params, dataset.x))[:, 0]
+        target = np.asarray(dataset.y, np.float64).reshape(-1)
+        sse = float(np.sum((predicted - target) ** 2))
+        assert header[f"{prefix}Rmse"] == pytest.approx(math.sqrt(sse / target.size), rel=1e-4)
+        r2 = 1 - sse / float(np.sum((target - target.mean()) ** 2))
+        assert header[f"{prefix}R2"] == pytest.approx(r2, rel=1e-4, abs=1e-5)
+    classified = Session({"points": 100, "hidden": [3]}, precompile=False)
+    header, _ = protocol.decode_snapshot(classified.snapshot(force=True))
+    assert header["testRmse"] is None
+    assert header["testR2"] is None
+
+
+def test_a_snapshot_carries_the_time_per_epoch_of_the_network():
+    session = Session({"points": 100, "hidden": [3], "speed": 0}, precompile=False)
+    session.handle({"type": "play"})
+    headers = _snapshots(_train_for(session, 1.0))
+    assert headers[0]["secondsPerEpoch"] is None or headers[0]["secondsPerEpoch"] > 0
+    assert headers[-1]["secondsPerEpoch"] == pytest.approx(session.scheduler.seconds_per_epoch)
+    assert 0 < headers[-1]["secondsPerEpoch"] < 1
+
+
+def test_play_on_a_shape_not_compiled_says_compiling_and_starts_by_itself():
+    session = Session({"points": 100, "hidden": [7, 5], "speed": 0}, ahead=False)
+    session.handle({"type": "play"})
+    first = session.train_chunk()
+    assert first[0]["type"] == "status"
+    assert first[0]["playing"] is True
+    assert first[0]["compiling"] >= 0  # seconds so far
+    frames: list = []
+    end = time.perf_counter() + 120
+    while session.epoch == 0 and time.perf_counter() < end:
+        frames += session.train_chunk()
+    statuses = [f for f in frames if isinstance(f, dict) and f["type"] == "status"]
+    assert session.epoch > 0
+    assert session.playing
+    assert "compiling" not in statuses[-1]  # said once it is ready
+    assert _snapshots(frames)[-1]["epoch"] == session.epoch
+    # A change of shape while playing goes on playing (from epoch 0 of the new one).
+    session.handle({"type": "config", "config": {"hidden": [7, 4]}})
+    assert session.playing
+
+
+def test_the_likely_next_shapes_are_compiled_in_the_background():
+    from dlvr_jax.playground import schedule
+    from dlvr_jax.playground.session import neighbours
+
+    assert neighbours([4, 2]) == [[4, 2, 2], [4], [5, 2], [3, 2], [4, 3], [4, 1]]
+    assert neighbours([]) == [[2]]
+    session = Session({"points": 100, "hidden": [9]})
+    end = time.perf_counter() + 240
+    while schedule.pending(session) and time.perf_counter() < end:
+        time.sleep(0.1)
+    assert not schedule.pending(session)
+    _COMPILES.clear()
+    _COUNTING[0] = True
+    try:
+        session.handle({"type": "config", "config": {"hidden": [10]}})  # a neighbour
+        session.handle({"type": "play"})
+        frames = []
+        while session.epoch == 0:
+            frames += session.train_chunk()
+    finally:
+        _COUNTING[0] = False
+    assert _COMPILES == []  # everything it needed was compiled ahead
+    assert not any(isinstance(f, dict) and "compiling" in f for f in frames)
+    session.close()
+
+
+def test_a_closed_session_s_background_jobs_are_skipped():
+    from dlvr_jax.playground import schedule
+
+    ran = []
+    cancel = threading.Event()
+    cancel.set()
+    owner = object()
+    schedule.background(owner, [lambda: ran.append(1)] * 3, cancel)
+    end = time.perf_counter() + 30
+    while schedule.pending(owner) and time.perf_counter() < end:
+        time.sleep(0.02)
+    assert ran == []
+    crowd = object()
+    many = [lambda: time.sleep(0.01)] * (schedule.BACKGROUND_PENDING + 5)
+    schedule.background(crowd, many, threading.Event())
+    assert schedule.pending(crowd) <= schedule.BACKGROUND_PENDING + 1  # the oldest dropped
 
 
 def test_compiled_programs_are_bounded_by_the_registry(monkeypatch):

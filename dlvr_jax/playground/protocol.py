@@ -113,8 +113,16 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "dropout": 0.0,
     "residual": False,
     "resolution": 50,
+    "speed": 60,
+    "patience": 0,
 }
-"""A new session's configuration: the TensorFlow Playground's defaults."""
+"""A new session's configuration: the TensorFlow Playground's defaults.
+
+Two fields pace the lesson and never change the run's numbers: ``speed`` (the
+epochs per second training aims at: 60 is one epoch per animation frame, as
+the TensorFlow Playground trains; 0 is as fast as it goes) and ``patience``
+(stop when the test loss has not improved for that many epochs; 0 never stops).
+"""
 
 LIMITS: dict[str, Any] = {
     "noise": [0, 50],
@@ -128,6 +136,8 @@ LIMITS: dict[str, Any] = {
     "regularizationRate": [0.0, 10.0],
     "dropout": [0.0, 1.0],
     "resolution": [10, 200],
+    "speed": [0, 100000],
+    "patience": [0, 100000],
     "sweepLearningRates": [1, 16],
     "sweepSeeds": [1, 8],
     "sweepEpochs": [1, 2000],
@@ -196,6 +206,8 @@ CONFIG_RULES: dict[str, check.Rules] = {
     "dropout": _between(float, "dropout", "left"),
     "residual": check.Boolean(),
     "resolution": _between(int, "resolution"),
+    "speed": _between(int, "speed"),
+    "patience": _between(int, "patience"),
 }
 """The constraints of a ``config`` message's fields, one table (checked by ``check_params``)."""
 

@@ -6,6 +6,8 @@ The contract::
     scheduler.reset(program, run, steps_per_epoch)  # a new configuration: keys, runner
     size = scheduler.chunk_size(state)              # epochs of the next chunk (compiled)
     scheduler.warm(state)                           # compile ahead, in a background thread
+    scheduler.prepare(state)                        # the same, in this thread (a rehearsal)
+    background(owner, jobs, cancel)                 # low-priority compiles of likely shapes
     scheduler.ran(epochs, seconds)                  # the measured speed, for the next size
     pieces(epochs, scheduler.ready_sizes())         # epochs as compiled chunks (recovery)
     sweep_chunk(models, epochs, seconds_per_epoch)  # epochs per chunk of a sweep
@@ -24,26 +26,41 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Hashable
 from typing import Any
 
 from dlvr_jax import _compiled
 
 __all__ = [
+    "BACKGROUND_PENDING",
     "CHUNK_SECONDS",
+    "FRAME_SECONDS",
     "LADDER",
     "STEP_SECONDS_GUESS",
     "SWEEP_CHUNK_SECONDS",
+    "Pace",
+    "Patience",
     "Scheduler",
+    "background",
     "compile_once",
+    "pending",
     "pieces",
+    "stopping",
     "sweep_chunk",
 ]
 
-CHUNK_SECONDS = 0.035
-"""The wall time one training chunk aims at (the snapshot rate follows)."""
+CHUNK_SECONDS = 0.016
+"""The wall time one training chunk aims at (the snapshot rate follows: about one per frame)."""
+
+FRAME_SECONDS = 1 / 60
+"""One animation frame of the page: a paced session trains about ``speed / 60`` epochs a chunk."""
+
+BACKGROUND_PENDING = 8
+"""The most background compiles waiting at once (the oldest are dropped past it)."""
 
 LADDER = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 """The chunk sizes (epochs) a session uses: few, so that few programs are compiled per shape."""
@@ -108,25 +125,80 @@ def sweep_chunk(models: int, epochs: int, seconds_per_epoch: float) -> int:
     :data:`SWEEP_CHUNK_SECONDS` (``seconds_per_epoch``: one model's epoch).
 
     The models are counted as if trained one after another (a ``vmap`` is
-    faster: the bound is safe). A divisor of ``epochs`` is preferred, so that
-    no shorter last chunk compiles a program of its own, unless it is under a
-    quarter of the size that fits (too many chunks cost more than a compile).
+    faster: the bound is safe). The size is one of :data:`LADDER`, so that
+    sweeps reuse their programs whatever the measured speed: the largest that
+    divides ``epochs`` (no shorter last chunk, whose program would be one
+    more), unless it is under a quarter of the largest that fits (too many
+    chunks cost more than a compile); a sweep that fits in one chunk is one.
 
     Examples:
-        >>> sweep_chunk(models=4, epochs=2000, seconds_per_epoch=1e-3)  # 50 fit, and divide
-        50
-        >>> sweep_chunk(models=4, epochs=1998, seconds_per_epoch=1e-3)  # 37 divides 1998
-        37
-        >>> sweep_chunk(models=4, epochs=1999, seconds_per_epoch=1e-3)  # a prime: 49 + a last
-        50
+        >>> sweep_chunk(models=4, epochs=2000, seconds_per_epoch=1e-3)  # 50 fit; 16 divides
+        16
+        >>> sweep_chunk(models=4, epochs=1998, seconds_per_epoch=1e-3)  # 2 divides: 32 + a last
+        32
         >>> sweep_chunk(models=4, epochs=30, seconds_per_epoch=1e-3)
         30
         >>> sweep_chunk(models=128, epochs=100, seconds_per_epoch=0.01)  # one epoch > 0.2 s
         1
     """
-    fitting = max(1, min(epochs, int(SWEEP_CHUNK_SECONDS / (models * seconds_per_epoch))))
-    divisor = max(d for d in range(1, fitting + 1) if epochs % d == 0)
-    return divisor if 4 * divisor >= fitting else fitting
+    fitting = max(1, int(SWEEP_CHUNK_SECONDS / (models * seconds_per_epoch)))
+    if fitting >= epochs:
+        return epochs
+    sizes = [size for size in LADDER if size <= fitting]
+    divisor = max(size for size in sizes if epochs % size == 0)
+    return divisor if 4 * divisor >= fitting else max(sizes)
+
+
+class Pace:
+    """When the next chunk of a paced session is due: ``speed`` epochs per second on average.
+
+    A slow chunk is not made up later (the debt is at most one frame); 0 is no pace.
+    """
+
+    def __init__(self) -> None:
+        self.speed = 0
+        self.due = 0.0
+
+    def set(self, speed: int) -> int:
+        """A new speed (from now); returns the most epochs a chunk may train (one frame's)."""
+        self.speed, self.due = speed, 0.0
+        return max(1, int(speed * FRAME_SECONDS)) if speed else LADDER[-1]
+
+    def wait(self) -> float:
+        """Seconds until the next chunk is due (<= 0: now)."""
+        return self.due - time.perf_counter() if self.speed else 0.0
+
+    def ran(self, began: float, epochs: int) -> None:
+        """A chunk of ``epochs`` epochs began at ``began`` (``time.perf_counter()``)."""
+        if self.speed:
+            self.due = max(self.due, began - FRAME_SECONDS) + epochs / self.speed
+
+
+class Patience:
+    """The early stop's memory: the best test loss so far and the epoch it was reached.
+
+    Attributes:
+        best: the lowest test loss seen (inf before any).
+        epoch: the epoch it was reached at (or the epoch Play counts again from).
+    """
+
+    def __init__(self) -> None:
+        self.best = math.inf
+        self.epoch = 0
+
+    def note(self, first: int, losses: Any) -> None:
+        """A chunk's per-epoch test losses; its epochs are ``first + 1, first + 2, ...``."""
+        for i, loss in enumerate(losses.tolist()):
+            if loss < self.best:
+                self.best, self.epoch = float(loss), first + i + 1
+
+    def expired(self, epoch: int, patience: int) -> bool:
+        """Whether ``patience`` epochs (> 0) passed since the best, at ``epoch``."""
+        return patience > 0 and epoch - self.epoch >= patience
+
+    def report(self) -> dict[str, Any]:
+        """The ``status`` frame's ``stopped``."""
+        return {"reason": "patience", "bestEpoch": self.epoch, "bestTestLoss": self.best}
 
 
 def _block(result: Any) -> None:
@@ -142,6 +214,7 @@ class Scheduler:
 
     def __init__(self) -> None:
         self.seconds_per_epoch: float | None = None
+        self.most = LADDER[-1]
         self._program: Program = _no_program
         self._run: Runner = _no_runner
         self._steps = 1
@@ -178,10 +251,19 @@ class Scheduler:
         return self._steps * STEP_SECONDS_GUESS
 
     def desired_size(self) -> int:
-        """The ladder's largest size whose chunk fits in :data:`CHUNK_SECONDS` (at least 1)."""
+        """The ladder's largest size whose chunk fits in :data:`CHUNK_SECONDS` and in
+        :attr:`most` epochs (a paced session's epochs per frame); at least 1."""
         per_epoch = self.epoch_seconds()
-        fitting = [size for size in LADDER if size * per_epoch <= CHUNK_SECONDS]
+        fitting = [
+            size for size in LADDER if size * per_epoch <= CHUNK_SECONDS and size <= self.most
+        ]
         return max(fitting, default=LADDER[0])
+
+    def compiling(self) -> bool:
+        """Whether a chunk program of this configuration is being compiled now."""
+        program = self._program
+        with _LOCK:
+            return any(program(size) in _WARMING for size in LADDER)
 
     def chunk_size(self, state: Any) -> int:
         """The desired size if its program is compiled, else the nearest compiled one.
@@ -224,18 +306,98 @@ class Scheduler:
 
         def compile_it() -> None:
             with contextlib.suppress(Exception):  # the real run reports any error
-                compile_once(key, lambda: _block(run(state, size)))
-                current = program is self._program
-                if not first or self.seconds_per_epoch is not None or not current:
-                    return
-                began = time.perf_counter()
-                _block(run(state, size))
-                self.seconds_per_epoch = (time.perf_counter() - began) / size
-                desired = self.desired_size()
-                if desired != size:
-                    compile_once(program(desired), lambda: _block(run(state, desired)))
+                if first:
+                    self._prepare(state, program, run)
+                else:
+                    compile_once(key, lambda: _block(run(state, size)))
 
-        threading.Thread(target=compile_it, name="playground-warm", daemon=False).start()
+        threading.Thread(target=compile_it, name="playground-warm").start()
+
+    def prepare(self, state: Any) -> None:
+        """A new configuration's programs, compiled in this thread: the first chunk's (from
+        a guess of the speed), then, after one timed run, the one of the size that fits."""
+        self._prepare(state, self._program, self._run)
+
+    def _prepare(self, state: Any, program: Program, run: Runner) -> None:
+        size = self.desired_size()
+        compile_once(program(size), lambda: _block(run(state, size)))
+        if self.seconds_per_epoch is not None or program is not self._program or stopping():
+            return
+        began = time.perf_counter()
+        _block(run(state, size))
+        self.seconds_per_epoch = (time.perf_counter() - began) / size
+        desired = self.desired_size()
+        if desired != size:
+            compile_once(program(desired), lambda: _block(run(state, desired)))
+
+
+# ----------------------------------------------------------------------------
+# Background compiles: one low-priority thread, a few jobs, the oldest dropped.
+
+_JOBS: deque[tuple[object, threading.Event, Callable[[], None]]] = deque()
+_JOBS_READY = threading.Condition()
+_WORKER: list[threading.Thread] = []
+_RUNNING: list[object] = []  # the owner of the job running now
+
+
+def stopping() -> bool:
+    """Whether the interpreter is exiting (its main thread ended): compiling threads stop
+    between steps. They are not daemons: XLA aborts the process when a daemon thread
+    returns from a compile while the interpreter is being finalized."""
+    return not threading.main_thread().is_alive()
+
+
+def background(owner: object, jobs: list[Callable[[], None]], cancel: threading.Event) -> None:
+    """Queues ``jobs`` (compiles ahead) for one low-priority background thread.
+
+    They replace ``owner``'s jobs still waiting (a new configuration has new
+    likely neighbours); at most :data:`BACKGROUND_PENDING` wait in all (the
+    oldest are dropped), and a job whose ``cancel`` is set (its session
+    closed) is skipped; once the interpreter exits (:func:`stopping`), the
+    waiting jobs are dropped and the thread ends after the step in progress.
+    One job runs at a time, at the lowest CPU priority the system gives a
+    thread, so that it takes only the cores training leaves.
+    A job's exception is dropped: the real configuration reports it if it is used.
+    """
+    with _JOBS_READY:
+        kept = [job for job in _JOBS if job[0] is not owner and not job[1].is_set()]
+        kept += [(owner, cancel, job) for job in jobs]
+        _JOBS.clear()
+        _JOBS.extend(kept[-BACKGROUND_PENDING:])
+        if not _WORKER or not _WORKER[0].is_alive():
+            _WORKER[:] = [threading.Thread(target=_work, name="playground-ahead")]
+            _WORKER[0].start()
+        _JOBS_READY.notify()
+
+
+def pending(owner: object) -> int:
+    """Background jobs of ``owner`` waiting or running."""
+    with _JOBS_READY:
+        return sum(1 for job in _JOBS if job[0] is owner) + _RUNNING.count(owner)
+
+
+def _work() -> None:
+    with contextlib.suppress(OSError, AttributeError):  # lowest priority, for this thread only
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+    while True:
+        with _JOBS_READY:
+            while not _JOBS:
+                if stopping():
+                    return
+                _JOBS_READY.wait(timeout=0.1)
+            if stopping():
+                _JOBS.clear()
+                return
+            owner, cancel, job = _JOBS.popleft()
+            if cancel.is_set():
+                continue
+            _RUNNING[:] = [owner]
+        try:
+            with contextlib.suppress(Exception):
+                job()
+        finally:
+            with _JOBS_READY:
+                _RUNNING.clear()
 
 
 def _no_program(epochs: int) -> Hashable:

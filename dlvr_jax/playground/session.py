@@ -40,6 +40,7 @@ writes exactly that, with dlvr_jax's public API, and gives the same bits.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 import uuid
@@ -47,8 +48,9 @@ from collections.abc import Callable
 from typing import Any
 
 import jax.numpy as jnp
+import numpy as np
 
-from dlvr_jax import data, engine, optim, parallel, train
+from dlvr_jax import _compiled, data, engine, optim, parallel, train
 from dlvr_jax.playground import export, protocol, schedule, views
 from dlvr_jax.playground.problem import Prepared, prepare, signed_mse
 from dlvr_jax.playground.upload import UploadError, load_upload
@@ -59,6 +61,7 @@ __all__ = [
     "UploadError",
     "consistent",
     "load_upload",
+    "neighbours",
     "signed_mse",
 ]
 
@@ -70,6 +73,12 @@ _RESUMABLE = ("learningRate", "regularization", "regularizationRate")
 
 _VIEW_FIELDS = ("resolution",)
 """Fields whose change only redraws the snapshot."""
+
+_PACE_FIELDS = ("speed", "patience")
+"""Fields whose change only paces training (never its numbers)."""
+
+_LONGEST_PAUSE = 0.1
+"""The longest a paced chunk sleeps at once (a pause or a close is seen within it)."""
 
 _DATA_FIELDS = ("dataset", "noise", "trainRatio", "points", "seed")
 """Fields whose change sends the points again."""
@@ -129,6 +138,61 @@ def consistent(
     return {name: value for name, value in merged.items() if value != config.get(name)}
 
 
+def neighbours(hidden: list[int]) -> list[list[int]]:
+    """The network shapes a learner most likely tries next from ``hidden``, likeliest first.
+
+    One layer more (a copy of the last, as the page's "+" adds; 2 units after
+    none) and one fewer, then one unit more or fewer in each layer, within
+    :data:`protocol.LIMITS`.
+
+    Examples:
+        >>> neighbours([4, 2])
+        [[4, 2, 2], [4], [5, 2], [3, 2], [4, 3], [4, 1]]
+    """
+    most_layers = protocol.LIMITS["hiddenLayers"][1]
+    low, high = protocol.LIMITS["hiddenWidth"]
+    shapes = []
+    if len(hidden) < most_layers:
+        shapes.append([*hidden, hidden[-1] if hidden else 2])
+    if hidden:
+        shapes.append(hidden[:-1])
+    for i, width in enumerate(hidden):
+        for changed in (width + 1, width - 1):
+            if low <= changed <= high:
+                shapes.append([*hidden[:i], changed, *hidden[i + 1 :]])
+    return shapes
+
+
+def _rehearsal_key(config: dict[str, Any]) -> tuple[Any, ...]:
+    """What decides a configuration's compiled programs (its pace aside)."""
+    return tuple(
+        (name, tuple(value) if isinstance(value, list) else value)
+        for name, value in sorted(config.items())
+        if name not in _PACE_FIELDS and name not in _RESUMABLE
+    )
+
+
+def _rehearse(config: dict[str, Any]) -> None:
+    """Compiles what a session of ``config`` needs before its first trained snapshot.
+
+    Its init, its first chunks (:meth:`.schedule.Scheduler.prepare`) and its
+    snapshot, through a session that is then dropped: the programs stay in the
+    registry (:mod:`dlvr_jax._compiled`, which also remembers the rehearsal).
+    """
+
+    def rehearse() -> bool:
+        session = Session(config, precompile=False)  # the data and the init program
+        for step in (session.snapshot, functools.partial(session.scheduler.prepare, session.state)):
+            if schedule.stopping():  # one compile at a time, so that an exit is not held long
+                return False
+            step()
+        return True
+
+    key = ("playground.rehearsed", _rehearsal_key(config))
+    if not schedule.stopping():
+        _compiled.lookup(key, rehearse)
+
+
 class _Counted:
     """A cancel token (:class:`dlvr_jax.engine.Cancel`) that counts the chunks it is asked at."""
 
@@ -152,7 +216,8 @@ class Session:
         closed: whether the socket closed (nothing runs any more).
         cancel: set by :meth:`close`; the work in progress (a chunk, a sweep)
             stops at its next chunk (:class:`dlvr_jax.engine.Cancelled`).
-        lock: held by every public method; the server calls them from worker threads.
+        lock: held by every public method but an ``ack``'s (which only updates
+            :attr:`unacknowledged`); the server calls them from worker threads.
         segments: ``[epochs, learning_rate, l1, l2]`` stretches of this run
             (what the exported script replays).
         chunks: compiled chunks run so far (a closed session's count stops).
@@ -161,14 +226,20 @@ class Session:
         unacknowledged: the epochs of snapshots sent and not yet acknowledged.
         upload, upload_text, upload_name: the uploaded CSV (its
             :class:`~dlvr_jax.data.Table`: data, task, class names), text and file name.
-        precompile: compile a new configuration's first chunk at once, in a
-            background thread (so Play starts without waiting).
+        precompile: compile a new configuration's first chunk at once, in a background
+            thread (so Play starts without waiting); with ``ahead``, its :func:`neighbours` too.
+        compiling_since: when Play began waiting for the network's program, or None.
+        stopped: why training stopped by itself (``status``'s ``stopped``), or None.
     """
 
-    def __init__(self, config: dict[str, Any] | None = None, *, precompile: bool = True) -> None:
+    def __init__(
+        self, config: dict[str, Any] | None = None, *, precompile: bool = True, ahead: bool = True
+    ) -> None:
         self.id = uuid.uuid4().hex[:12]
         self.precompile = precompile
+        self.ahead = ahead
         self.lock = threading.RLock()
+        self._acks = threading.Lock()  # guards unacknowledged (acks do not take the lock)
         self.config: dict[str, Any] = dict(protocol.DEFAULT_CONFIG)
         self.upload: data.Table | None = None
         self.upload_text: str | None = None
@@ -181,6 +252,10 @@ class Session:
         self.diverged: int | None = None
         self.unacknowledged: list[int] = []
         self.segments: list[list[Any]] = []
+        self.compiling_since: float | None = None
+        self.stopped: dict[str, Any] | None = None
+        self._best = schedule.Patience()
+        self._pacer = schedule.Pace()
         self.scheduler = schedule.Scheduler()
         self._records = views.Records()
         if config:
@@ -198,6 +273,8 @@ class Session:
         """Data, model and a fresh state from :attr:`config` (epoch 0)."""
         self.prepared: Prepared = prepare(self.config, self.upload)
         self._reset_state()
+        if self.precompile and self.ahead and self.config["dataset"] != "upload":
+            _compile_ahead(self)
 
     def _penalties(self) -> tuple[float, float]:
         rate = float(self.config["regularizationRate"])
@@ -218,8 +295,11 @@ class Session:
             opt_state=optim.with_learning_rate(state.opt_state, self.config["learningRate"])
         )
         self.segments = []
-        self.unacknowledged = []
+        with self._acks:
+            self.unacknowledged = []
         self.diverged = None
+        self.stopped = None
+        self._best = schedule.Patience()
         self._records = views.Records()
         batch_size = self._batch_size()
         steps = -(-int(p.train.x.shape[0]) // batch_size)
@@ -230,6 +310,7 @@ class Session:
             return engine.program_key(shapes, p.train, p.test, epochs, batch_size)
 
         self.scheduler.reset(program, plan.run_chunk, steps)
+        self._pace()
         if self.precompile:
             self.warm()
 
@@ -241,8 +322,18 @@ class Session:
     # --------------------------------------------------------------- messages
 
     def status(self) -> dict[str, Any]:
-        """The ``status`` frame."""
-        return {"type": "status", "playing": self.playing, "epoch": self.epoch}
+        """The ``status`` frame; ``compiling`` (seconds so far) while Play waits for the
+        network's first program, ``stopped`` when training stopped by itself."""
+        frame: dict[str, Any] = {"type": "status", "playing": self.playing, "epoch": self.epoch}
+        if self.playing and self.compiling_since is not None:
+            frame["compiling"] = round(time.perf_counter() - self.compiling_since, 1)
+        if self.stopped is not None:
+            frame["stopped"] = dict(self.stopped)
+        return frame
+
+    def _pace(self) -> None:
+        """The scheduler's largest chunk: the epochs of one frame at :attr:`config`'s speed."""
+        self.scheduler.most = self._pacer.set(int(self.config["speed"]))
 
     def hello(self) -> list[Any]:
         """The first frames: ``hello``, ``data`` and the epoch-0 snapshot."""
@@ -269,15 +360,24 @@ class Session:
                 a problem type against the dataset); the session is unchanged.
         """
         kind = message["type"]
+        if kind == "ack":  # not behind a chunk in progress: the next snapshot may go at once
+            epoch = message["epoch"]
+            with self._acks:
+                self.unacknowledged = [e for e in self.unacknowledged if e > epoch]
+            return []
         with self.lock:
             if kind == "config":
                 return self._configure(message["config"])
             if kind == "play":
                 self.playing = self.diverged is None
+                if self.stopped is not None:  # patience counts again from here
+                    self.stopped = None
+                    self._best.epoch = self.epoch
+                self._pacer.due = 0.0
                 return [self.status()]
-            if kind == "pause":
-                self.playing = False
-                return [self.status()]
+            if kind == "pause":  # the state it stopped at (a paced run skips snapshots)
+                was, self.playing = self.playing, False
+                return [*([self.snapshot(force=True)] if was else []), self.status()]
             if kind == "step":
                 self.playing = False
                 frames: list[Any] = []
@@ -290,10 +390,6 @@ class Session:
                 return [self.status(), self.snapshot(force=True)]
             if kind == "regenerate":
                 return self._regenerate()
-            if kind == "ack":
-                epoch = message["epoch"]
-                self.unacknowledged = [e for e in self.unacknowledged if e > epoch]
-                return []
             if kind == "upload":
                 return self._upload(message["name"], message["csv"])
             if kind == "export":
@@ -331,62 +427,65 @@ class Session:
             return [self._config_frame(False)]
         if set(changes) <= set(_VIEW_FIELDS):
             return [self._config_frame(False), self.snapshot(force=True)]
+        if set(changes) <= set(_PACE_FIELDS):
+            self._pace()
+            return [self._config_frame(False)]
         try:
             self._build()
         except Exception:
             self.config = before
             raise
-        self.playing = False
+        # Playing goes on from epoch 0 of the new configuration (as in the TF Playground);
+        # while its program compiles, the status says so.
+        self.compiling_since = None
         frames: list[Any] = [self._config_frame(True)]
         if set(_DATA_FIELDS) & set(changes):
             frames.append(self.data_frame())
         return [*frames, self.status(), self.snapshot(force=True)]
 
     def _upload(self, name: str, text: str) -> list[Any]:
-        try:
-            table = load_upload(text)
-        except UploadError as error:
-            raise protocol.ProtocolError(
-                f"{name}: {error}", code="bad_upload", field="csv"
-            ) from None
-        loaded = table.dataset
-        previous = (self.upload, self.upload_text, self.upload_name, dict(self.config))
-        self.upload, self.upload_text, self.upload_name = table, text, name
-        try:
-            self.config.update({"dataset": "upload", "problem": table.task})
-            self.config["loss"] = "mse" if table.task == "regression" else "cross_entropy"
-            if int(loaded.x.shape[1]) == 2 and not self.config["features"]:
-                self.config["features"] = ["x1", "x2"]
-            self._build()
-        except Exception:
-            self.upload, self.upload_text, self.upload_name, self.config = previous
-            raise
-        self.playing = False
-        p = self.prepared
-        shown = {"rows": int(loaded.x.shape[0]), "task": p.task, "classes": p.classes}
-        names = None if table.classes is None else list(table.classes)
-        return [
-            {
-                "type": "upload",
-                "ok": True,
-                **shown,
-                "inputs": int(loaded.x.shape[1]),
-                "classNames": names,
-            },
-            self._config_frame(True),
-            self.data_frame(),
-            self.status(),
-            self.snapshot(force=True),
-        ]
+        return _upload(self, name, text)
 
     # --------------------------------------------------------------- training
 
     def train_chunk(self) -> list[Any]:
-        """One chunk of training if playing: the frames to send (a snapshot, maybe ``diverged``)."""
+        """One chunk of training if playing: the frames to send (a snapshot, maybe ``diverged``).
+
+        Paced by ``config.speed`` (:class:`.schedule.Pace`; sleeps without the
+        lock). While the network's first program compiles, the first call
+        returns a ``status`` that says ``compiling``, later ones wait (without
+        the lock); the first chunk after it sends the ``status`` again.
+        """
         with self.lock:
-            if not self.playing or self.closed or self.diverged is not None:
+            if not self._may_train():
                 return []
-            return self._advance(self.scheduler.chunk_size(self.state), force_snapshot=False)
+            if not self.scheduler.ready_sizes():
+                if self.compiling_since is None:
+                    self.compiling_since = time.perf_counter()
+                    self.scheduler.warm(self.state)  # unless it is compiling already
+                    return [self.status()]
+                waiting = self.scheduler.compiling()
+            else:
+                waiting = False
+            sleep = _LONGEST_PAUSE if waiting else self._pacer.wait()
+        if sleep > 0:
+            time.sleep(min(sleep, _LONGEST_PAUSE))
+            if waiting or sleep > _LONGEST_PAUSE:
+                return []
+        with self.lock:
+            if not self._may_train():
+                return []
+            began = time.perf_counter()
+            epochs = self.scheduler.chunk_size(self.state)  # compiles now if still needed
+            frames = self._advance(epochs, force_snapshot=False)
+            self._pacer.ran(began, epochs)
+            if self.compiling_since is not None:
+                self.compiling_since = None
+                frames = [*frames, self.status()]
+            return frames
+
+    def _may_train(self) -> bool:
+        return self.playing and not self.closed and self.diverged is None
 
     def warm(self, size: int | None = None) -> None:
         """Compiles the chunk program of ``size`` epochs in a background thread.
@@ -421,8 +520,20 @@ class Session:
         self.state = state
         self._records.add(history)
         self._extend_segments(epochs)
-        snapshot = self.snapshot(force=force_snapshot)
-        return [] if snapshot is None else [snapshot]
+        stop = self._patience(int(start.epoch), history.test_loss)
+        snapshot = self.snapshot(force=force_snapshot or stop)
+        frames = [] if snapshot is None else [snapshot]
+        return [*frames, self.status()] if stop else frames
+
+    def _patience(self, first: int, test_loss: Any) -> bool:
+        """Notes a chunk's test losses; whether ``config.patience`` stops (pauses) training now:
+        the test loss has not gone below its best for that many epochs."""
+        if test_loss is not None:
+            self._best.note(first, np.asarray(test_loss, np.float64))
+        if not self.playing or not self._best.expired(self.epoch, int(self.config["patience"])):
+            return False
+        self.playing, self.stopped = False, self._best.report()
+        return True
 
     def _pieces(self, epochs: int) -> list[int]:
         """``epochs`` in chunks whose programs are compiled (the loop's NaN recovery)."""
@@ -441,14 +552,7 @@ class Session:
         return [frame, self.snapshot(force=True), self.status()]
 
     def _extend_segments(self, epochs: int) -> None:
-        if epochs <= 0:
-            return
-        l1, l2 = self._penalties()
-        segment = [self.config["learningRate"], l1, l2]
-        if self.segments and self.segments[-1][1:] == segment:
-            self.segments[-1][0] += epochs
-        else:
-            self.segments.append([epochs, *segment])
+        _extend(self.segments, epochs, [self.config["learningRate"], *self._penalties()])
 
     # -------------------------------------------------------------- snapshots
 
@@ -457,13 +561,16 @@ class Session:
 
         ``force`` sends one regardless (replies to step, reset, config).
         """
-        if not force and len(self.unacknowledged) >= MAX_IN_FLIGHT:
-            return None
+        with self._acks:
+            if not force and len(self.unacknowledged) >= MAX_IN_FLIGHT:
+                return None
         frame = views.snapshot(
-            self.state, self.prepared, self.config, self._records, diverged=self.diverged
-        )
+            self.state, self.prepared, self.config, self._records, diverged=self.diverged,
+            seconds_per_epoch=self.scheduler.seconds_per_epoch,
+        )  # fmt: skip
         if not force:  # replies (step, reset, config) are not counted against the flow
-            self.unacknowledged.append(self.epoch)
+            with self._acks:
+                self.unacknowledged.append(self.epoch)
         return frame
 
     # ----------------------------------------------------------- export, sweep
@@ -482,31 +589,7 @@ class Session:
         :meth:`close` cancelled it (at the next chunk).
         """
         with self.lock:
-            p = self.prepared
-            l1, l2 = self._penalties()
-            base = int(self.config["seed"])
-            models = len(learning_rates) * seeds
-            chunk = schedule.sweep_chunk(models, epochs, self.scheduler.epoch_seconds())
-            try:
-                result = parallel.sweep(
-                    [(base + j) % 2**31 for j in range(seeds)],
-                    p.model,
-                    p.train,
-                    learning_rates=learning_rates,
-                    epochs=epochs,
-                    optimizer=self.config["optimizer"],
-                    l1=l1,
-                    l2=l2,
-                    batch_size=self._batch_size(),
-                    loss=p.loss,
-                    task=p.task,
-                    test=p.test,
-                    chunk_epochs=chunk,
-                    cancel=_Counted(self.cancel, self._count_chunk),
-                )
-            except engine.Cancelled:
-                return None
-            return views.sweep_frame(result, learning_rates, seeds, epochs)
+            return _sweep(self, learning_rates, seeds, epochs)
 
     def _count_chunk(self) -> None:
         self.work_chunks += 1
@@ -520,3 +603,89 @@ class Session:
         self.closed = True
         self.playing = False
         self.cancel.set()
+
+
+def _upload(session: Session, name: str, text: str) -> list[Any]:
+    """An ``upload``'s frames: the CSV becomes the session's data (its state unchanged if not)."""
+    try:
+        table = load_upload(text)
+    except UploadError as error:
+        raise protocol.ProtocolError(f"{name}: {error}", code="bad_upload", field="csv") from None
+    loaded = table.dataset
+    previous = (session.upload, session.upload_text, session.upload_name, dict(session.config))
+    session.upload, session.upload_text, session.upload_name = table, text, name
+    try:
+        session.config.update({"dataset": "upload", "problem": table.task})
+        session.config["loss"] = "mse" if table.task == "regression" else "cross_entropy"
+        if int(loaded.x.shape[1]) == 2 and not session.config["features"]:
+            session.config["features"] = ["x1", "x2"]
+        session._build()
+    except Exception:
+        session.upload, session.upload_text, session.upload_name, session.config = previous
+        raise
+    session.playing = False
+    p = session.prepared
+    shown = {"rows": int(loaded.x.shape[0]), "task": p.task, "classes": p.classes}
+    names = None if table.classes is None else list(table.classes)
+    return [
+        {
+            "type": "upload",
+            "ok": True,
+            **shown,
+            "inputs": int(loaded.x.shape[1]),
+            "classNames": names,
+        },
+        session._config_frame(True),
+        session.data_frame(),
+        session.status(),
+        session.snapshot(force=True),
+    ]
+
+
+def _sweep(
+    session: Session, learning_rates: list[float], seeds: int, epochs: int
+) -> dict[str, Any] | None:
+    """:meth:`Session.sweep`'s work (under the session's lock)."""
+    p = session.prepared
+    l1, l2 = session._penalties()
+    base = int(session.config["seed"])
+    models = len(learning_rates) * seeds
+    chunk = schedule.sweep_chunk(models, epochs, session.scheduler.epoch_seconds())
+    try:
+        result = parallel.sweep(
+            [(base + j) % 2**31 for j in range(seeds)],
+            p.model,
+            p.train,
+            learning_rates=learning_rates,
+            epochs=epochs,
+            optimizer=session.config["optimizer"],
+            l1=l1,
+            l2=l2,
+            batch_size=session._batch_size(),
+            loss=p.loss,
+            task=p.task,
+            test=p.test,
+            chunk_epochs=chunk,
+            cancel=_Counted(session.cancel, session._count_chunk),
+        )
+    except engine.Cancelled:
+        return None
+    return views.sweep_frame(result, learning_rates, seeds, epochs)
+
+
+def _compile_ahead(session: Session) -> None:
+    """Queues the likely next shapes' compiles (:func:`neighbours`) in the background."""
+    config = session.config
+    configs = [{**config, "hidden": shape} for shape in neighbours(config["hidden"])]
+    jobs: list[Callable[[], None]] = [functools.partial(_rehearse, c) for c in configs]
+    schedule.background(session, jobs, session.cancel)
+
+
+def _extend(segments: list[list[Any]], epochs: int, segment: list[Any]) -> None:
+    """``epochs`` more at ``segment`` (learning rate, l1, l2): the last stretch, or a new one."""
+    if epochs <= 0:
+        return
+    if segments and segments[-1][1:] == segment:
+        segments[-1][0] += epochs
+    else:
+        segments.append([epochs, *segment])

@@ -88,6 +88,8 @@ def render(
         evaluation = engine.evaluate_state(state, dataset)
         out[f"{prefix}Loss"] = evaluation.loss
         out[f"{prefix}Accuracy"] = evaluation.accuracy
+        if mode == "value":
+            out.update(_fit(model, params, dataset, prefix))
     if names is not None:
         out.update(_grid(model, params, domain, names, mode, resolution))
     if mode != "value":
@@ -100,6 +102,22 @@ def render(
             jnp.zeros((classes, classes), jnp.float32).at[test_set.y, predicted].add(1.0)
         )
     return out
+
+
+def _fit(model: models.MLP, params: Any, dataset: data.Dataset, prefix: str) -> dict[str, Any]:
+    """A regression's RMSE and R² on ``dataset`` (traced inside :func:`render`).
+
+    R² is ``1 - SSE / SST`` (SST about the set's own mean): 1 is a perfect
+    fit, 0 predicts no better than the mean, below 0 worse.
+    """
+    predicted = cast(jax.Array, model.apply(params, dataset.x))[:, 0]
+    target = jnp.reshape(dataset.y, (-1,)).astype(jnp.float32)
+    squared = jnp.sum((predicted - target) ** 2)
+    spread = jnp.sum((target - jnp.mean(target)) ** 2)
+    return {
+        f"{prefix}Rmse": jnp.sqrt(squared / target.shape[0]),
+        f"{prefix}R2": 1.0 - squared / jnp.maximum(spread, 1e-30),
+    }
 
 
 def _grid(
@@ -174,8 +192,13 @@ def snapshot(
     records: Records,
     *,
     diverged: int | None,
+    seconds_per_epoch: float | None = None,
 ) -> bytes:
-    """The binary snapshot frame of ``state`` (``PROTOCOL.md``); takes ``records``' numbers."""
+    """The binary snapshot frame of ``state`` (``PROTOCOL.md``); takes ``records``' numbers.
+
+    ``seconds_per_epoch``: the measured time of one epoch of this network
+    (compiled chunks only), sent as ``secondsPerEpoch`` (None until measured).
+    """
     p = prepared
     recorded, rate = records.take()
     static = {
@@ -204,6 +227,8 @@ def snapshot(
         "trainAccuracy": finite(last[2]) if classification else None,
         "testAccuracy": finite(last[3]) if classification else None,
     }
+    for name in ("trainRmse", "testRmse", "trainR2", "testR2"):  # a regression's, of now
+        numbers[name] = None if classification else finite(views[name])
     arrays: dict[str, Any] = {}
     for name in ("output", "confidence", "features", "neurons"):
         if name in views:
@@ -223,6 +248,7 @@ def snapshot(
         "step": int(state.step),
         **numbers,
         "epochsPerSecond": round(rate, 1),
+        "secondsPerEpoch": None if seconds_per_epoch is None else finite(seconds_per_epoch),
         "task": p.task,
         "classes": p.classes,
         "grid": p.grid,

@@ -19,6 +19,10 @@ const FEATURE_LABELS = {
   x1: "X\u2081", x2: "X\u2082", "x1^2": "X\u2081\u00b2", "x2^2": "X\u2082\u00b2",
   "x1*x2": "X\u2081X\u2082", "sin(x1)": "sin(X\u2081)", "sin(x2)": "sin(X\u2082)",
 };
+// The pace: epochs per second (60: one per animation frame, as the TF Playground); 0: no pace.
+const SPEEDS = [60, 150, 500, 2000, 0];
+const SPEED_LABELS = { 60: "1 epoch per frame", 0: "as fast as it goes" };
+const PATIENCES = [0, 25, 50, 100, 200, 500];
 const SWEEP_RATES = [0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1, 3];
 const PAGE_KEYS = { showTest: false, discretize: false }; // fragment keys kept by the page
 
@@ -50,6 +54,9 @@ const state = {
   playEpoch: 0,
   fragment: {},
   note: "", // shown after the status (what was uploaded)
+  compiling: null, // performance.now() - seconds when the server said it compiles, or null
+  compilingTimer: null,
+  stopped: null, // the status's stopped (early stop), or null
   uploadName: "",
 };
 
@@ -62,6 +69,8 @@ const stats = {
   playing: false,
   epochsPerSecond: 0,
   drawMs: 0, // time to draw the last snapshot
+  compiling: false, // the server compiles the network's program (Play waits for it)
+  compiles: 0, // compiling states seen
 };
 window.playgroundStats = stats;
 window.playgroundExport = null; // the last export reply (script, checkpoint, epoch)
@@ -133,6 +142,7 @@ function connect() {
     stats.connected = false;
     stats.playing = false;
     state.playing = false;
+    onCompiling(null);
     showStatus(event.reason ? `disconnected (${event.code}: ${event.reason})` : "disconnected");
     renderPlay();
   });
@@ -184,6 +194,8 @@ function onMessage(msg) {
     case "status":
       state.playing = !!msg.playing;
       stats.playing = state.playing;
+      onCompiling(state.playing && typeof msg.compiling === "number" ? msg.compiling : null);
+      state.stopped = msg.stopped || null;
       renderPlay();
       showStatus();
       break;
@@ -224,8 +236,35 @@ function setError(text) {
   $("error").textContent = text;
 }
 
+function onCompiling(seconds) {
+  if (seconds === null) {
+    state.compiling = null;
+    stats.compiling = false;
+    clearInterval(state.compilingTimer);
+    state.compilingTimer = null;
+    return;
+  }
+  if (state.compiling === null) stats.compiles += 1;
+  state.compiling = performance.now() - seconds * 1000;
+  stats.compiling = true;
+  if (state.compilingTimer === null) state.compilingTimer = setInterval(() => showStatus(), 500);
+}
+
+function playingText() {
+  if (state.compiling !== null) {
+    const seconds = Math.floor((performance.now() - state.compiling) / 1000);
+    return `connected · compiling the network… ${seconds} s (training starts when it is ready)`;
+  }
+  if (state.playing) return "connected · playing";
+  const s = state.stopped;
+  if (s && s.reason === "patience") {
+    return `connected · stopped early: the test loss has not improved since epoch ${s.bestEpoch} (${fmt(s.bestTestLoss)})`;
+  }
+  return "connected · paused";
+}
+
 function showStatus(text) {
-  const base = stats.connected ? (state.playing ? "connected · playing" : "connected · paused") : "disconnected";
+  const base = stats.connected ? playingText() : "disconnected";
   const note = text || state.note;
   $("status").textContent = note ? `${base} — ${note}` : base;
 }
@@ -280,6 +319,8 @@ function fillOptions() {
   fillSelect("learning-rate", LEARNING_RATES);
   fillSelect("regularization-rate", REGULARIZATION_RATES);
   fillSelect("dropout", DROPOUTS);
+  fillSelect("speed", SPEEDS, (v) => SPEED_LABELS[v] || `${v} epochs/s`);
+  fillSelect("patience", PATIENCES, (v) => (v ? `after ${v} epochs` : "never"));
   $("batch-size").max = String(Math.min(limit("batchSize", 1, 30), 30));
 }
 
@@ -308,6 +349,9 @@ function applyConfig(config) {
   setSelect("loss", config.loss);
   setSelect("dropout", config.dropout);
   $("residual").checked = !!config.residual;
+  if ("speed" in config) setSelect("speed", config.speed);
+  if ("patience" in config) setSelect("patience", config.patience);
+  document.body.classList.toggle("regression", config.problem === "regression");
   $("show-test").checked = state.showTest;
   $("discretize").checked = state.discretize;
   const shape = (c) => c && JSON.stringify([c.hidden, c.features, c.dataset === "upload"]);
@@ -334,6 +378,8 @@ function bindControls() {
   onChange("loss", (el) => ({ loss: el.value }));
   onChange("dropout", (el) => ({ dropout: Number(el.value) }));
   onChange("residual", (el) => ({ residual: el.checked }));
+  onChange("speed", (el) => ({ speed: Number(el.value) }));
+  onChange("patience", (el) => ({ patience: Number(el.value) }));
 
   $("play").addEventListener("click", () => {
     if (state.playing) {
@@ -756,6 +802,12 @@ function frame() {
   for (const epoch of acks) send({ type: "ack", epoch });
 }
 
+function duration(seconds) {
+  if (seconds >= 1) return `${seconds.toFixed(2)} s`;
+  if (seconds >= 1e-3) return `${(seconds * 1e3).toFixed(2)} ms`;
+  return `${(seconds * 1e6).toFixed(0)} µs`;
+}
+
 function fmt(v) {
   return v === null || v === undefined ? "–" : Number.isFinite(v) ? v.toFixed(3) : String(v);
 }
@@ -770,6 +822,11 @@ function drawSnapshot(snap) {
   $("train-accuracy").textContent = fmt(h.trainAccuracy);
   $("test-accuracy").textContent = fmt(h.testAccuracy);
   $("eps").textContent = Number.isFinite(h.epochsPerSecond) ? String(Math.round(h.epochsPerSecond)) : "–";
+  $("epoch-time").textContent = Number.isFinite(h.secondsPerEpoch) ? duration(h.secondsPerEpoch) : "–";
+  $("train-rmse").textContent = fmt(h.trainRmse);
+  $("test-rmse").textContent = fmt(h.testRmse);
+  $("train-r2").textContent = fmt(h.trainR2);
+  $("test-r2").textContent = fmt(h.testR2);
   const net = state.network;
   if (!net) return;
   const hidden = h.layers.slice(1, -1);

@@ -177,14 +177,28 @@ export function drawLossChart(canvas, train, test) {
     }
   }
   if (!(top > 0)) top = 1;
+  // A log-scaled epoch axis: the first epochs, where the loss falls, keep their share of the
+  // width however long the run (column c shows the record at exp(c * span / (w - 1)) - 1).
+  const span = Math.log1p(Math.max(1, n - 1));
+  const index = (c) => Math.min(n - 1, Math.round(Math.expm1((c * span) / (w - 1))));
+  ctx.fillStyle = "#ccc";
+  ctx.font = "9px sans-serif";
+  for (let tick = 1; tick < n; tick *= 10) {
+    const x = (Math.log1p(tick) / span) * (w - 1);
+    ctx.fillRect(Math.round(x), h - 4, 1, 4);
+    if (tick >= 10) ctx.fillText(String(tick), Math.round(x) + 2, h - 1);
+  }
   const line = (series, colour) => {
+    if (!series.length) return;
     ctx.beginPath();
     ctx.strokeStyle = colour;
     ctx.lineWidth = 1.5;
-    const cols = Math.min(w, series.length);
-    for (let c = 0; c < cols; c++) {
-      const i = cols === 1 ? series.length - 1 : Math.round((c * (series.length - 1)) / (cols - 1));
-      const x = cols === 1 ? w : (c * (w - 1)) / (cols - 1);
+    let last = -1;
+    for (let c = 0; c < w; c++) {
+      const i = n === 1 ? 0 : index(c);
+      if (i === last && c !== w - 1) continue;
+      last = i;
+      const x = n === 1 ? w : c;
       const v = Number.isFinite(series[i]) ? series[i] : top;
       const y = h - 2 - (v / top) * (h - 4);
       if (c === 0) ctx.moveTo(x, y);
