@@ -67,6 +67,10 @@ SEAMS: dict[tuple[str, str], str] = {
         "parallel",
         "_jitted_sweep",
     ): "the sweep's jitted body, spied on: the program is cached per shape",
+    ("parallel", "_compiled_sweep"): (
+        "the sweep's compile step, made to fail: a sweep cancelled before it starts compiles "
+        "nothing (a compile cannot be interrupted)"
+    ),
     (
         "parallel",
         "_sharded_run",

@@ -33,6 +33,7 @@ from typing import Any, Protocol
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from dlvr_jax.playground import budget, protocol
+from dlvr_jax.playground import session as sessions
 from dlvr_jax.playground.session import Session
 
 __all__ = [
@@ -406,6 +407,9 @@ class Connection:
                 await self.wake.wait()
                 continue
             await self.outbox.room.wait()
+            pause = sessions.pause_seconds(session)  # a paced session waits without a place
+            if pause > 0:
+                await asyncio.sleep(pause)
             await self.run_job(self.work(session.train_chunk), self.playground.work)
 
     async def handler(self) -> None:

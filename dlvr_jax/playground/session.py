@@ -62,6 +62,7 @@ __all__ = [
     "consistent",
     "load_upload",
     "neighbours",
+    "pause_seconds",
     "signed_mse",
 ]
 
@@ -689,3 +690,16 @@ def _extend(segments: list[list[Any]], epochs: int, segment: list[Any]) -> None:
         segments[-1][0] += epochs
     else:
         segments.append([epochs, *segment])
+
+
+def pause_seconds(session: Session) -> float:
+    """How long a trainer may wait before ``session.train_chunk()``, holding no place of work.
+
+    Lock-free (the server calls it on its event loop, which must never wait for
+    a chunk): a hint, as :meth:`Session.train_chunk` checks the pace again.
+    """
+    if not session.playing or session.closed or session.diverged is not None:
+        return 0.0
+    if session.compiling_since is not None and session.scheduler.compiling():
+        return _LONGEST_PAUSE
+    return max(0.0, min(session._pacer.wait(), _LONGEST_PAUSE))
