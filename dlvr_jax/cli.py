@@ -13,7 +13,10 @@ To keep ``--help`` and start-up fast, only the chosen command's arguments are
 built, and JAX, the jobs and matplotlib are imported when a command runs. The
 training commands use JAX's persistent compilation cache in
 ``$XDG_CACHE_HOME/dlvr_jax/jax`` (``DLVR_JAX_CACHE_DIR`` overrides it);
-``--no-cache`` or ``DLVR_JAX_NO_CACHE=1`` turns it off.
+``--no-cache`` or ``DLVR_JAX_NO_CACHE=1`` turns it off. On a terminal (stderr),
+``mlp`` shows one line from its first 0.2 s to its last file: the phase
+(loading, compiling, the epochs' bar, drawing) and the seconds; ``--no-progress``
+hides it.
 """
 
 from __future__ import annotations
@@ -90,7 +93,7 @@ def _outputs(command: argparse.ArgumentParser, name: str) -> None:
     if name in ("mlp", "compare-activations", "sweep"):
         _add(command, "--no-cache", False, bool, "do not use JAX's persistent compilation cache")
     if name in ("mlp", "compare-activations"):
-        _add(command, "--no-progress", False, bool, "no progress bar (shown only on a terminal)")
+        _add(command, "--no-progress", False, bool, "no progress line (shown only on a terminal)")
     if name == "mlp":
         _add(
             command, "--checkpoint", None, str, "save state, history and setup here", metavar="PATH"

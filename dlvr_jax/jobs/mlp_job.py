@@ -429,6 +429,8 @@ def mlp(
         ``nothing_to_train`` is True. When training diverges, ``diverged`` is
         set and the files hold the run up to the last good epoch.
     """
+    if out is not None:  # matplotlib loads while the programs compile (XLA frees the GIL)
+        figures.load_in_background()
     session = MlpSession.start(config, resume=resume, force=force)
     remaining = config.epochs - session.epoch
     if remaining <= 0:
