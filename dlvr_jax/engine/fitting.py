@@ -544,7 +544,11 @@ class FitPlan(NamedTuple):
 
 
 def _init_while_compiling(
-    key: jax.Array, model: nn.Module, optimizer: optax.GradientTransformation, args: FitArgs
+    key: jax.Array,
+    model: nn.Module,
+    optimizer: optax.GradientTransformation,
+    args: FitArgs,
+    ahead: bool,
 ) -> TrainState:
     """A fresh state (:func:`init_state`), while a thread compiles the fit's first chunk.
 
@@ -563,7 +567,7 @@ def _init_while_compiling(
         return engine.init_state(key, model, optimizer, args.data.x, **options)
 
     values = (key, args.data.x, args.l1, args.l2, args.weights)
-    if args.pad_batches or any(check.is_tracer(value) for value in values):
+    if not ahead or args.pad_batches or any(check.is_tracer(value) for value in values):
         return init()
     shapes = engine.init_shapes(key, model, optimizer, args.data.x, **options)
     epochs = min(args.chunk, args.epochs)
@@ -586,9 +590,16 @@ def prepare(
     model: nn.Module,
     optimizer: optax.GradientTransformation,
     data: Any,
+    *,
+    compile_ahead: bool = True,
     **options: Unpack[FitOptions],
 ) -> FitPlan:
     """Checks a fit's arguments and :class:`FitOptions`, and gives the state to start from.
+
+    ``compile_ahead``: with a fresh state, compile the first chunk of :func:`run`
+    in a thread while the initialisation compiles (the plan's :meth:`FitPlan.run`
+    then compiles nothing); a door that runs another program (mapped over devices)
+    passes False.
 
     Without ``state``, a fresh state from ``key`` (:func:`init_state`). With
     ``state`` (resume), that state continues: its step, epoch, parameters,
@@ -603,7 +614,7 @@ def prepare(
     state = options.get("state")
     if state is None:
         key = check.prng_key("key", key)
-        state = _init_while_compiling(key, model, optimizer, args)
+        state = _init_while_compiling(key, model, optimizer, args, compile_ahead)
     else:
         if not isinstance(state, TrainState):
             raise TypeError(f"state must be a TrainState, got {type(state).__name__}")
