@@ -13,7 +13,10 @@ To keep ``--help`` and start-up fast, only the chosen command's arguments are
 built, and JAX, the jobs and matplotlib are imported when a command runs. The
 training commands use JAX's persistent compilation cache in
 ``$XDG_CACHE_HOME/dlvr_jax/jax`` (``DLVR_JAX_CACHE_DIR`` overrides it);
-``--no-cache`` or ``DLVR_JAX_NO_CACHE=1`` turns it off.
+``--no-cache`` or ``DLVR_JAX_NO_CACHE=1`` turns it off. On a terminal (stderr),
+``mlp`` shows one line from its first 0.2 s to its last file: the phase
+(loading, compiling, the epochs' bar, drawing) and the seconds; ``--no-progress``
+hides it.
 """
 
 from __future__ import annotations
@@ -22,9 +25,9 @@ import argparse
 import dataclasses
 import importlib
 import json
-import math
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple, NoReturn
@@ -39,99 +42,8 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def _number(
-    kind: Callable[[str], Any], expected: str, test: Callable[[Any], bool] = lambda _: True
-) -> Callable[[str], Any]:
-    """A parser of one number (``kind``); the configs check their rules (one check per rule)."""
-
-    def parse(text: str) -> Any:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
-        if not test(value):
-            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
-        return value
-
-    parse.__name__ = expected  # argparse names the type in some messages
-    return parse
-
-
-_int = _number(int, "an integer")
-_float = _number(float, "a number")
-_port = _number(int, "a port in [0, 65535] (0: a free one)", lambda v: 0 <= v <= 65535)
-_sessions = _number(int, "an integer >= 1", lambda v: v >= 1)
-
-
-def _list(kind: Callable[[str], Any], what: str, example: str) -> Callable[[str], list[Any]]:
-    """A parser of comma-separated values such as ``1e-3,1e-2`` (the config checks each)."""
-
-    def parse(text: str) -> list[Any]:
-        try:
-            return [kind(part.strip()) for part in text.split(",")]
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"expected comma-separated {what} such as {example}, got {text!r}"
-            ) from None
-
-    return parse
-
-
-_floats = _list(float, "numbers", "1e-3,1e-2")
-_ints = _list(int, "integers", "1,10,100")
-_point = _list(float, "coordinates", "-1.2,1")
-_words = _list(str, "names", "relu,tanh")
-
-
-def _widths(text: str) -> tuple[int, ...]:
-    """``8,8,8`` -> (8, 8, 8); ``none`` asks for no hidden layer (an empty text is refused)."""
-    if text.strip().lower() == "none":
-        return ()
-    if not text.strip():
-        raise argparse.ArgumentTypeError(
-            "expected comma-separated widths such as 8,8,8 (or 'none' for a model without "
-            "hidden layers), got ''"
-        )
-    return tuple(_list(int, "widths", "8,8,8")(text))
-
-
-def _learning_rates(text: str) -> list[float]:
-    """``1e-4:1e-1:16`` (16 log-spaced values, ends included) or ``1e-3,1e-2``."""
-    if ":" not in text:
-        return _floats(text)
-    try:
-        low, high, count = (
-            kind(part) for kind, part in zip((float, float, int), text.split(":"), strict=True)
-        )
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected LOW:HIGH:COUNT such as 1e-4:1e-1:16, got {text!r}"
-        ) from None
-    if not (0 < low <= high and math.isfinite(high) and count >= 1):
-        raise argparse.ArgumentTypeError(
-            f"expected 0 < LOW <= HIGH and COUNT >= 1 in LOW:HIGH:COUNT, got {text!r}"
-        )
-    if count == 1:
-        return [low]
-    ratio = (high / low) ** (1 / (count - 1))
-    return [low * ratio**i for i in range(count - 1)] + [high]
-
-
 # ----------------------------------------------------------------------------
 # The arguments of each command (built only for the command that runs).
-
-_READ: dict[str, Callable[[str], Any]] = {
-    "int": _int,
-    "float": _float,
-    "ints": _ints,
-    "floats": _floats,
-    "words": _words,
-    "point": _point,
-    "widths": _widths,
-    "rates": _learning_rates,
-    "text": str,
-}
-"""How each kind of option's text reads (:data:`dlvr_jax.jobs.commands.Option.kind`)."""
 
 
 def _job_arguments(sub: argparse.ArgumentParser, name: str) -> None:
@@ -153,7 +65,7 @@ def _job_arguments(sub: argparse.ArgumentParser, name: str) -> None:
             choices = tuple(option.choices())
             where.add_argument(option.flag(), default=default, choices=choices, **common)
         else:
-            kind = _READ[option.kind]
+            kind = commands.READERS[option.kind]
             where.add_argument(
                 option.flag(), default=default, type=kind, metavar=option.metavar, **common
             )
@@ -181,7 +93,7 @@ def _outputs(command: argparse.ArgumentParser, name: str) -> None:
     if name in ("mlp", "compare-activations", "sweep"):
         _add(command, "--no-cache", False, bool, "do not use JAX's persistent compilation cache")
     if name in ("mlp", "compare-activations"):
-        _add(command, "--no-progress", False, bool, "no progress bar (shown only on a terminal)")
+        _add(command, "--no-progress", False, bool, "no progress line (shown only on a terminal)")
     if name == "mlp":
         _add(
             command, "--checkpoint", None, str, "save state, history and setup here", metavar="PATH"
@@ -191,6 +103,8 @@ def _outputs(command: argparse.ArgumentParser, name: str) -> None:
 
 
 def _playground_arguments(command: argparse.ArgumentParser) -> None:
+    from dlvr_jax.jobs import commands
+
     command.description = (
         "Start a local web server (127.0.0.1, a random token in the URL) whose page trains "
         "MLPs live: datasets, features, layers, activations, optimizers, regularization, "
@@ -199,9 +113,15 @@ def _playground_arguments(command: argparse.ArgumentParser) -> None:
         'pip install "dlvr-jax[playground]".'
     )
     _add(command, "--host", "127.0.0.1", str, "the interface to bind (127.0.0.1: this machine)")
-    _add(command, "--port", 0, _port, "the port (0: a free one)")
+    _add(command, "--port", 0, commands.READERS["port"], "the port (0: a free one)")
     _add(command, "--no-browser", False, bool, "print the URL but do not open a browser")
-    _add(command, "--max-sessions", 8, _sessions, "the most browser tabs training at once")
+    _add(
+        command,
+        "--max-sessions",
+        8,
+        commands.READERS["sessions"],
+        "the most browser tabs training at once",
+    )
     _add(command, "--json", False, bool, "on exit, print the outcome as one JSON document")
     _add(command, "--no-cache", False, bool, "do not use JAX's persistent compilation cache")
 
@@ -254,6 +174,28 @@ def _config(kind: Any, args: argparse.Namespace) -> Any:
     return kind(**{n: tuple(v) if isinstance(v, list) else v for n, v in values.items()})
 
 
+class _Ticker(threading.Thread):
+    """The run's phase and seconds on stderr every 0.2 s, from start to the last file written:
+    loading, preparing and compiling, the training bar, drawing (a terminal's, not ``--json``)."""
+
+    def __init__(self) -> None:
+        super().__init__(name="dlvr-jax-progress", daemon=True)
+        self.text, self.began, self.done = "loading", time.perf_counter(), threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(0.2):
+            sys.stderr.write(f"\r{self.text} {time.perf_counter() - self.began:.1f}s\033[K")
+            sys.stderr.flush()
+
+    def stop(self) -> None:
+        self.done.set()
+        self.join()
+        sys.stderr.write("\r\033[K")
+
+
+_TICKER: list[_Ticker] = []  # the running ticker, if any
+
+
 class _ProgressBar:
     """A one-line progress bar on stderr, redrawn after each compiled chunk of epochs."""
 
@@ -266,11 +208,14 @@ class _ProgressBar:
 
         filled = round(30 * done / total)
         loss = float(np.asarray(history.train_loss)[-1])
-        sys.stderr.write(
-            f"\r{self.label} [{'#' * filled}{'.' * (30 - filled)}] {done}/{total} epochs "
+        line = (
+            f"{self.label} [{'#' * filled}{'.' * (30 - filled)}] {done}/{total} epochs "
             f"loss {loss:.4f} {time.perf_counter() - self.start:.1f}s"
-            + ("\n" if done == total else "")
         )
+        if _TICKER:  # the ticker draws it, and then the figures' phase
+            _TICKER[0].text = line if done < total else f"{line}; drawing figures"
+            return
+        sys.stderr.write(f"\r{line}" + ("\n" if done == total else ""))
         sys.stderr.flush()
 
 
@@ -470,10 +415,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     if arguments[:1] == ["bench"]:
         return _bench(arguments[1:])
     command = next((a for a in arguments if not a.startswith("-")), None)
+    if (
+        command == "mlp"
+        and sys.stderr.isatty()
+        and not {"-h", "--help", "--no-progress"} & {*arguments}
+    ):
+        _TICKER.append(_Ticker())
+        _TICKER[0].start()
+    try:
+        return _main(arguments, command)
+    finally:
+        _stop_ticker()
+
+
+def _stop_ticker() -> None:
+    if _TICKER:
+        _TICKER.pop().stop()
+
+
+def _main(arguments: list[str], command: str | None) -> int:
     args = _build_parser(command).parse_args(arguments)
+    if _TICKER:
+        _TICKER[0].text = "preparing the data, compiling"
     prefix = f"dlvr-jax {args.command}: error:"
     try:
-        outcome = args.run(args)
+        try:
+            outcome = args.run(args)
+        finally:
+            _stop_ticker()  # before anything else is printed
     except KeyboardInterrupt:
         print(f"{prefix} interrupted", file=sys.stderr)
         return 130

@@ -647,3 +647,41 @@ def test_importing_the_cli_loads_no_command_modules():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_mlp_shows_its_phase_on_a_terminal_until_the_end(monkeypatch, capsys):
+    # From the start until the command ends, a line on the terminal says what runs and for
+    # how long, every 0.2 s: while compiling (nothing else reports then), the training bar,
+    # then the figures. Here the job is a stand-in that takes its time in each phase.
+    import re
+    import time
+
+    from dlvr_jax import jobs, train
+
+    def slow_mlp(config, **options):
+        time.sleep(0.7)  # preparing and compiling
+        history = train.History(np.array([0.5, 0.25]), np.array([0.5, 0.75]), None, None, {}, None)
+        progress = options.get("progress") or (lambda *_: None)  # none off a terminal
+        progress(100, 200, history)
+        time.sleep(0.5)
+        progress(200, 200, history)
+        time.sleep(0.5)  # drawing
+        raise ValueError("stand-in done")
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    monkeypatch.setattr(jobs, "mlp", slow_mlp)
+    assert cli.main(["mlp", "--epochs", "200"]) == 2
+    err = capsys.readouterr().err
+    shown = re.findall(r"\r([^\r]*?) (\d+\.\d)s\x1b\[K", err)
+    phases = [text for text, _ in shown]
+    assert "preparing the data, compiling" in phases
+    assert any(t.startswith("training [###############....") for t in phases)
+    assert any(t.endswith("; drawing figures") for t in phases)
+    assert float(shown[0][1]) <= 0.5  # the first line within half a second
+    assert "\r\033[K" in err  # the line is cleared before the error line
+    assert err.rstrip().endswith("dlvr-jax mlp: error: stand-in done")
+    assert cli.main(["mlp", "--epochs", "200", "--no-progress"]) == 2
+    assert capsys.readouterr().err == "dlvr-jax mlp: error: stand-in done\n"
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
+    assert cli.main(["mlp", "--epochs", "200"]) == 2
+    assert capsys.readouterr().err == "dlvr-jax mlp: error: stand-in done\n"

@@ -164,6 +164,31 @@ def test_every_door_rejects_bad_arguments_before_tracing(no_tracing, fit, kwargs
         fit(jax.random.key(0), models.MLP(hidden=(4,)), ADAM, XOR, **arguments)
 
 
+def test_a_fresh_fit_compiles_its_training_program_while_it_initialises(caplog):
+    # prepare compiles the first chunk's program (from the state's shapes, in a thread,
+    # while init compiles and runs), so the run compiles nothing more; the bits are the
+    # same as init then run (the precompiled program is the one run would build).
+    model, points = models.MLP(hidden=(5, 3)), data.circle(jax.random.key(3), 37)
+
+    def compiles(step):
+        caplog.clear()
+        with jax.log_compiles(), caplog.at_level(logging.WARNING):
+            result = step()
+        return result, [r.getMessage().split(" with ")[0] for r in caplog.records
+                        if r.getMessage().startswith("Compiling jit(")]  # fmt: skip
+
+    plan, during_prepare = compiles(
+        lambda: engine.prepare(jax.random.key(4), model, ADAM, points, epochs=7, test=points)
+    )
+    assert "Compiling jit(_init)" in during_prepare  # (the thread's compile logs elsewhere:
+    # jax.log_compiles is a thread's own setting)
+    (state, history), during_run = compiles(plan.run)
+    assert "Compiling jit(run_epochs)" not in during_run  # new shapes, already compiled
+    expected = engine.run(plan.state, plan.data, plan.test, 7, plan.batch_size)
+    assert_bit_identical(state.params, expected[0].params)
+    assert_bit_identical(history.train_loss, expected[1].train_loss)
+
+
 def test_prepare_rejects_a_bad_key_before_tracing(no_tracing):
     with pytest.raises(TypeError, match="key must be a PRNG key"):
         engine.prepare(0, models.MLP(), ADAM, XOR, epochs=1)

@@ -22,6 +22,9 @@ use them; users should call ``train.fit``, ``parallel.fit_pmap``,
   ``parallel`` maps it (``vmap``, ``pmap``) and shards it (a :class:`Sharding`).
 - :func:`loop` is the host loop around a compiled chunk: chunks, progress,
   and recovery from NaN by running the chunk again for fewer epochs.
+- :func:`init_shapes` and :func:`precompile`: the state's shapes, traced, and
+  the compiled core built from them ahead of time, so that :func:`prepare`
+  compiles the training program in a thread while the initialisation compiles.
 - :func:`prepare` validates a fit's arguments on the host, before anything is
   traced, and returns a :class:`FitPlan` whose state is fresh or resumed.
 
@@ -68,11 +71,13 @@ from dlvr_jax.engine.core import (
     concatenate,
     evaluate_state,
     history_from,
+    init_shapes,
     init_state,
     layer_norms,
     map_epochs,
     metric,
     pad_to_batches,
+    precompile,
     program_key,
     run,
     run_epochs,
@@ -129,12 +134,14 @@ __all__ = [
     "concatenate",
     "evaluate_state",
     "history_from",
+    "init_shapes",
     "init_state",
     "layer_norms",
     "loop",
     "map_epochs",
     "metric",
     "pad_to_batches",
+    "precompile",
     "prepare",
     "program_key",
     "run",

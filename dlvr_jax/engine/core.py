@@ -321,6 +321,32 @@ def init_state(
     )
 
 
+def init_shapes(
+    key: jax.Array,
+    model: nn.Module,
+    tx: optax.GradientTransformation,
+    x: Any,
+    *,
+    loss_fn: Callable[..., jax.Array],
+    task: str,
+    l1: Any = 0.0,
+    l2: Any = 0.0,
+) -> TrainState:
+    """The state :func:`init_state` would return, as shapes and dtypes: traced, not compiled.
+
+    Its leaves are :class:`jax.ShapeDtypeStruct`; its static parts (model,
+    optimizer, loss, task) are the real state's. With it, :func:`precompile`
+    compiles the training program while the initialisation still compiles.
+    """
+    return cast(
+        TrainState,
+        cast(Any, _compiled_init(jax.default_backend())).eval_shape(
+            key, np.asarray(x)[:1], jnp.float32(l1), jnp.float32(l2), model=model, tx=tx,
+            loss_fn=loss_fn, task=task,
+        ),
+    )  # fmt: skip
+
+
 def layer_norms(grads: Any) -> dict[str, jax.Array]:
     """The global norm of each dense layer's gradients (kernel and bias), by layer name."""
     norms = {}
@@ -574,6 +600,30 @@ def _compiled_run(platform: str) -> Callable[..., Any]:
         static_argnames=("epochs", "batch_size", "sharding"),
         compiler_options=dict(_xla.cpu_options(platform)) or None,
     )
+
+
+def precompile(
+    state: TrainState,
+    data: Dataset,
+    test: Dataset | None,
+    epochs: int,
+    batch_size: int,
+    count: jax.Array | None = None,
+    weights: jax.Array | None = None,
+) -> None:
+    """Compiles the program :func:`run` would run with these arguments, ahead of the call.
+
+    ``state`` may be the shapes of one (:func:`init_shapes`): the compiled
+    program lands in ``jit``'s own cache, so the later :func:`run` with a real
+    state of those shapes compiles nothing. XLA releases the GIL while it
+    compiles, so a thread can compile this while another compiles (and runs)
+    the initialisation; the programs, hence the bits, are those :func:`run`
+    would compile itself.
+    """
+    compiled: Any = compiled_run(jax.default_backend())
+    compiled.lower(
+        state, data, test, epochs=epochs, batch_size=batch_size, count=count, weights=weights
+    ).compile()
 
 
 def run(

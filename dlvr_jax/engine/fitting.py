@@ -11,6 +11,8 @@ looked up on :mod:`dlvr_jax.engine` at call time (``engine.run``,
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple, Required, TypedDict, Unpack, cast
@@ -541,14 +543,63 @@ class FitPlan(NamedTuple):
         )
 
 
+def _init_while_compiling(
+    key: jax.Array,
+    model: nn.Module,
+    optimizer: optax.GradientTransformation,
+    args: FitArgs,
+    ahead: bool,
+) -> TrainState:
+    """A fresh state (:func:`init_state`), while a thread compiles the fit's first chunk.
+
+    The two programs are independent once the state's shapes are known
+    (:func:`init_shapes`, a trace), so their compiles overlap: a fit's first
+    call waits for the longer, not the sum. The training program is the one
+    :func:`run` would compile (same function, options and shapes), so the bits
+    do not change. Not under a transform (tracers have no program of their
+    own) nor with ``pad_batches`` (the padding follows the state's key); a
+    failed ahead-of-time compile is left for the run itself to report.
+    """
+    options: dict[str, Any] = {"loss_fn": args.loss_fn, "task": args.task}
+    options.update(l1=args.l1, l2=args.l2)
+
+    def init() -> TrainState:
+        return engine.init_state(key, model, optimizer, args.data.x, **options)
+
+    values = (key, args.data.x, args.l1, args.l2, args.weights)
+    if not ahead or args.pad_batches or any(check.is_tracer(value) for value in values):
+        return init()
+    shapes = engine.init_shapes(key, model, optimizer, args.data.x, **options)
+    epochs = min(args.chunk, args.epochs)
+
+    def compile_first_chunk() -> None:
+        with contextlib.suppress(Exception):  # the run compiles again and raises it there
+            engine.precompile(shapes, args.data, args.test, epochs, args.batch_size, None,
+                              args.weights)  # fmt: skip
+
+    worker = threading.Thread(target=compile_first_chunk, name="dlvr-jax-compile", daemon=True)
+    worker.start()
+    try:
+        return init()
+    finally:
+        worker.join()
+
+
 def prepare(
     key: Any,
     model: nn.Module,
     optimizer: optax.GradientTransformation,
     data: Any,
+    *,
+    compile_ahead: bool = True,
     **options: Unpack[FitOptions],
 ) -> FitPlan:
     """Checks a fit's arguments and :class:`FitOptions`, and gives the state to start from.
+
+    ``compile_ahead``: with a fresh state, compile the first chunk of :func:`run`
+    in a thread while the initialisation compiles (the plan's :meth:`FitPlan.run`
+    then compiles nothing); a door that runs another program (mapped over devices)
+    passes False.
 
     Without ``state``, a fresh state from ``key`` (:func:`init_state`). With
     ``state`` (resume), that state continues: its step, epoch, parameters,
@@ -563,16 +614,7 @@ def prepare(
     state = options.get("state")
     if state is None:
         key = check.prng_key("key", key)
-        state = engine.init_state(
-            key,
-            model,
-            optimizer,
-            args.data.x,
-            loss_fn=args.loss_fn,
-            task=args.task,
-            l1=args.l1,
-            l2=args.l2,
-        )
+        state = _init_while_compiling(key, model, optimizer, args, compile_ahead)
     else:
         if not isinstance(state, TrainState):
             raise TypeError(f"state must be a TrainState, got {type(state).__name__}")

@@ -51,7 +51,7 @@ Examples:
 from __future__ import annotations
 
 from dlvr_jax.jobs.cache import compilation_cache
-from dlvr_jax.jobs.commands import COMMANDS, Command, Option
+from dlvr_jax.jobs.commands import COMMANDS, READERS, Command, Option
 from dlvr_jax.jobs.compare_job import CompareConfig, CompareResult, compare_activations
 from dlvr_jax.jobs.divergence import Divergence
 from dlvr_jax.jobs.mlp_job import MLP_FILES, MlpConfig, MlpResult, MlpSession, mlp
@@ -72,6 +72,7 @@ from dlvr_jax.jobs.sweep_job import SWEEP_COLUMNS, SweepConfig, SweepResult, swe
 __all__ = [
     "COMMANDS",
     "MLP_FILES",
+    "READERS",
     "SWEEP_COLUMNS",
     "TASKS",
     "Command",

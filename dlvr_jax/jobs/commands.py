@@ -16,7 +16,9 @@ here: :mod:`dlvr_jax.cli` builds its parser from these declarations.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
+import math
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -27,7 +29,7 @@ from dlvr_jax.jobs.optimize_job import DESCENT_METHODS, OptimizeConfig
 from dlvr_jax.jobs.perceptron_job import PerceptronConfig
 from dlvr_jax.jobs.sweep_job import SweepConfig
 
-__all__ = ["COMMANDS", "Command", "Option"]
+__all__ = ["COMMANDS", "READERS", "Command", "Option"]
 
 FIELD_DEFAULT: Any = object()
 """An option's default when it is its config field's."""
@@ -243,3 +245,98 @@ COMMANDS: dict[str, Command] = {
     ),
 }
 """Every job's command: its config, description and options, in ``--help``'s order."""
+
+
+def _number(
+    kind: Callable[[str], Any], expected: str, test: Callable[[Any], bool] = lambda _: True
+) -> Callable[[str], Any]:
+    """A parser of one number (``kind``); the configs check their rules (one check per rule)."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        if not test(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+
+    parse.__name__ = expected  # argparse names the type in some messages
+    return parse
+
+
+_int = _number(int, "an integer")
+_float = _number(float, "a number")
+_port = _number(int, "a port in [0, 65535] (0: a free one)", lambda v: 0 <= v <= 65535)
+_sessions = _number(int, "an integer >= 1", lambda v: v >= 1)
+
+
+def _list(kind: Callable[[str], Any], what: str, example: str) -> Callable[[str], list[Any]]:
+    """A parser of comma-separated values such as ``1e-3,1e-2`` (the config checks each)."""
+
+    def parse(text: str) -> list[Any]:
+        try:
+            return [kind(part.strip()) for part in text.split(",")]
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected comma-separated {what} such as {example}, got {text!r}"
+            ) from None
+
+    return parse
+
+
+_floats = _list(float, "numbers", "1e-3,1e-2")
+_ints = _list(int, "integers", "1,10,100")
+_point = _list(float, "coordinates", "-1.2,1")
+_words = _list(str, "names", "relu,tanh")
+
+
+def _widths(text: str) -> tuple[int, ...]:
+    """``8,8,8`` -> (8, 8, 8); ``none`` asks for no hidden layer (an empty text is refused)."""
+    if text.strip().lower() == "none":
+        return ()
+    if not text.strip():
+        raise argparse.ArgumentTypeError(
+            "expected comma-separated widths such as 8,8,8 (or 'none' for a model without "
+            "hidden layers), got ''"
+        )
+    return tuple(_list(int, "widths", "8,8,8")(text))
+
+
+def _learning_rates(text: str) -> list[float]:
+    """``1e-4:1e-1:16`` (16 log-spaced values, ends included) or ``1e-3,1e-2``."""
+    if ":" not in text:
+        return _floats(text)
+    try:
+        low, high, count = (
+            kind(part) for kind, part in zip((float, float, int), text.split(":"), strict=True)
+        )
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected LOW:HIGH:COUNT such as 1e-4:1e-1:16, got {text!r}"
+        ) from None
+    if not (0 < low <= high and math.isfinite(high) and count >= 1):
+        raise argparse.ArgumentTypeError(
+            f"expected 0 < LOW <= HIGH and COUNT >= 1 in LOW:HIGH:COUNT, got {text!r}"
+        )
+    if count == 1:
+        return [low]
+    ratio = (high / low) ** (1 / (count - 1))
+    return [low * ratio**i for i in range(count - 1)] + [high]
+
+
+READERS: dict[str, Callable[[str], Any]] = {
+    "int": _int,
+    "float": _float,
+    "ints": _ints,
+    "floats": _floats,
+    "words": _words,
+    "point": _point,
+    "widths": _widths,
+    "rates": _learning_rates,
+    "text": str,
+    "port": _port,
+    "sessions": _sessions,
+}
+"""How the command line reads each kind of option's text (:attr:`Option.kind`, and the
+playground's ``port`` and ``sessions``): a parser raising ``argparse.ArgumentTypeError``."""

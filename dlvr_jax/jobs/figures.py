@@ -2,6 +2,7 @@
 
 The contract::
 
+    load_in_background()                                      # matplotlib, while compiling
     surface(model, params, task, n_outputs) -> grid -> values  # output, P(class 1) or class
     mlp_figures(problem, model, state, history, out, label) -> (files, notes)
 
@@ -11,7 +12,11 @@ drawn. Internal to :mod:`dlvr_jax.jobs`.
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import os
+import sys
+import threading
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -22,6 +27,26 @@ from dlvr_jax import models, train
 from dlvr_jax.jobs.problem import Problem
 
 __all__ = []
+
+
+def load_in_background() -> None:
+    """Starts importing :mod:`dlvr_jax.viz` (matplotlib, about 1 s) in a daemon thread.
+
+    A job that will draw calls it before it compiles: the import runs while XLA
+    compiles (and trains) without the GIL, and :func:`mlp_figures`' own import
+    then finds the module loaded, or waits for the import lock. Once per process.
+    """
+    if "dlvr_jax.viz" not in sys.modules and not _LOADING:
+        _LOADING.append(threading.Thread(target=_load, name="dlvr-jax-viz-import", daemon=True))
+        _LOADING[0].start()
+
+
+_LOADING: list[threading.Thread] = []
+
+
+def _load() -> None:
+    with contextlib.suppress(Exception):  # mlp_figures imports it again and reports the error
+        importlib.import_module("dlvr_jax.viz")
 
 
 def surface(model: models.MLP, params: Any, task: str, n_outputs: int) -> Callable[..., Any]:

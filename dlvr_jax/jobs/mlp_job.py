@@ -242,13 +242,6 @@ class MlpSession:
         like = train.create_train_state(p.key, p.model, self.optimizer, p.train.x, loss=p.loss)
         self.state, self.history = checkpoint.load(path, like)
 
-    def _new_state(self) -> train.TrainState:
-        p = self.problem
-        return train.create_train_state(
-            p.key, p.model, self.optimizer, p.train.x, loss=p.loss, l1=self.config.l1,
-            l2=self.config.l2,
-        )  # fmt: skip
-
     @property
     def train_set(self) -> data.Dataset:
         """The training set (from the generator or the CSV, after the split)."""
@@ -287,10 +280,6 @@ class MlpSession:
         if self.diverged is not None:
             return 0
         before = self.epoch
-        if self.state is None:  # the state train.fit would create, timed apart
-            started = time.perf_counter()
-            self.state = self._new_state()
-            self.timings["init"] = time.perf_counter() - started
         p = self.problem
         options: dict[str, Any] = {
             "epochs": epochs,
@@ -303,6 +292,11 @@ class MlpSession:
             "progress": progress,
             "chunk_epochs": chunk_epochs,
         }
+        if self.state is None:  # the state train.fit would create, timed apart, while
+            started = time.perf_counter()  # fit's first program compiles (engine.prepare)
+            plan = engine.prepare(p.key, p.model, self.optimizer, p.train, **options)
+            self.state = options["state"] = plan.state
+            self.timings["init"] = time.perf_counter() - started
         started = time.perf_counter()
         try:
             state, new = train.fit(p.key, p.model, self.optimizer, p.train, **options)
@@ -429,6 +423,8 @@ def mlp(
         ``nothing_to_train`` is True. When training diverges, ``diverged`` is
         set and the files hold the run up to the last good epoch.
     """
+    if out is not None:  # matplotlib loads while the programs compile (XLA frees the GIL)
+        figures.load_in_background()
     session = MlpSession.start(config, resume=resume, force=force)
     remaining = config.epochs - session.epoch
     if remaining <= 0:
