@@ -671,7 +671,8 @@ def _data_parallel_plan(
             f"{owner} does not take pad_batches=True: each global batch is already split "
             "across the devices (pad the data yourself with engine.pad_to_batches if needed)"
         )
-    return engine.prepare(key, model, optimizer, data, **options)
+    # Its programs are mapped across devices: the one-device program would be compiled in vain.
+    return engine.prepare(key, model, optimizer, data, compile_ahead=False, **options)
 
 
 def _put(tree: Any, sharding: NamedSharding) -> Any:

@@ -533,6 +533,9 @@ def test_divergence_exits_1_with_one_line_and_keeps_the_good_epochs(tmp_path, ca
     assert metrics["epochs"] == epoch - 1
     assert metrics["diverged"]["epoch"] == epoch
     assert f"the files hold the run up to epoch {epoch - 1}, the last good one" in stdout
+    good = epoch - 1
+    assert f"trained {good} epoch{'' if good == 1 else 's'} (" in stdout
+    assert not re.search(r"\b1 (epochs|steps)\b", stdout), stdout  # was "1 epochs (1 steps)"
     assert "Traceback" not in err
 
 

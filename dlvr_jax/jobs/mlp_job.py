@@ -149,7 +149,8 @@ class MlpResult(NamedTuple):
             f"dataset: {m['dataset']} (n={m['n']}, seed={m['seed']}, {data_text})",
             f"model: MLP hidden={m['hidden']} activation={m['activation']} "
             f"({m['parameters']} parameters), {m['optimizer']} at {m['learning_rate']:g}",
-            f"trained {m['epochs']} epochs ({m['steps']} steps) in {m['train_seconds']:.2f}s",
+            f"trained {_count(m['epochs'], 'epoch')} ({_count(m['steps'], 'step')}) "
+            f"in {m['train_seconds']:.2f}s",
         ]
         if m["train_loss"] is not None:
             test = "" if m["test_loss"] is None else f", test {results.loss_text(m['test_loss'])}"
@@ -434,3 +435,8 @@ def mlp(
         )
     session.advance(remaining, progress=progress, chunk_epochs=chunk_epochs)
     return session.result(out=out, checkpoint_path=checkpoint_path)
+
+
+def _count(number: int, noun: str) -> str:
+    """``1 epoch``, ``2 epochs``: the report's counts read as English."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"
