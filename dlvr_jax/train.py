@@ -264,7 +264,7 @@ def predict(
     return _blocked(_predictions, _predict, ("predict", model, kind), model, params, x, kind=kind)
 
 
-PREDICT_BLOCK = 256
+PREDICT_BLOCK = 1024
 """The rows of one block of :func:`predict` and :func:`probabilities` (one compiled shape)."""
 
 

@@ -455,8 +455,9 @@ def test_predict_and_probabilities_are_one_program_per_width_from_numpy(caplog):
 # A model and data wide enough that XLA:CPU's matmul kernels change their blocking with
 # the number of rows (a row's logits changed in the last bit with its batch before
 # predictions ran in fixed-size blocks), and more rows than two blocks, the last partial.
+_ROWS = 2 * train.PREDICT_BLOCK + 88
 _ROWS_MODEL = models.MLP(hidden=(100, 50), n_outputs=3)
-_ROWS_X = np.random.default_rng(7).normal(size=(600, 30)).astype(np.float32)
+_ROWS_X = np.random.default_rng(7).normal(size=(_ROWS, 30)).astype(np.float32)
 _ROWS_PARAMS = _ROWS_MODEL.init(jax.random.key(7), _ROWS_X[:1])
 
 
@@ -469,10 +470,12 @@ def all_rows_predicted():
     }
 
 
-@given(order=st.permutations(range(600)), count=st.integers(1, 600))
-def test_a_rows_prediction_does_not_depend_on_the_other_rows(all_rows_predicted, order, count):
+@given(seed=st.integers(0, 2**32 - 1), count=st.integers(1, _ROWS))
+def test_a_rows_prediction_does_not_depend_on_the_other_rows(all_rows_predicted, seed, count):
     # Any subset, in any order, of any size: each row gets the bits it gets among all rows.
-    rows = np.asarray(order[:count])
+    # (The permutation is drawn from a seed: hypothesis's permutations of 2000 rows are
+    # too large an example for it.)
+    rows = np.random.default_rng(seed).permutation(_ROWS)[:count]
     x = _ROWS_X[rows]
     got = {
         "labels": np.asarray(train.predict(_ROWS_MODEL, _ROWS_PARAMS, x)),
