@@ -30,6 +30,15 @@ They enter ``Pipeline``, ``GridSearchCV`` and ``cross_val_score`` and pass
 - **Compiled once per shape.** The learning rate lives in the optimizer's
   state and ``l1``/``l2`` in the :class:`~dlvr_jax.train.TrainState`, so a grid
   search over them reuses one compiled program per data shape.
+- **Light to import, cached compiles.** ``import dlvr_jax.estimators`` loads
+  scikit-learn's base classes only; JAX and the library load at the first
+  ``fit``, which also turns on JAX's persistent compilation cache (the
+  command's folder, ``$DLVR_JAX_CACHE_DIR`` or ``~/.cache/dlvr_jax/jax``),
+  unless ``DLVR_JAX_NO_CACHE=1`` or the user configured JAX's cache already
+  (their folder and settings are kept). See ``docs/estimators.md``.
+- **Predictions independent of the batch.** ``predict`` and ``predict_proba``
+  are :func:`dlvr_jax.train.predict` and :func:`~dlvr_jax.train.probabilities`,
+  which run fixed-size blocks: a row gets the same bits in any batch.
 - **Picklable.** The fitted state is kept as NumPy arrays (parameters,
   optimizer state, key data, step and epoch); the static parts (model,
   optimizer, loss) are rebuilt from the hyperparameters when needed.
@@ -49,22 +58,53 @@ Examples:
 
 from __future__ import annotations
 
+import importlib
 import secrets
+import types
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.utils import check_array
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from dlvr_jax import _validate as check
-from dlvr_jax import data, engine, losses, models, optim, perceptron, train
-
 __all__ = ["MLPClassifier", "MLPRegressor", "PerceptronClassifier"]
+
+
+class _OnFirstUse(types.ModuleType):
+    """A module imported at its first attribute access: JAX loads at the first fit, not here."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self._module: types.ModuleType | None = None
+
+    def __getattr__(self, attribute: str) -> Any:
+        if attribute.startswith("__"):
+            raise AttributeError(attribute)
+        if self._module is None:
+            self._module = importlib.import_module(self.__name__)
+        return getattr(self._module, attribute)
+
+
+if TYPE_CHECKING:
+    import jax
+    import jax.numpy as jnp
+
+    from dlvr_jax import _validate as check
+    from dlvr_jax import data, engine, losses, models, optim, perceptron, train
+else:
+    jax = _OnFirstUse("jax")
+    jnp = _OnFirstUse("jax.numpy")
+    check = _OnFirstUse("dlvr_jax._validate")
+    data = _OnFirstUse("dlvr_jax.data")
+    engine = _OnFirstUse("dlvr_jax.engine")
+    losses = _OnFirstUse("dlvr_jax.losses")
+    models = _OnFirstUse("dlvr_jax.models")
+    optim = _OnFirstUse("dlvr_jax.optim")
+    perceptron = _OnFirstUse("dlvr_jax.perceptron")
+    train = _OnFirstUse("dlvr_jax.train")
 
 
 # ----------------------------------------------------------------------------
@@ -108,11 +148,34 @@ def _hidden(value: Any) -> tuple[int, ...]:
 
 
 # The predictions are the library's own (train.predict, train.probabilities),
-# whose forward pass is one compiled program per (model, shape): the same bits
-# as calling them directly. Jitting them whole here fused the softmax with the
-# forward pass differently, and the probabilities differed in the last bit.
-_predict = train.predict
-_probabilities = train.probabilities
+# whose forward pass runs in fixed-size blocks, one compiled program per model and
+# width: the same bits as calling them directly, whatever the other rows. Jitting
+# them whole here fused the softmax with the forward pass differently, and the
+# probabilities differed in the last bit.
+
+
+_cache_decided = False
+
+
+def _compilation_cache() -> None:
+    """At the first fit: JAX's persistent compilation cache, unless the user decided already.
+
+    A user who set ``jax_compilation_cache_dir`` (or ``JAX_COMPILATION_CACHE_DIR``)
+    or turned ``jax_enable_compilation_cache`` off keeps their setting. Otherwise
+    the cache goes where the command's goes (``jobs.compilation_cache``:
+    ``$DLVR_JAX_CACHE_DIR``, else ``~/.cache/dlvr_jax/jax``), programs of any
+    compile time included, and ``DLVR_JAX_NO_CACHE=1`` leaves it off.
+    """
+    global _cache_decided
+    if _cache_decided:
+        return
+    _cache_decided = True
+    config = jax.config
+    if config.jax_compilation_cache_dir or not config.jax_enable_compilation_cache:  # type: ignore[attr-defined]
+        return
+    from dlvr_jax import jobs
+
+    jobs.compilation_cache()
 
 
 def _numpy(tree: Any) -> Any:
@@ -219,6 +282,7 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]
     ) -> None:
         """Trains for ``epochs`` (default ``self.epochs``), fresh or resuming; stores the result."""
         learning_rate, l1, l2, default_epochs = self._settings()
+        _compilation_cache()
         epochs = default_epochs if epochs is None else epochs
         model = self._model(n_outputs)
         tx = optim.injected(check.choice("optimizer", self.optimizer, optim.names()))
@@ -364,7 +428,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):  # type: ignore[misc]
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities ``[n, n_classes]`` (softmax of the logits), in ``classes_`` order."""
         model, x = self._outputs(X)
-        return np.asarray(_probabilities(model, self.params_, x), np.float64)
+        return np.asarray(train.probabilities(model, self.params_, x), np.float64)
 
     def predict_log_proba(self, X: Any) -> np.ndarray:
         """The logarithm of :meth:`predict_proba`."""
@@ -374,7 +438,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):  # type: ignore[misc]
     def predict(self, X: Any) -> np.ndarray:
         """The class with the largest logit, as one of ``classes_``."""
         model, x = self._outputs(X)
-        return cast(np.ndarray, self.classes_[np.asarray(_predict(model, self.params_, x))])
+        return cast(np.ndarray, self.classes_[np.asarray(train.predict(model, self.params_, x))])
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
@@ -432,7 +496,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):  # type: ignore[misc]
     def predict(self, X: Any) -> np.ndarray:
         """The model's outputs: ``[n]`` for one target, ``[n, k]`` for ``k``."""
         model, x = self._outputs(X)
-        return np.asarray(_predict(model, self.params_, x, loss="mse"), np.float64)
+        return np.asarray(train.predict(model, self.params_, x, loss="mse"), np.float64)
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()

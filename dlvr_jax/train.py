@@ -39,6 +39,7 @@ from typing import Any, Unpack, cast
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from dlvr_jax import _compiled, engine, losses
@@ -68,6 +69,7 @@ Progress = engine.Progress
 
 __all__ = [
     "ON_NAN",
+    "PREDICT_BLOCK",
     "Batch",
     "Cancelled",
     "Evaluation",
@@ -234,9 +236,16 @@ def predict(
     Classification (``task`` from ``loss``, see :func:`dlvr_jax.losses.task`):
     ``int32[n]`` labels, the argmax of the logits, or ``logit > 0`` for a
     one-output model (a binary loss). Regression: the raw outputs, ``[n]`` for
-    a one-output model, else ``[n, k]``. It is one compiled program per model,
-    task and shape of ``x`` (compiled on first use, like a fit's loop); a model
-    that cannot be hashed (a module with a list field) runs eagerly instead.
+    a one-output model, else ``[n, k]``.
+
+    A row's prediction does not depend on the batch: ``x`` runs in blocks of
+    :data:`PREDICT_BLOCK` rows (the last one padded with zeros), each through
+    one compiled program per model, task, width and dtype of ``x``, so a row
+    gets the same bits alone, in any batch, in any order (XLA's CPU kernels
+    choose their blocking by shape, which changed a row's last bit with the
+    number of rows). A model that cannot be hashed (a module with a list
+    field) runs eagerly on the same blocks; under a JAX transform (``x`` a
+    tracer) it is one traced call.
 
     Examples:
         >>> import jax, jax.numpy as jnp
@@ -252,10 +261,44 @@ def predict(
     """
     kind = losses.task(loss, task)
     x = check.array("x", x, ndim=2)
-    if not _hashable(model):
-        return _predictions(model, params, x, kind=kind)
-    _compiled.note(("predict", model, kind, x.shape, str(x.dtype)))
-    return cast(jax.Array, _predict(model, params, x, kind=kind))
+    return _blocked(_predictions, _predict, ("predict", model, kind), model, params, x, kind=kind)
+
+
+PREDICT_BLOCK = 1024
+"""The rows of one block of :func:`predict` and :func:`probabilities` (one compiled shape)."""
+
+
+def _blocked(
+    eager: Callable[..., jax.Array],
+    jitted: Callable[..., jax.Array],
+    key: tuple[Any, ...],
+    model: nn.Module,
+    params: Any,
+    x: jax.Array,
+    **static: Any,
+) -> jax.Array:
+    """``eager(model, params, x)`` row-wise, block by block of :data:`PREDICT_BLOCK` rows.
+
+    Every block has the one shape ``[PREDICT_BLOCK, d]``, so every row goes
+    through the same compiled program whatever the other rows; the outputs
+    are row-wise, and the padded rows are dropped.
+    """
+    if any(check.is_tracer(leaf) for leaf in jax.tree.leaves((x, params))):
+        return eager(model, params, x, **static)
+    run = jitted if _hashable(model) else eager
+    if run is jitted:
+        _compiled.note((*key, x.shape[1:], str(x.dtype)))
+    host = np.asarray(x)
+    n = host.shape[0]
+    blocks = []
+    for start in range(0, max(n, 1), PREDICT_BLOCK):
+        block = host[start : start + PREDICT_BLOCK]
+        if block.shape[0] < PREDICT_BLOCK:
+            padding = np.zeros((PREDICT_BLOCK - block.shape[0], *host.shape[1:]), host.dtype)
+            block = np.concatenate([block, padding])
+        blocks.append(run(model, params, check.to_device(block), **static))
+    rows = np.concatenate([np.asarray(block) for block in blocks])[:n]
+    return check.to_device(rows)
 
 
 def _hashable(model: nn.Module) -> bool:
@@ -282,13 +325,13 @@ _predict = jax.jit(_predictions, static_argnames=("model", "kind"))
 def probabilities(model: nn.Module, params: Any, x: Any) -> jax.Array:
     """Class probabilities ``float[n, k]``: softmax of the logits (sigmoid for one logit).
 
-    Like :func:`predict`, one compiled program per model and shape of ``x``.
+    Like :func:`predict`, in blocks of :data:`PREDICT_BLOCK` rows: a row's
+    probabilities do not depend on the other rows, their order or number.
     """
     x = check.array("x", x, ndim=2)
-    if not _hashable(model):
-        return _class_probabilities(model, params, x)
-    _compiled.note(("probabilities", model, x.shape, str(x.dtype)))
-    return cast(jax.Array, _probabilities(model, params, x))
+    return _blocked(
+        _class_probabilities, _probabilities, ("probabilities", model), model, params, x
+    )
 
 
 def _class_probabilities(model: nn.Module, params: Any, x: jax.Array) -> jax.Array:

@@ -427,9 +427,9 @@ def test_predict_gives_labels_for_classification_and_values_for_regression():
         train.predict(model, two, POINTS, task="ranking")
 
 
-def test_predict_and_probabilities_are_one_program_per_shape_from_numpy(caplog):
-    # A NumPy input of a shape used nowhere else: no per-operation programs, no copy
-    # program for the transfer; the second call of a shape compiles nothing.
+def test_predict_and_probabilities_are_one_program_per_width_from_numpy(caplog):
+    # A NumPy input of a width used nowhere else: no per-operation programs, no copy
+    # program for the transfer; a second call, of any number of rows, compiles nothing.
     model = models.MLP(hidden=(3,), n_outputs=2)
     params = model.init(jax.random.key(0), jnp.zeros((1, 2)))
     x = np.random.default_rng(0).normal(size=(37, 2))
@@ -440,6 +440,9 @@ def test_predict_and_probabilities_are_one_program_per_shape_from_numpy(caplog):
         caplog.clear()
         labels = train.predict(model, params, x)
         chances = train.probabilities(model, params, x)
+        # Another number of rows runs the same blocks: nothing compiles either.
+        train.predict(model, params, x[:5])
+        train.probabilities(model, params, np.concatenate([x, x, x, x, x, x, x, x]))
         again = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Compiling")]
     assert [m.split(" with ")[0] for m in first] == [
         "Compiling jit(_predictions)",
@@ -447,6 +450,43 @@ def test_predict_and_probabilities_are_one_program_per_shape_from_numpy(caplog):
     ]
     assert again == []
     np.testing.assert_array_equal(labels, np.argmax(chances, axis=-1))
+
+
+# A model and data wide enough that XLA:CPU's matmul kernels change their blocking with
+# the number of rows (a row's logits changed in the last bit with its batch before
+# predictions ran in fixed-size blocks), and more rows than two blocks, the last partial.
+_ROWS = 2 * train.PREDICT_BLOCK + 88
+_ROWS_MODEL = models.MLP(hidden=(100, 50), n_outputs=3)
+_ROWS_X = np.random.default_rng(7).normal(size=(_ROWS, 30)).astype(np.float32)
+_ROWS_PARAMS = _ROWS_MODEL.init(jax.random.key(7), _ROWS_X[:1])
+
+
+@pytest.fixture(scope="module")
+def all_rows_predicted():
+    return {
+        "labels": np.asarray(train.predict(_ROWS_MODEL, _ROWS_PARAMS, _ROWS_X)),
+        "values": np.asarray(train.predict(_ROWS_MODEL, _ROWS_PARAMS, _ROWS_X, loss="mse")),
+        "probabilities": np.asarray(train.probabilities(_ROWS_MODEL, _ROWS_PARAMS, _ROWS_X)),
+    }
+
+
+@given(seed=st.integers(0, 2**32 - 1), count=st.integers(1, _ROWS))
+def test_a_rows_prediction_does_not_depend_on_the_other_rows(all_rows_predicted, seed, count):
+    # Any subset, in any order, of any size: each row gets the bits it gets among all rows.
+    # (The permutation is drawn from a seed: hypothesis's permutations of 2000 rows are
+    # too large an example for it.)
+    rows = np.random.default_rng(seed).permutation(_ROWS)[:count]
+    x = _ROWS_X[rows]
+    got = {
+        "labels": np.asarray(train.predict(_ROWS_MODEL, _ROWS_PARAMS, x)),
+        "values": np.asarray(train.predict(_ROWS_MODEL, _ROWS_PARAMS, x, loss="mse")),
+        "probabilities": np.asarray(train.probabilities(_ROWS_MODEL, _ROWS_PARAMS, x)),
+    }
+    for name, predicted in got.items():
+        np.testing.assert_array_equal(predicted, all_rows_predicted[name][rows], err_msg=name)
+    # One row alone, too.
+    alone = np.asarray(train.probabilities(_ROWS_MODEL, _ROWS_PARAMS, x[:1]))
+    np.testing.assert_array_equal(alone, all_rows_predicted["probabilities"][rows[:1]])
 
 
 class _ListWidths(nn.Module):
