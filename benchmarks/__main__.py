@@ -1,6 +1,6 @@
 """``python -m benchmarks [WORKLOAD ...] [--quick] [--repeats N] [--out DIR]``: the suite.
 
-Workloads (default: all seven, in this order):
+Workloads (default: all eight, in this order):
 
 - ``A`` / ``mlp``: the seed MLP, dlvr_jax ``train.fit`` vs PyTorch eager vs scikit-learn;
 - ``B`` / ``sweep``: 256 models, dlvr_jax ``parallel.sweep`` vs sequential PyTorch;
@@ -13,6 +13,9 @@ Workloads (default: all seven, in this order):
   cancer, dlvr_jax ``estimators.MLPClassifier`` (compile included) vs scikit-learn's;
 - ``G`` / ``playground``: the Playground live, its page driven in headless
   Chromium (snapshots/s, epochs/s, first snapshot after Play).
+- ``H`` / ``estimators``: the estimators' waits in fresh processes (import vs the
+  JAX baseline; 5-fold ``cross_val_score`` with ``n_jobs=1`` and ``2``, warm and
+  without the compilation cache, vs scikit-learn's).
 
 It writes ``DIR/results.md`` and ``DIR/results.json`` (atomically, after each
 workload, so an interrupted run keeps what it measured) and prints the
@@ -35,7 +38,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from benchmarks import _harness as h
-from benchmarks import gridsearch, matmul, mlp, perceptron, sweep, wait
+from benchmarks import estimators_wait, gridsearch, matmul, mlp, perceptron, sweep, wait
 from benchmarks import playground as playground_workload
 
 # key -> (title, run, aliases)
@@ -47,6 +50,7 @@ WORKLOADS: dict[str, tuple[str, Callable[[h.Config], h.Workload], tuple[str, ...
     "E": (wait.TITLE, wait.run, ("wait",)),
     "F": (gridsearch.TITLE, gridsearch.run, ("gridsearch",)),
     "G": (playground_workload.TITLE, playground_workload.run, ("playground",)),
+    "H": (estimators_wait.TITLE, estimators_wait.run, ("estimators",)),
 }
 # Kept for the old entry point: python -m benchmarks matmul [options].
 BENCHMARKS: dict[str, Callable[[Sequence[str] | None], int]] = {"matmul": matmul.main}
@@ -74,8 +78,8 @@ def _parser() -> argparse.ArgumentParser:
         type=_workload,
         metavar="WORKLOAD",
         help=(
-            "A, B, C, D, E, F, G (or mlp, sweep, perceptron, wait, gridsearch, playground); "
-            "default: all"
+            "A, B, C, D, E, F, G, H (or mlp, sweep, perceptron, wait, gridsearch, playground, "
+            "estimators); default: all"
         ),
     )
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
