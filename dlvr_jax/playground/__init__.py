@@ -16,6 +16,10 @@ Modules:
 - :mod:`.views`: the snapshots and other frames the page draws;
 - :mod:`.upload`: an uploaded CSV, read or refused by row;
 - :mod:`.export`: the script that reproduces a run;
+- :mod:`.budget`: the whole configuration's budget (parameters, rows ×
+  parameters, snapshot bytes, sweep size), checked before any work;
+- :mod:`.connection`: one WebSocket's life: its inbox, its outbox with
+  backpressure, its jobs on the server's bounded places of work;
 - :mod:`.server`: the Starlette application and :func:`serve`.
 
 :func:`serve` and :func:`app` import the server lazily, so ``import
