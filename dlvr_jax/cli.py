@@ -29,6 +29,7 @@ import os
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple, NoReturn
 
@@ -428,6 +429,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         _stop_ticker()
 
 
+def _show_warnings(caught: list[warnings.WarningMessage]) -> None:
+    """A checkpoint without a digest is one ``note:`` line; other warnings as Python shows them."""
+    for warning in caught:
+        if warning.category.__name__ == "UnverifiedCheckpointWarning":
+            print(f"note: {warning.message}", file=sys.stderr)
+        else:
+            warnings.showwarning(
+                warning.message, warning.category, warning.filename, warning.lineno
+            )
+
+
 def _stop_ticker() -> None:
     if _TICKER:
         _TICKER.pop().stop()
@@ -440,9 +452,11 @@ def _main(arguments: list[str], command: str | None) -> int:
     prefix = f"dlvr-jax {args.command}: error:"
     try:
         try:
-            outcome = args.run(args)
+            with warnings.catch_warnings(record=True) as caught:
+                outcome = args.run(args)
         finally:
             _stop_ticker()  # before anything else is printed
+            _show_warnings(caught)
     except KeyboardInterrupt:
         print(f"{prefix} interrupted", file=sys.stderr)
         return 130
