@@ -44,3 +44,25 @@ def sweep_rows() -> list[dict[str, Any]]:
                     }
                 )
     return rows
+
+
+FLOAT32_EQUIVALENCE = (
+    "float32 training: fitting with integer sample_weight and fitting on the repeated rows "
+    "sum the same terms in a different order (and w * loss is not always loss + ... + loss "
+    "in float32), so full-batch predictions agree to 1-2 float32 ulps (~2e-7 relative), not "
+    "to the check's rtol=1e-7; no summation order makes them exact short of merging repeated "
+    "rows into weights. With minibatches smaller than the data, the repeated rows make more "
+    "steps on other batches: not the same training (scikit-learn runs this check on its own "
+    "MLPClassifier with solver='lbfgs' only, and marks its minibatch estimators). "
+    "test_sample_weight_equals_repetition_in_float32 checks the equivalence at 1e-5."
+)
+"""Why scikit-learn's float32 sample-weight check is marked for the MLP estimators."""
+
+
+def estimator_expected_failures(estimator: Any) -> dict[str, str]:
+    """The marked scikit-learn checks (one per MLP configuration), each with its reason."""
+    from dlvr_jax import estimators
+
+    if isinstance(estimator, (estimators.MLPClassifier, estimators.MLPRegressor)):
+        return {"check_sample_weight_equivalence_on_dense_data": FLOAT32_EQUIVALENCE}
+    return {}

@@ -13,7 +13,7 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
-from helpers import assert_bit_identical
+from helpers import assert_bit_identical, estimator_expected_failures
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.base import clone
@@ -28,41 +28,18 @@ from dlvr_jax import data, estimators, models, optim, train
 
 EPOCHS_DEEP = 5
 
-# The estimators as users construct them (the defaults: one hidden layer of 100,
-# minibatches of 200, 200 epochs), and one deeper configuration: two hidden layers
-# and minibatches of 8 (several steps per epoch on the checks' small data sets, the
-# last batch padded), with the epochs lowered only as far as the checks' own scores
-# allow (check_classifiers_train: 2 epochs fail it, 5 pass every check). The deeper
-# configuration is the classifier's only: its checks are the slowest of the module (a
-# minibatch loop compiles per data shape), and the regressor shares all of its code but
-# the loss and the output layer.
-CHECKED = [
-    estimators.PerceptronClassifier(),
-    estimators.MLPClassifier(),
-    estimators.MLPRegressor(),
-    estimators.MLPClassifier(hidden=(16, 16), batch_size=8, epochs=EPOCHS_DEEP),
-]
-
-FLOAT32_EQUIVALENCE = (
-    "float32 training: fitting with integer sample_weight and fitting on the repeated rows "
-    "sum the same terms in a different order (and w * loss is not always loss + ... + loss "
-    "in float32), so full-batch predictions agree to 1-2 float32 ulps (~2e-7 relative), not "
-    "to the check's rtol=1e-7; no summation order makes them exact short of merging repeated "
-    "rows into weights. With minibatches smaller than the data, the repeated rows make more "
-    "steps on other batches: not the same training (scikit-learn runs this check on its own "
-    "MLPClassifier with solver='lbfgs' only, and marks its minibatch estimators). "
-    "test_sample_weight_equals_repetition_in_float32 checks the equivalence at 1e-5."
-)
+# scikit-learn's checks on one deeper configuration than the defaults (theirs are in
+# test_estimator_checks.py, a module of its own so that the suite's two workers share
+# the checks): two hidden layers and minibatches of 8 (several steps per epoch on the
+# checks' small data sets, the last batch padded), with the epochs lowered only as far
+# as the checks' own scores allow (check_classifiers_train: 2 epochs fail it, 5 pass
+# every check). The classifier's only: its checks are the slowest (a minibatch loop
+# compiles per data shape), and the regressor shares all of its code but the loss and
+# the output layer.
+CHECKED = [estimators.MLPClassifier(hidden=(16, 16), batch_size=8, epochs=EPOCHS_DEEP)]
 
 
-def expected_failures(estimator):
-    """The marked checks (3 in all: one per MLP configuration), each with its reason."""
-    if isinstance(estimator, (estimators.MLPClassifier, estimators.MLPRegressor)):
-        return {"check_sample_weight_equivalence_on_dense_data": FLOAT32_EQUIVALENCE}
-    return {}
-
-
-@parametrize_with_checks(CHECKED, expected_failed_checks=expected_failures)
+@parametrize_with_checks(CHECKED, expected_failed_checks=estimator_expected_failures)
 def test_scikit_learn_estimator_checks(estimator, check):
     check(estimator)
 
