@@ -769,7 +769,8 @@ def test_a_client_that_reads_nothing_costs_bounded_memory():
                 epoch = json.loads(frame)["epoch"]
         assert epoch == 3001
     print(f"server RSS {grown:+.0f} MB after 3,000 unread steps")
-    assert grown < 60, f"{grown:.0f} MB more for 3,000 unread replies"
+    # Unbounded, the queue grew by 250-300 MB; bounded, 40-61 MB (allocator noise included).
+    assert grown < 100, f"{grown:.0f} MB more for 3,000 unread replies"
 
 
 def _drain_socket(socket):

@@ -55,6 +55,7 @@ __all__ = [
     "PLACE_WAIT_SECONDS",
     "SHUTDOWN_SECONDS",
     "STATIC",
+    "SWEEP_WORKERS",
     "WORKERS",
     "Playground",
     "app",
@@ -72,6 +73,13 @@ WORKERS = max(4, min(8, os.cpu_count() or 1))
 """The places of long work (training chunks and sweeps) shared by all sessions: one per
 core, from 4 to 8 (sweeps take at most one fewer, so that training always has one). At
 least 4: a place is held through a compile, which waits more than it computes."""
+
+SWEEP_WORKERS = max(1, min(WORKERS - 1, (os.cpu_count() or 1) // 2))
+"""The places of sweeps among them: one per two cores (1 on a 2-core machine). A sweep
+traces its program in Python, holding the interpreter lock in turns with every other
+thread: more of them at once starved the event loop (a new tab's hello took 2.4-3.5 s
+beside four sweeps being compiled). A sweep waiting for a place whose tab closes is
+cancelled before it compiles."""
 
 COMPILE_BOUND = 128
 """The compile-cache registry's bound in a server (:func:`dlvr_jax._compiled.set_bound`):
@@ -143,7 +151,7 @@ class Playground:
         self._lock = threading.Lock()
         self._reserved = 0  # places taken by sessions being built
         self.work = connection.Slots(WORKERS)
-        self.sweeps = connection.Slots(max(1, WORKERS - 1))
+        self.sweeps = connection.Slots(SWEEP_WORKERS)
         self.threads: set[threading.Thread] = set()
         self.draining = 0
         self._idle_since: float | None = None
@@ -540,10 +548,15 @@ def serve(
 
 
 def _exit_if_busy(playground: Playground, grace: float = 0.3) -> None:
-    """Ends the process (status 0) if a job thread, or a compile ahead, still runs."""
+    """Ends the process (status 0) if any other thread still runs after ``grace`` seconds.
+
+    Daemon threads too: one inside XLA (a compile, a transfer) while the
+    interpreter finalizes aborts the process ("terminate called after throwing
+    an instance of ''", signal 6), so the server does not finalize with one alive.
+    """
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
-        if not playground.busy() and not _foreign_threads():
+        if not playground.busy() and not _other_threads():
             return
         time.sleep(0.02)
     with contextlib.suppress(Exception):
@@ -552,10 +565,10 @@ def _exit_if_busy(playground: Playground, grace: float = 0.3) -> None:
     os._exit(0)
 
 
-def _foreign_threads() -> list[threading.Thread]:
-    """Threads that would keep the interpreter from exiting (not daemons, not this one)."""
+def _other_threads() -> list[threading.Thread]:
+    """The threads alive besides this one, daemons included."""
     current = threading.current_thread()
-    return [t for t in threading.enumerate() if t is not current and not t.daemon and t.is_alive()]
+    return [t for t in threading.enumerate() if t is not current and t.is_alive()]
 
 
 class _NoTraceback(logging.Filter):
