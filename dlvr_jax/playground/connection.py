@@ -415,7 +415,8 @@ class Connection:
     async def handler(self) -> None:
         """Answers the received messages in order, until the session closes."""
         session = self.session
-        await self.run_job(self.work(session.hello))
+        self.post([session.greeting()])  # at once: the data and the snapshot follow
+        await self.run_job(self.work(lambda: session.hello()[1:]))
         while not self.closing.is_set():
             await self.outbox.room.wait()  # a page that reads nothing gets no more answers
             message, count, *_ = await self.inbox.get()

@@ -337,17 +337,15 @@ class Session:
         self.scheduler.most = self._pacer.set(int(self.config["speed"]))
 
     def hello(self) -> list[Any]:
-        """The first frames: ``hello``, ``data`` and the epoch-0 snapshot."""
+        """The first frames: ``hello`` (:meth:`greeting`), ``data`` and the epoch-0 snapshot."""
         with self.lock:
-            hello = {
-                "type": "hello",
-                "version": protocol.VERSION,
-                "session": self.id,
-                "config": dict(self.config),
-                "options": protocol.options(),
-                "limits": dict(protocol.LIMITS),
-            }
-            return [hello, self.data_frame(), self.snapshot(force=True)]
+            return [self.greeting(), self.data_frame(), self.snapshot(force=True)]
+
+    def greeting(self) -> dict[str, Any]:
+        """The ``hello`` frame alone: cheap, so a server may send it before the rest."""
+        return {"type": "hello", "version": protocol.VERSION, "session": self.id,
+                "config": dict(self.config), "options": protocol.options(),
+                "limits": dict(protocol.LIMITS)}  # fmt: skip
 
     def data_frame(self) -> dict[str, Any]:
         """The ``data`` frame: the raw points of the train and test sets."""
