@@ -119,7 +119,7 @@ def snapshot_bytes(config: Mapping[str, Any], shape: Shape) -> int:
     """The size of a snapshot frame of ``config`` (bytes, an upper bound with its header).
 
     The grid's maps (one for each feature, each hidden unit, the output and a
-    multi-class confidence) at ``resolution``², the weights, and a margin for
+    multi-class confidence) at ``resolution`` squared, the weights, and a margin for
     the header and the epochs' loss records; float32 throughout.
     """
     hidden = list(config["hidden"])
