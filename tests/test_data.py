@@ -148,6 +148,7 @@ def test_regression_noise_is_on_targets(seed, noise, name):
     assert np.any(clean.y != noisy.y)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", data.names())
 def test_generators_work_under_jit_and_vmap(name):
     keys = jax.random.split(jax.random.key(7), 4)
@@ -175,6 +176,7 @@ def test_noise_and_margin_can_be_traced():
 # Utilities.
 
 
+@pytest.mark.slow
 @given(seed=seeds, fraction=st.floats(0.01, 0.99), n=st.sampled_from([2, 10, 101]))
 def test_train_test_split_partitions_the_data(seed, fraction, n):
     full = data.linear(jax.random.key(1), n)
@@ -678,6 +680,7 @@ def test_a_run_of_epochs_is_not_one_order_repeated(case, remainder):
     assert len(runs) > 1
 
 
+@pytest.mark.slow
 @given(case=orders(), remainder=st.sampled_from(data.REMAINDERS))
 def test_the_order_is_the_documented_function_of_key_and_epoch(case, remainder):
     seed, epoch, n, batch_size = case
@@ -706,6 +709,7 @@ def padded_order(size: int, batch_size: int):
     )
 
 
+@pytest.mark.slow
 @given(
     seed=seeds,
     epoch=st.integers(0, 10_000),

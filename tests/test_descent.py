@@ -255,6 +255,7 @@ def _documented_batches(key, epoch: int, n: int, batch_size: int) -> list[tuple[
 BATCH_EXAMPLES = max(1, settings.default.max_examples * 2 // 5)
 
 
+@pytest.mark.slow
 @settings(max_examples=BATCH_EXAMPLES)
 @given(
     seed=st.integers(0, 2**32 - 1),

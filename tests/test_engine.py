@@ -198,6 +198,7 @@ def test_prepare_rejects_a_bad_key_before_tracing(no_tracing):
 # Resume through every door, bit for bit.
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fit", [train.fit, parallel.fit_pmap, parallel.fit_sharded])
 def test_every_door_resumes_bit_for_bit(fit):
     model = models.MLP(hidden=(6,), dropout=0.1)
@@ -449,6 +450,7 @@ def test_the_trainer_visits_the_documented_batches_in_order(batch_size):
 PADDED_MODEL = models.MLP(hidden=(6,), dropout=0.25)
 
 
+@pytest.mark.slow
 @settings(max_examples=10)  # 3 counts x 2 penalties: 6 cases, and random seeds
 @given(
     count=st.sampled_from([49, 61, 71]),  # each compiles an unpadded fit: the ends and one between
@@ -522,6 +524,7 @@ class _Traced(nn.Module):
         return nn.Dense(self.features, name="output")(x)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "model",
     [
@@ -544,6 +547,7 @@ def test_create_train_state_equals_eager_init_bit_for_bit(model, name):
     assert (int(state.step), int(state.epoch), float(state.l2)) == (0, 0, 0.5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kernel_init", sorted(models.INITIALIZERS))
 def test_every_initializer_compiles_to_the_bits_of_eager_init(kernel_init):
     # The init program is compiled for compile time (dlvr_jax._xla.RUN_ONCE); the

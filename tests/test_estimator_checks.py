@@ -8,10 +8,14 @@ the suite's two workers share the checks). The marked checks and their reasons:
 
 from __future__ import annotations
 
+import pytest
 from helpers import estimator_expected_failures
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from dlvr_jax import estimators
+
+# About 80 s of CPU: in tox -e slow, with the deeper configuration's checks.
+pytestmark = pytest.mark.slow
 
 DEFAULTS = [
     estimators.PerceptronClassifier(),

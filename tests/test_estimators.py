@@ -39,6 +39,7 @@ EPOCHS_DEEP = 5
 CHECKED = [estimators.MLPClassifier(hidden=(16, 16), batch_size=8, epochs=EPOCHS_DEEP)]
 
 
+@pytest.mark.slow
 @parametrize_with_checks(CHECKED, expected_failed_checks=estimator_expected_failures)
 def test_scikit_learn_estimator_checks(estimator, check):
     check(estimator)
@@ -109,6 +110,7 @@ print(jax.config.jax_compilation_cache_dir)
 """
 
 
+@pytest.mark.slow
 def test_the_first_fit_turns_the_persistent_cache_on_unless_the_user_chose(tmp_path):
     ours, theirs = tmp_path / "ours", tmp_path / "theirs"
 

@@ -346,6 +346,7 @@ def problems(
 # The checks.
 
 
+@pytest.mark.slow
 @settings(max_examples=examples(0.6))
 @given(spec=problems(SMOOTH, layer_norm=True))
 def test_smooth_networks_match_finite_differences(spec):
@@ -358,6 +359,7 @@ def test_relu_like_networks_match_finite_differences_away_from_kinks(spec):
     Problem(**spec).check(with_check_grads=False)
 
 
+@pytest.mark.slow
 @settings(max_examples=examples(0.2))
 @given(spec=problems(SMOOTH + KINKED))
 def test_networks_pass_check_grads_at_order_two(spec):

@@ -33,6 +33,7 @@ def session_run():
     return jobs.mlp(small(), out=None)
 
 
+@pytest.mark.slow
 def test_a_session_in_chunks_equals_one_job_bit_for_bit(session_run):
     session = jobs.MlpSession.start(small())
     assert session.epoch == 0
@@ -61,6 +62,7 @@ def test_the_job_trains_what_train_fit_trains(session_run):
     assert_bit_identical(history, session_run.history)
 
 
+@pytest.mark.slow
 @settings(max_examples=4)
 @given(first=st.integers(1, 5))
 def test_any_split_of_the_epochs_gives_the_same_bits(first):
@@ -160,6 +162,7 @@ def test_nothing_left_to_train_writes_nothing(tmp_path):
     assert (tmp_path / "c.msgpack").read_bytes() == before
 
 
+@pytest.mark.slow
 def test_divergence_keeps_the_last_good_epoch_and_names_the_cause(tmp_path):
     config = jobs.MlpConfig(learning_rate=1e6, epochs=50)  # the chapter's net, a huge step
     result = jobs.mlp(config, out=str(tmp_path))

@@ -45,6 +45,7 @@ def _alone(seed, result, k, **kwargs):
     )
 
 
+@pytest.mark.slow
 @settings(max_examples=2)
 @given(
     seeds=st.lists(st.integers(0, 2**32 - 1), min_size=2, max_size=2, unique=True),
@@ -84,6 +85,7 @@ def test_the_grid_is_ordered_learning_rate_l1_l2_then_seed():
     assert not np.allclose(first[0], first[1])
 
 
+@pytest.mark.slow
 def test_a_sweep_takes_keys_and_equals_fit_with_those_keys():
     keys = jax.random.split(jax.random.key(3), 2)
     result = parallel.sweep(keys, MODEL, XOR, learning_rates=RATES[0], **COMMON)
@@ -110,6 +112,7 @@ def test_a_diverging_model_is_reported_and_leaves_the_others_alone():
     _close(state.params, result.select(0)[0].params)
 
 
+@pytest.mark.slow
 def test_sweep_table_compiles_once_per_shape_and_gathers_one_table():
     lines = []
     # "wide" with batches of 50 is the sweep of the tests above (its program is shared).

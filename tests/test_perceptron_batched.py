@@ -87,6 +87,7 @@ def test_a_mix_of_separable_and_non_separable_datasets():
         assert_each_equals_fit(result, x, y, max_epochs=60)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("d", "method"), [(1, "sequential"), (5, "sequential"), (20, "sequential"), (20, "lanes")]
 )

@@ -422,6 +422,7 @@ def test_play_on_a_shape_not_compiled_says_compiling_and_starts_by_itself():
     assert session.playing
 
 
+@pytest.mark.slow
 def test_the_likely_next_shapes_are_compiled_in_the_background():
     from dlvr_jax.playground import schedule
     from dlvr_jax.playground.session import neighbours

@@ -79,6 +79,7 @@ def test_matmul_naive_equals_reference(seed, m, k, n):
     assert_close(tensor.matmul_naive(a, b), a, b)
 
 
+@pytest.mark.slow
 @settings(max_examples=8)
 @given(
     seed=seeds,
