@@ -64,7 +64,7 @@ CASE = "circle 500 pts, 50% train, batch 10, 5×8 ReLU Adam"
 WINDOW = 4.0  # seconds of training measured per repeat
 QUICK_WINDOW = 1.0
 SETTLE = 1.0  # seconds after the first snapshot before the window opens
-TARGET_SNAPSHOTS = 20.0
+TARGET_SNAPSHOTS = 30.0  # issue 20: at least 30 drawn per second, at every speed
 TARGET_EPOCHS = 300.0
 TARGET_FIRST = 2.0
 URL_PATTERN = re.compile(r"http://127\.0\.0\.1:\d+/\?token=[A-Za-z0-9_\-]+")
@@ -285,7 +285,7 @@ def run(config: h.Config) -> h.Workload:
     if why:
         rows = [h.skipped(KEY, c, m, why) for c in cases for m in (METHOD, PEER)]
         targets = [
-            h.Target(KEY, f"≥ {TARGET_SNAPSHOTS:.0f} snapshots/s drawn", "–", None),
+            h.Target(KEY, f"≥ {TARGET_SNAPSHOTS:.0f} snapshots/s drawn at every speed", "–", None),
             h.Target(KEY, f"≥ {TARGET_EPOCHS:.0f} epochs/s with snapshots on", "–", None),
             h.Target(KEY, f"first snapshot ≤ {TARGET_FIRST:.0f} s after Play", "–", None),
         ]
@@ -387,9 +387,9 @@ def run(config: h.Config) -> h.Workload:
     targets = [
         h.Target(
             KEY,
-            f"≥ {TARGET_SNAPSHOTS:.0f} snapshots/s drawn",
-            f"{snapshots_m:.1f} snapshots/s",
-            snapshots_m >= TARGET_SNAPSHOTS if full else None,
+            f"≥ {TARGET_SNAPSHOTS:.0f} snapshots/s drawn at every speed",
+            f"{snapshots_m:.1f} as fast as it goes, {paced_m:.1f} at one epoch per frame",
+            min(snapshots_m, paced_m) >= TARGET_SNAPSHOTS if full else None,
         ),
         h.Target(
             KEY,

@@ -11,9 +11,8 @@ new tab (a new WebSocket) again and again:
 - two close their tab mid-sweep (a sweep of one of three shapes, closed after
   0 to 1.5 s: often during its compile), and open another 0.5 to 2 s later.
 
-Checked: no new tab waits :data:`HELLO_STALL_SECONDS` for its ``hello``, and 95 % of them
-get it within :data:`HELLO_SECONDS` (the issue's bound for every tab, not met yet); no
-reply is an ``internal`` error; the server's resident memory stays under
+Checked: every new tab gets its ``hello`` within :data:`HELLO_SECONDS` (the issue's
+bound); no reply is an ``internal`` error; the server's resident memory stays under
 :data:`PEAK_MB` and, once the tabs are closed (and the server idle for its
 ``IDLE_SECONDS``), returns to within :data:`AFTER_CLOSE_MB` of its level after
 the first tab. The figures (hello
@@ -50,13 +49,8 @@ SECONDS = float(os.environ.get("DLVR_JAX_LOAD_SECONDS", 300))
 """How long the eight tabs load the server (the issue's 5 minutes)."""
 
 HELLO_SECONDS = 2.0
-"""The issue's bound on a new tab's wait for its ``hello``: the report counts the tabs past it
-(``hellos_over_limit``)."""
-
-HELLO_STALL_SECONDS = 10.0
-"""What the test asserts, for now: no tab stalls (before issue 20: 30-90 s, or refused). On this
-2-core machine at load 2.5, 0-1 tabs of 2,400-3,000 went past the 2 s of
-:data:`HELLO_SECONDS` (the worst 2.1 s): the issue stays open until that holds too."""
+"""The issue's bound on every new tab's wait for its ``hello`` (before issue 20: 30-90 s, or
+refused); the report also counts the tabs past it (``hellos_over_limit``)."""
 
 PEAK_MB = 2500
 """The most resident memory the server may reach (MB)."""
@@ -294,7 +288,6 @@ def test_eight_tabs_of_mixed_load_for_five_minutes(tmp_path):
     assert not load.internal, load.internal[:5]
     assert code == 0, stderr
     assert "Traceback" not in stderr, stderr
-    assert report["hello_max_s"] < HELLO_STALL_SECONDS, report
-    assert report["hello_p95_s"] < HELLO_SECONDS, report
+    assert report["hello_max_s"] < HELLO_SECONDS, report
     assert report["rss_peak_mb"] < PEAK_MB, report
     assert report["rss_after_close_mb"] < idle + AFTER_CLOSE_MB, report

@@ -492,3 +492,24 @@ def test_compiled_programs_are_bounded_by_the_registry(monkeypatch):
         _COUNTING[0] = False
     assert kept.scheduler.is_ready(1)
     assert kept.epoch == 3
+
+
+def test_background_compiles_wait_while_a_session_trains():
+    # A compile ahead takes the cores a live session's training and drawing need: the
+    # queued ones start only once no session plays (one already running finishes).
+    from dlvr_jax.playground import schedule
+
+    ran = []
+    session = Session({"points": 100, "hidden": [3]}, precompile=False, ahead=False)
+    session.handle({"type": "play"})
+    try:
+        schedule.background(object(), [lambda: ran.append(1)], threading.Event())
+        time.sleep(0.5)
+        assert ran == []
+    finally:
+        session.handle({"type": "pause"})
+    end = time.perf_counter() + 30
+    while not ran and time.perf_counter() < end:
+        time.sleep(0.02)
+    assert ran == [1]
+    session.close()

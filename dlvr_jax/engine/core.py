@@ -667,7 +667,7 @@ def program_key(
     ``docs/contributing.md`` states.
     """
     leaves, structure = jax.tree.flatten((state, data, test, count, weights))
-    shapes = tuple((getattr(leaf, "shape", ()), str(getattr(leaf, "dtype", type(leaf))))
+    shapes = tuple((getattr(leaf, "shape", ()), getattr(leaf, "dtype", type(leaf)))
                    for leaf in leaves)  # fmt: skip
     return (jax.default_backend(), structure, shapes, epochs, batch_size)
 

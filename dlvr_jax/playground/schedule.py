@@ -8,6 +8,7 @@ The contract::
     scheduler.warm(state)                           # compile ahead, in a background thread
     scheduler.prepare(state)                        # the same, in this thread (a rehearsal)
     background(owner, jobs, cancel)                 # low-priority compiles of likely shapes
+    training(session, True)                         # background compiles wait meanwhile
     scheduler.ran(epochs, seconds)                  # the measured speed, for the next size
     pieces(epochs, scheduler.ready_sizes())         # epochs as compiled chunks (recovery)
     sweep_chunk(models, epochs, seconds_per_epoch)  # epochs per chunk of a sweep
@@ -29,6 +30,7 @@ import math
 import os
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Hashable
 from typing import Any
@@ -51,6 +53,8 @@ __all__ = [
     "pieces",
     "stopping",
     "sweep_chunk",
+    "training",
+    "wait_until_idle",
 ]
 
 CHUNK_SECONDS = 0.016
@@ -338,6 +342,7 @@ _JOBS: deque[tuple[object, threading.Event, Callable[[], None]]] = deque()
 _JOBS_READY = threading.Condition()
 _WORKER: list[threading.Thread] = []
 _RUNNING: list[object] = []  # the owner of the job running now
+_TRAINING: weakref.WeakSet[object] = weakref.WeakSet()  # the owners training now
 
 
 def stopping() -> bool:
@@ -356,7 +361,8 @@ def background(owner: object, jobs: list[Callable[[], None]], cancel: threading.
     closed) is skipped; once the interpreter exits (:func:`stopping`), the
     waiting jobs are dropped and the thread ends after the step in progress.
     One job runs at a time, at the lowest CPU priority the system gives a
-    thread, so that it takes only the cores training leaves.
+    thread, and none starts while a session trains (:func:`training`), so that
+    compiles take only the time a learner spends looking.
     A job's exception is dropped: the real configuration reports it if it is used.
     """
     with _JOBS_READY:
@@ -370,6 +376,33 @@ def background(owner: object, jobs: list[Callable[[], None]], cancel: threading.
         _JOBS_READY.notify()
 
 
+def training(owner: object, on: bool) -> None:
+    """Notes whether ``owner`` (a session) trains now.
+
+    The background compiles wait while any owner trains: a compile would take
+    the cores that its training and the page's drawing need (on 2 cores, compiles
+    ahead beside a live session halved its snapshots drawn per second). A
+    compile already running finishes.
+    """
+    with _JOBS_READY:
+        if on:
+            _TRAINING.add(owner)
+        else:
+            _TRAINING.discard(owner)
+        _JOBS_READY.notify()
+
+
+def wait_until_idle() -> bool:
+    """Waits while a session trains (:func:`training`), between the compiles of a
+    background job; False once the interpreter exits (:func:`stopping`)."""
+    with _JOBS_READY:
+        while _TRAINING:
+            if stopping():
+                return False
+            _JOBS_READY.wait(timeout=0.1)
+    return not stopping()
+
+
 def pending(owner: object) -> int:
     """Background jobs of ``owner`` waiting or running."""
     with _JOBS_READY:
@@ -381,8 +414,9 @@ def _work() -> None:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
     while True:
         with _JOBS_READY:
-            while not _JOBS:
+            while not _JOBS or _TRAINING:  # nothing to do, or a session trains: wait
                 if stopping():
+                    _JOBS.clear()
                     return
                 _JOBS_READY.wait(timeout=0.1)
             if stopping():

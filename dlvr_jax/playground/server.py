@@ -45,7 +45,7 @@ from starlette.websockets import WebSocket
 
 from dlvr_jax import _compiled
 from dlvr_jax.playground import budget, connection, protocol
-from dlvr_jax.playground.session import Session
+from dlvr_jax.playground.session import Session, hello_frame, initial_config, new_id
 
 __all__ = [
     "COMPILE_BOUND",
@@ -405,15 +405,25 @@ async def _socket(websocket: WebSocket) -> None:
         await websocket.close(code=1013)
         return
     try:
+        # The hello first, from the configuration alone (cheap, on the loop): a new tab is
+        # greeted at once, however long its data and model take beside the others' work.
+        session_id = new_id()
+        hello = hello_frame(session_id, initial_config(playground.config))
+        await websocket.send_text(json.dumps(hello, allow_nan=False))
         session = await connection.in_thread(
             playground,
-            functools.partial(Session, playground.config, precompile=playground.precompile),
+            functools.partial(
+                Session, playground.config, precompile=playground.precompile, session_id=session_id
+            ),
         )
+    except asyncio.CancelledError:  # the server stops while the session is built
+        playground.claim(None)  # (its thread ends on its own; nobody will use it)
+        return
     except BaseException:
         playground.claim(None)
         raise
     playground.claim(session)
-    await connection.Connection(websocket, playground, session).run()
+    await connection.Connection(websocket, playground, session, greeted=True).run()
 
 
 def app(
@@ -524,6 +534,9 @@ def serve(
         log_level="warning",
         ws_max_size=protocol.MAX_FRAME_BYTES + 1024,
         ws_ping_interval=None,
+        # No permessage-deflate: compressing each snapshot (about 0.4 MB) on the event loop
+        # cost more than sending it over loopback, and the page inflated it again.
+        ws_per_message_deflate=False,
         lifespan="off",
         timeout_graceful_shutdown=SHUTDOWN_SECONDS,  # type: ignore[arg-type]
     )

@@ -60,14 +60,19 @@ __all__ = [
     "Session",
     "UploadError",
     "consistent",
+    "hello_frame",
+    "initial_config",
     "load_upload",
     "neighbours",
+    "new_id",
     "pause_seconds",
     "signed_mse",
 ]
 
-MAX_IN_FLIGHT = 2
-"""Snapshots sent and not yet acknowledged, at most."""
+MAX_IN_FLIGHT = 1
+"""Snapshots sent and not yet acknowledged, at most. The page acknowledges one when it
+takes it (before drawing), so one in flight keeps the snapshots evenly spaced: with two,
+they came in pairs within one animation frame and only one of each pair was drawn."""
 
 _RESUMABLE = ("learningRate", "regularization", "regularizationRate")
 """Fields whose change keeps training from the current state."""
@@ -184,7 +189,9 @@ def _rehearse(config: dict[str, Any]) -> None:
     def rehearse() -> bool:
         session = Session(config, precompile=False)  # the data and the init program
         for step in (session.snapshot, functools.partial(session.scheduler.prepare, session.state)):
-            if schedule.stopping():  # one compile at a time, so that an exit is not held long
+            # One compile at a time, none while a session trains (its cores are taken),
+            # so that neither a live session nor an exit waits long for a rehearsal.
+            if not schedule.wait_until_idle():
                 return False
             step()
         return True
@@ -205,6 +212,35 @@ class _Counted:
         return self.event.is_set()
 
 
+def new_id() -> str:
+    """A new session's id: 12 random hexadecimal digits."""
+    return uuid.uuid4().hex[:12]
+
+
+def initial_config(config: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A new session's effective configuration: the protocol's defaults, then ``config``.
+
+    ``config``'s fields are checked (:func:`~.protocol.check_config`) and the
+    cross-field rules applied (:func:`consistent`). Builds no data and no model:
+    cheap enough for the event loop, so that a server can greet a new tab
+    (:func:`hello_frame`) before its :class:`Session` exists.
+
+    Raises:
+        ProtocolError: for a field or a combination the protocol refuses.
+    """
+    effective = dict(protocol.DEFAULT_CONFIG)
+    if config:
+        effective.update(consistent(effective, protocol.check_config(config), None))
+    return effective
+
+
+def hello_frame(session_id: str, config: dict[str, Any]) -> dict[str, Any]:
+    """The ``hello`` frame of the session ``session_id`` whose configuration is ``config``."""
+    return {"type": "hello", "version": protocol.VERSION, "session": session_id,
+            "config": dict(config), "options": protocol.options(),
+            "limits": dict(protocol.LIMITS)}  # fmt: skip
+
+
 class Session:
     """One browser tab's Playground: configuration, data, model, state and training.
 
@@ -213,7 +249,6 @@ class Session:
         config: the effective configuration (the protocol's field names).
         prepared: the configuration's data, model and loss (:class:`~.problem.Prepared`).
         state: the current :class:`~dlvr_jax.train.TrainState`.
-        playing: whether the server trains between messages.
         closed: whether the socket closed (nothing runs any more).
         cancel: set by :meth:`close`; the work in progress (a chunk, a sweep)
             stops at its next chunk (:class:`dlvr_jax.engine.Cancelled`).
@@ -234,14 +269,19 @@ class Session:
     """
 
     def __init__(
-        self, config: dict[str, Any] | None = None, *, precompile: bool = True, ahead: bool = True
+        self,
+        config: dict[str, Any] | None = None,
+        *,
+        precompile: bool = True,
+        ahead: bool = True,
+        session_id: str | None = None,
     ) -> None:
-        self.id = uuid.uuid4().hex[:12]
+        self.id = new_id() if session_id is None else session_id
         self.precompile = precompile
         self.ahead = ahead
         self.lock = threading.RLock()
         self._acks = threading.Lock()  # guards unacknowledged (acks do not take the lock)
-        self.config: dict[str, Any] = dict(protocol.DEFAULT_CONFIG)
+        self.config: dict[str, Any] = initial_config(config)
         self.upload: data.Table | None = None
         self.upload_text: str | None = None
         self.upload_name: str | None = None
@@ -259,10 +299,6 @@ class Session:
         self._pacer = schedule.Pace()
         self.scheduler = schedule.Scheduler()
         self._records = views.Records()
-        if config:
-            self.config.update(
-                consistent(self.config, protocol.check_config(config), self._upload_task())
-            )
         self._build()
 
     # ------------------------------------------------------------------ setup
@@ -307,6 +343,7 @@ class Session:
         plan = engine.FitPlan(self.state, p.train, p.test, 1, batch_size, 1, "raise", None)
         shapes = self.state  # the program keys depend on its structure and shapes only
 
+        @functools.cache  # asked for every ladder size, several times a chunk
         def program(epochs: int) -> Any:
             return engine.program_key(shapes, p.train, p.test, epochs, batch_size)
 
@@ -314,6 +351,17 @@ class Session:
         self._pace()
         if self.precompile:
             self.warm()
+
+    @property
+    def playing(self) -> bool:
+        """Whether the server trains between messages (noted for the background compiles,
+        which wait while a session trains: :func:`.schedule.training`)."""
+        return self._playing
+
+    @playing.setter
+    def playing(self, value: bool) -> None:
+        self._playing = value
+        schedule.training(self, value)
 
     @property
     def epoch(self) -> int:
@@ -342,10 +390,8 @@ class Session:
             return [self.greeting(), self.data_frame(), self.snapshot(force=True)]
 
     def greeting(self) -> dict[str, Any]:
-        """The ``hello`` frame alone: cheap, so a server may send it before the rest."""
-        return {"type": "hello", "version": protocol.VERSION, "session": self.id,
-                "config": dict(self.config), "options": protocol.options(),
-                "limits": dict(protocol.LIMITS)}  # fmt: skip
+        """The ``hello`` frame alone (:func:`hello_frame`)."""
+        return hello_frame(self.id, self.config)
 
     def data_frame(self) -> dict[str, Any]:
         """The ``data`` frame: the raw points of the train and test sets."""

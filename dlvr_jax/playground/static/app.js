@@ -37,7 +37,6 @@ const state = {
   showTest: false,
   discretize: false,
   pending: null, // newest snapshot not drawn yet
-  toAck: [],
   frameRequested: false,
   last: null, // last drawn snapshot
   trainLosses: [],
@@ -674,7 +673,7 @@ function buildNetwork() {
         path.setAttribute("stroke", "#ccc");
         path.setAttribute("stroke-width", "1");
         svg.append(path);
-        layer.push({ path, i, j });
+        layer.push({ path, i, j, stroke: "", width: "" });
       }
     }
     links.push(layer);
@@ -731,7 +730,9 @@ function onSnapshot(snap) {
     state.playPressedAt = null;
   }
   state.pending = snap;
-  state.toAck.push(h.epoch);
+  // Taken (decoded, its history kept): the server may send the next one while this
+  // waits for its frame; only the newest is drawn.
+  send({ type: "ack", epoch: h.epoch });
   requestDraw();
 }
 
@@ -797,9 +798,6 @@ function frame() {
   } else if (state.last) {
     redrawOutput();
   }
-  const acks = state.toAck;
-  state.toAck = [];
-  for (const epoch of acks) send({ type: "ack", epoch });
 }
 
 function duration(seconds) {
@@ -866,8 +864,11 @@ function drawSnapshot(snap) {
     const fanOut = snap.shapes[`kernel_${k}`][1];
     for (const link of layer) {
       const w = kernel[link.i * fanOut + (link.j < fanOut ? link.j : 0)];
-      link.path.setAttribute("stroke", rgb(diverging(w)));
-      link.path.setAttribute("stroke-width", String(1 + Math.min(Math.abs(w), 5) * 1.6));
+      // Only what changed: each attribute set restyles the SVG (a repaint per frame).
+      const stroke = rgb(diverging(w));
+      const width = (1 + Math.min(Math.abs(w), 5) * 1.6).toFixed(1);
+      if (link.stroke !== stroke) link.path.setAttribute("stroke", (link.stroke = stroke));
+      if (link.width !== width) link.path.setAttribute("stroke-width", (link.width = width));
     }
   });
   drawLossChart($("loss-chart"), state.trainLosses, state.testLosses);
