@@ -188,7 +188,8 @@ def _repeat(driver: Any, window: float, speed: int = 0) -> dict[str, float]:
 # ([4, 2] -> [5, 2], as the page's "+" on a layer sends it) to the first snapshot of a
 # trained epoch of the new shape, in a fresh process without the compilation cache:
 # "cold" with nothing compiled in advance, "ahead" after the session's background
-# compiles of its likely next shapes. The baseline: a fresh Python that imports JAX and
+# compiles of its likely next shapes (they run while the session is paused: the learner
+# looks at the page, then changes the widths and plays again). The baseline: a fresh Python that imports JAX and
 # runs one jitted function (its whole wall time).
 _SHAPE_SCRIPT = """
 import json, sys, time
@@ -200,10 +201,12 @@ session.handle({"type": "play"})
 while session.epoch < 5:
     session.train_chunk()
     session.unacknowledged.clear()
+session.handle({"type": "pause"})  # the learner looks (compiles ahead wait while it trains)
 while ahead and schedule.pending(session):
     time.sleep(0.05)
 start = time.perf_counter()
 session.handle({"type": "config", "config": {"hidden": [5, 2]}})
+session.handle({"type": "play"})
 while True:
     frames = session.train_chunk()
     session.unacknowledged.clear()
