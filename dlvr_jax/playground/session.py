@@ -354,8 +354,7 @@ class Session:
 
     @property
     def playing(self) -> bool:
-        """Whether the server trains between messages (noted for the background compiles,
-        which wait while a session trains: :func:`.schedule.training`)."""
+        """Whether the server trains between messages (told to :func:`.schedule.training`)."""
         return self._playing
 
     @playing.setter
@@ -436,7 +435,7 @@ class Session:
             if kind == "regenerate":
                 return self._regenerate()
             if kind == "upload":
-                return self._upload(message["name"], message["csv"])
+                return _upload(self, message["name"], message["csv"])
             if kind == "export":
                 return [self.export()]
             if kind == "sweep":
@@ -487,9 +486,6 @@ class Session:
         if set(_DATA_FIELDS) & set(changes):
             frames.append(self.data_frame())
         return [*frames, self.status(), self.snapshot(force=True)]
-
-    def _upload(self, name: str, text: str) -> list[Any]:
-        return _upload(self, name, text)
 
     # --------------------------------------------------------------- training
 
@@ -636,9 +632,6 @@ class Session:
         with self.lock:
             return _sweep(self, learning_rates, seeds, epochs)
 
-    def _count_chunk(self) -> None:
-        self.work_chunks += 1
-
     def close(self) -> None:
         """Stops training for good (the socket closed); the work in progress stops too.
 
@@ -648,6 +641,10 @@ class Session:
         self.closed = True
         self.playing = False
         self.cancel.set()
+
+
+def _count_chunk(session: Session) -> None:
+    session.work_chunks += 1
 
 
 def _upload(session: Session, name: str, text: str) -> list[Any]:
@@ -711,7 +708,7 @@ def _sweep(
             task=p.task,
             test=p.test,
             chunk_epochs=chunk,
-            cancel=_Counted(session.cancel, session._count_chunk),
+            cancel=_Counted(session.cancel, functools.partial(_count_chunk, session)),
         )
     except engine.Cancelled:
         return None
