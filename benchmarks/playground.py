@@ -189,8 +189,8 @@ def _repeat(driver: Any, window: float, speed: int = 0) -> dict[str, float]:
 # trained epoch of the new shape, in a fresh process without the compilation cache:
 # "cold" with nothing compiled in advance, "ahead" after the session's background
 # compiles of its likely next shapes (they run while the session is paused: the learner
-# looks at the page, then changes the widths and plays again). The baseline: a fresh Python that imports JAX and
-# runs one jitted function (its whole wall time).
+# looks at the page, then changes the widths and plays again). The baseline: a fresh
+# Python that imports JAX and runs one jitted function (its whole wall time).
 _SHAPE_SCRIPT = """
 import json, sys, time
 from dlvr_jax.playground import protocol, schedule
