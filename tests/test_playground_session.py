@@ -7,6 +7,7 @@ import math
 import struct
 import threading
 import time
+import uuid
 
 import jax
 import numpy as np
@@ -465,6 +466,111 @@ def test_a_closed_session_s_background_jobs_are_skipped():
     many = [lambda: time.sleep(0.01)] * (schedule.BACKGROUND_PENDING + 5)
     schedule.background(crowd, many, threading.Event())
     assert schedule.pending(crowd) <= schedule.BACKGROUND_PENDING + 1  # the oldest dropped
+
+
+def _fake_scheduler(steps: int = 25):
+    """A scheduler over a pretend program (no JAX): ``compiled`` lists the sizes it compiles."""
+    from dlvr_jax import _compiled
+    from dlvr_jax.playground import schedule
+
+    tag, compiled = uuid.uuid4().hex, []  # keys of no other scheduler
+
+    def program(epochs):
+        return ("fake chunk program", tag, epochs)
+
+    def run(state, epochs):
+        if not _compiled.noted(program(epochs)):
+            compiled.append(epochs)
+            _compiled.note(program(epochs))
+        return (state, None, None, 0)
+
+    scheduler = schedule.Scheduler()
+    scheduler.reset(program, run, steps)
+    return scheduler, compiled
+
+
+def _compiled_within(compiled, count, seconds=10.0):
+    end = time.perf_counter() + seconds
+    while len(compiled) < count and time.perf_counter() < end:
+        time.sleep(0.01)
+    return compiled
+
+
+@given(per_epoch=st.floats(1 / 4096, 1 / 512))  # desired 8..64 epochs for a 16 ms chunk
+def test_a_compiled_chunk_size_within_tolerance_is_used_without_another_compile(per_epoch):
+    # In Play the measured speed wanders (the page and the snapshots share the cores):
+    # a compile then costs seconds of a core, so a compiled size up to 4 times too
+    # short or twice too long is used as it is (issue 20: smooth drawing).
+    from dlvr_jax.playground import schedule
+
+    scheduler, compiled = _fake_scheduler()
+    scheduler.seconds_per_epoch = 1e-3  # 16 epochs fit the 16 ms chunk
+    assert scheduler.chunk_size(None) == 16
+    assert compiled == [16]
+    scheduler.seconds_per_epoch = per_epoch
+    desired = scheduler.desired_size()
+    for _ in range(4 * schedule.OFF_CHUNKS):
+        assert scheduler.chunk_size(None) == 16
+    assert compiled == [16], (desired, compiled)
+
+
+def test_a_size_far_off_is_compiled_only_after_a_while_and_with_no_other_compile():
+    from dlvr_jax.playground import schedule
+
+    scheduler, compiled = _fake_scheduler()
+    scheduler.seconds_per_epoch = 1e-3
+    assert scheduler.chunk_size(None) == 16
+    scheduler.seconds_per_epoch = 4e-3  # 4 epochs fit: 16 is 4 times too long
+    # A passing slowdown (fewer chunks than OFF_CHUNKS) compiles nothing.
+    for _ in range(schedule.OFF_CHUNKS - 1):
+        assert scheduler.chunk_size(None) == 16
+    time.sleep(0.1)
+    assert compiled == [16]
+    # Nor does a lasting one while another compile runs (it slows every chunk).
+    running, release = threading.Event(), threading.Event()
+    schedule.background(object(), [lambda: (running.set(), release.wait(10))], threading.Event())
+    assert running.wait(10)
+    try:
+        for _ in range(2 * schedule.OFF_CHUNKS):
+            assert scheduler.chunk_size(None) == 16
+        time.sleep(0.1)
+        assert compiled == [16]
+    finally:
+        release.set()
+    time.sleep(0.1)
+    # Once nothing else compiles, a lasting one compiles the size that fits, meanwhile.
+    end = time.perf_counter() + 10
+    while len(compiled) < 2 and time.perf_counter() < end:
+        assert scheduler.chunk_size(None) in (16, 4)
+        time.sleep(0.001)
+    assert _compiled_within(compiled, 2) == [16, 4]
+    while scheduler.chunk_size(None) != 4 and time.perf_counter() < end:
+        time.sleep(0.01)
+    assert scheduler.chunk_size(None) == 4
+
+
+def test_a_new_configuration_compiles_one_program_when_its_guess_is_near():
+    # The first program is sized for Play's speed (PLAY_LOAD times the speed alone);
+    # a timed run alone that agrees within TOLERANCE compiles nothing more.
+    from dlvr_jax.playground import schedule
+
+    scheduler, compiled = _fake_scheduler(steps=25)
+    first = scheduler.desired_size(schedule.PLAY_LOAD)
+    assert first == 16  # 25 steps of 20 us, twice: 1 ms an epoch
+    scheduler.prepare(None)
+    assert compiled[0] == first
+    # The pretend program runs in microseconds: far from the guess, so the size that
+    # fits is compiled too; a real one near the guess is not (benchmarks G).
+    assert compiled == [first, schedule.LADDER[-1]]
+    slow, slow_compiled = _fake_scheduler(steps=25)
+
+    def timed_run(state, epochs, run=slow._run):
+        time.sleep(epochs * 0.5e-3)  # 0.5 ms an epoch alone: 1 ms in Play, 16 fit
+        return run(state, epochs)
+
+    slow.reset(slow._program, timed_run, 25)
+    slow.prepare(None)
+    assert slow_compiled == [16]
 
 
 def test_compiled_programs_are_bounded_by_the_registry(monkeypatch):

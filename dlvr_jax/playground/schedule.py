@@ -42,8 +42,11 @@ __all__ = [
     "CHUNK_SECONDS",
     "FRAME_SECONDS",
     "LADDER",
+    "OFF_CHUNKS",
+    "PLAY_LOAD",
     "STEP_SECONDS_GUESS",
     "SWEEP_CHUNK_SECONDS",
+    "TOLERANCE",
     "Pace",
     "Patience",
     "Scheduler",
@@ -68,6 +71,20 @@ BACKGROUND_PENDING = 8
 
 LADDER = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 """The chunk sizes (epochs) a session uses: few, so that few programs are compiled per shape."""
+
+TOLERANCE = (4, 2)
+"""How far a compiled chunk size may be from the desired one and still be used, rather
+than compile the desired: up to 4 times shorter (more chunks, each a dispatch) or twice
+as long (a snapshot every two frames)."""
+
+OFF_CHUNKS = 16
+"""Chunks in a row with no compiled size within :data:`TOLERANCE` before another size
+is compiled (a passing slowdown does not start a compile)."""
+
+PLAY_LOAD = 2.0
+"""How much longer an epoch takes in Play than alone (the page's drawing and the
+snapshots share the cores): the first programs of a configuration are compiled for
+that speed, so that Play runs on them rather than compile another size meanwhile."""
 
 STEP_SECONDS_GUESS = 20e-6
 """A first guess of one optimizer step's time, to pick the first chunk before it is measured."""
@@ -222,11 +239,13 @@ class Scheduler:
         self._program: Program = _no_program
         self._run: Runner = _no_runner
         self._steps = 1
+        self._off = 0  # chunks in a row with no compiled size within TOLERANCE
 
     def reset(self, program: Program, run: Runner, steps_per_epoch: int) -> None:
         """A new configuration: its program keys, its chunk runner and steps per epoch."""
         self._program, self._run, self._steps = program, run, steps_per_epoch
         self.seconds_per_epoch = None
+        self._off = 0
 
     def run(self, state: Any, epochs: int) -> Any:
         """One compiled chunk of ``epochs`` epochs from ``state`` (an ``engine.loop`` chunk)."""
@@ -254,10 +273,13 @@ class Scheduler:
             return self.seconds_per_epoch
         return self._steps * STEP_SECONDS_GUESS
 
-    def desired_size(self) -> int:
+    def desired_size(self, load: float = 1.0) -> int:
         """The ladder's largest size whose chunk fits in :data:`CHUNK_SECONDS` and in
-        :attr:`most` epochs (a paced session's epochs per frame); at least 1."""
-        per_epoch = self.epoch_seconds()
+        :attr:`most` epochs (a paced session's epochs per frame); at least 1.
+
+        ``load``: a factor on the epoch's time (:data:`PLAY_LOAD` for a size chosen
+        before Play, from a speed measured or guessed alone)."""
+        per_epoch = self.epoch_seconds() * load
         fitting = [
             size for size in LADDER if size * per_epoch <= CHUNK_SECONDS and size <= self.most
         ]
@@ -272,9 +294,16 @@ class Scheduler:
     def chunk_size(self, state: Any) -> int:
         """The desired size if its program is compiled, else the nearest compiled one.
 
-        A size not yet compiled is compiled in the background meanwhile, so
-        training never stalls for a compilation once it runs; with nothing
-        compiled yet, the desired size is compiled now (from ``state``).
+        A compiled size within :data:`TOLERANCE` of the desired one is used as
+        it is: the measured speed wanders from chunk to chunk (the snapshots
+        and the page share the cores), and a compile in the middle of Play
+        costs seconds of a core, far more than a chunk a few times too short
+        or twice too long. Further off for :data:`OFF_CHUNKS` chunks in a row,
+        and with no compile running (it slows every chunk: its measures are not
+        the session's speed), the desired size is compiled in the background
+        meanwhile, so training never stalls for a compilation once it runs;
+        with nothing compiled yet, the desired size is compiled now (from
+        ``state``).
         """
         desired = self.desired_size()
         ready = self.ready_sizes()
@@ -284,19 +313,32 @@ class Scheduler:
             run = self._run
             compile_once(self._program(desired), lambda: _block(run(state, desired)))
             return desired
-        nearest = min(ready, key=lambda size: abs(math.log(size / desired)))
-        if desired / 2 <= nearest <= desired:  # fits, if not fully: no new program
-            return nearest
-        self.warm(state, desired)
-        return nearest
+        usable = self._usable(ready, desired)
+        if usable is not None:
+            self._off = 0
+            return usable
+        self._off += 1
+        if self._off >= OFF_CHUNKS and not _compiling_anywhere():
+            self.warm(state, desired)
+        return min(ready, key=lambda size: abs(math.log(size / desired)))
+
+    def _usable(self, ready: tuple[int, ...], desired: int) -> int | None:
+        """The compiled size to use for ``desired`` epochs, if one is within
+        :data:`TOLERANCE`: the longest that fits, else the shortest too long."""
+        shorter, longer = TOLERANCE
+        usable = [size for size in ready if desired / shorter <= size <= desired * longer]
+        usable = [size for size in usable if size <= self.most] or usable
+        fitting = [size for size in usable if size <= desired]
+        return max(fitting) if fitting else min(usable, default=None)
 
     def warm(self, state: Any, size: int | None = None) -> None:
         """Compiles the chunk program of ``size`` epochs in a background thread.
 
         Without ``size`` (a new configuration): the first chunk's program, from
         a guess of the speed; then one timed run measures the speed, and the
-        program of the size that fits :data:`CHUNK_SECONDS` is compiled too, so
-        that Play trains at full speed from the start.
+        program of the size that fits :data:`CHUNK_SECONDS` is compiled too
+        (unless the first is within :data:`TOLERANCE` of it), so that Play
+        trains at full speed from the start.
         """
         first = size is None
         size = self.desired_size() if size is None else size
@@ -319,19 +361,21 @@ class Scheduler:
 
     def prepare(self, state: Any) -> None:
         """A new configuration's programs, compiled in this thread: the first chunk's (from
-        a guess of the speed), then, after one timed run, the one of the size that fits."""
+        a guess of the speed), then, after one timed run, the one of the size that fits
+        unless the first is within :data:`TOLERANCE` of it."""
         self._prepare(state, self._program, self._run)
 
     def _prepare(self, state: Any, program: Program, run: Runner) -> None:
-        size = self.desired_size()
+        size = self.desired_size(PLAY_LOAD)
         compile_once(program(size), lambda: _block(run(state, size)))
         if self.seconds_per_epoch is not None or program is not self._program or stopping():
             return
         began = time.perf_counter()
         _block(run(state, size))
         self.seconds_per_epoch = (time.perf_counter() - began) / size
-        desired = self.desired_size()
-        if desired != size:
+        desired = self.desired_size(PLAY_LOAD)
+        # The guess was too far off (unless another compile slowed the timed run).
+        if self._usable((size,), desired) is None and not _compiling_anywhere():
             compile_once(program(desired), lambda: _block(run(state, desired)))
 
 
@@ -343,6 +387,14 @@ _JOBS_READY = threading.Condition()
 _WORKER: list[threading.Thread] = []
 _RUNNING: list[object] = []  # the owner of the job running now
 _TRAINING: weakref.WeakSet[object] = weakref.WeakSet()  # the owners training now
+
+
+def _compiling_anywhere() -> bool:
+    """Whether a chunk program or a background job is being compiled now, by any session."""
+    with _LOCK:
+        if _WARMING:
+            return True
+    return bool(_RUNNING)
 
 
 def stopping() -> bool:
