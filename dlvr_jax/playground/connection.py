@@ -3,7 +3,7 @@
 The contract::
 
     await Connection(websocket, host, session).run()   # until the socket closes
-    # greeted=True: the server sent the session's hello itself, before building it
+    # (the server sent the session's hello itself, before building the session)
     slots = Slots(4); await slots.acquire(); slots.release()   # places of long work
     check_budget(session, message)                     # OverBudget past the budget
     error_frame(code, message, field)                  # an ``error`` frame
@@ -291,11 +291,8 @@ class Connection:
     place is free at once (long work keeps its work place until it ends).
     """
 
-    def __init__(
-        self, websocket: WebSocket, playground: Host, session: Session, *, greeted: bool = False
-    ) -> None:
+    def __init__(self, websocket: WebSocket, playground: Host, session: Session) -> None:
         self.websocket = websocket
-        self.greeted = greeted  # the server sent the hello already (before building the session)
         self.playground = playground
         self.session = session
         self.loop = asyncio.get_running_loop()
@@ -418,9 +415,7 @@ class Connection:
 
     async def handler(self) -> None:
         """Answers the received messages in order, until the session closes."""
-        session = self.session
-        if not self.greeted:  # at once: the data and the snapshot follow
-            self.post([session.greeting()])
+        session = self.session  # greeted by the server: the data and the snapshot follow
         await self.run_job(self.work(lambda: session.hello()[1:]))
         while not self.closing.is_set():
             await self.outbox.room.wait()  # a page that reads nothing gets no more answers

@@ -423,7 +423,11 @@ async def _socket(websocket: WebSocket) -> None:
         playground.claim(None)
         raise
     playground.claim(session)
-    await connection.Connection(websocket, playground, session, greeted=True).run()
+    # A connection still open when a stopping server's grace period ends is cancelled: it
+    # closed its session on the way out (Connection.run), so it ends quietly, as the
+    # build above does, instead of as uvicorn's "Exception in ASGI application".
+    with contextlib.suppress(asyncio.CancelledError):
+        await connection.Connection(websocket, playground, session).run()
 
 
 def app(
