@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import struct
@@ -489,6 +490,24 @@ def _fake_scheduler(steps: int = 25):
     return scheduler, compiled
 
 
+@contextlib.contextmanager
+def _no_other_compile():
+    """Background compiles held (as while a session trains) and none running: the
+    scheduler's decisions then depend on the test's pretend program alone."""
+    from dlvr_jax.playground import schedule
+
+    holder = threading.Event()  # any object that can be weakly referenced
+    schedule.training(holder, True)
+    try:
+        end = time.perf_counter() + 120
+        while schedule.busy() and time.perf_counter() < end:
+            time.sleep(0.05)
+        assert not schedule.busy()
+        yield
+    finally:
+        schedule.training(holder, False)
+
+
 def _compiled_within(compiled, count, seconds=10.0):
     end = time.perf_counter() + seconds
     while len(compiled) < count and time.perf_counter() < end:
@@ -505,12 +524,13 @@ def test_a_compiled_chunk_size_within_tolerance_is_used_without_another_compile(
 
     scheduler, compiled = _fake_scheduler()
     scheduler.seconds_per_epoch = 1e-3  # 16 epochs fit the 16 ms chunk
-    assert scheduler.chunk_size(None) == 16
-    assert compiled == [16]
-    scheduler.seconds_per_epoch = per_epoch
-    desired = scheduler.desired_size()
-    for _ in range(4 * schedule.OFF_CHUNKS):
+    with _no_other_compile():
         assert scheduler.chunk_size(None) == 16
+        assert compiled == [16]
+        scheduler.seconds_per_epoch = per_epoch
+        desired = scheduler.desired_size()
+        for _ in range(4 * schedule.OFF_CHUNKS):
+            assert scheduler.chunk_size(None) == 16
     assert compiled == [16], (desired, compiled)
 
 
@@ -519,34 +539,58 @@ def test_a_size_far_off_is_compiled_only_after_a_while_and_with_no_other_compile
 
     scheduler, compiled = _fake_scheduler()
     scheduler.seconds_per_epoch = 1e-3
-    assert scheduler.chunk_size(None) == 16
-    scheduler.seconds_per_epoch = 4e-3  # 4 epochs fit: 16 is 4 times too long
-    # A passing slowdown (fewer chunks than OFF_CHUNKS) compiles nothing.
-    for _ in range(schedule.OFF_CHUNKS - 1):
+    with _no_other_compile():
         assert scheduler.chunk_size(None) == 16
-    time.sleep(0.1)
-    assert compiled == [16]
-    # Nor does a lasting one while another compile runs (it slows every chunk).
-    running, release = threading.Event(), threading.Event()
-    schedule.background(object(), [lambda: (running.set(), release.wait(10))], threading.Event())
-    assert running.wait(10)
-    try:
-        for _ in range(2 * schedule.OFF_CHUNKS):
+        scheduler.seconds_per_epoch = 4e-3  # 4 epochs fit: 16 is 4 times too long
+        # A passing slowdown (fewer chunks than OFF_CHUNKS) compiles nothing.
+        for _ in range(schedule.OFF_CHUNKS - 1):
             assert scheduler.chunk_size(None) == 16
         time.sleep(0.1)
         assert compiled == [16]
-    finally:
-        release.set()
-    time.sleep(0.1)
-    # Once nothing else compiles, a lasting one compiles the size that fits, meanwhile.
-    end = time.perf_counter() + 10
-    while len(compiled) < 2 and time.perf_counter() < end:
-        assert scheduler.chunk_size(None) in (16, 4)
-        time.sleep(0.001)
-    assert _compiled_within(compiled, 2) == [16, 4]
-    while scheduler.chunk_size(None) != 4 and time.perf_counter() < end:
-        time.sleep(0.01)
-    assert scheduler.chunk_size(None) == 4
+        # Nor does a lasting one while another compile runs (it slows every chunk).
+        running, release = threading.Event(), threading.Event()
+        other = threading.Thread(
+            target=schedule.compile_once,
+            args=(("another program", uuid.uuid4().hex), lambda: (running.set(), release.wait(10))),
+        )
+        other.start()
+        assert running.wait(10)
+        try:
+            assert schedule.busy()
+            for _ in range(2 * schedule.OFF_CHUNKS):
+                assert scheduler.chunk_size(None) == 16
+            time.sleep(0.1)
+            assert compiled == [16]
+        finally:
+            release.set()
+            other.join(10)
+        # Once nothing else compiles, a lasting one compiles the size that fits, meanwhile.
+        end = time.perf_counter() + 10
+        while len(compiled) < 2 and time.perf_counter() < end:
+            assert scheduler.chunk_size(None) in (16, 4)
+            time.sleep(0.001)
+        assert _compiled_within(compiled, 2) == [16, 4]
+        end = time.perf_counter() + 10
+        while scheduler.chunk_size(None) != 4 and time.perf_counter() < end:
+            time.sleep(0.01)
+        assert scheduler.chunk_size(None) == 4
+
+
+def test_a_pace_that_no_compiled_size_fits_compiles_its_size_at_once():
+    # Moving the speed control to one epoch per frame is not a passing slowdown: the
+    # size it needs is compiled at the first chunk (meanwhile the pace spaces the
+    # longer chunks), not after OFF_CHUNKS of them.
+    scheduler, compiled = _fake_scheduler()
+    scheduler.seconds_per_epoch = 1e-3
+    with _no_other_compile():
+        assert scheduler.chunk_size(None) == 16
+        scheduler.most = 1
+        assert scheduler.chunk_size(None) == 16
+        assert _compiled_within(compiled, 2) == [16, 1]
+        end = time.perf_counter() + 10
+        while scheduler.chunk_size(None) != 1 and time.perf_counter() < end:
+            time.sleep(0.01)
+        assert scheduler.chunk_size(None) == 1
 
 
 def test_a_new_configuration_compiles_one_program_when_its_guess_is_near():
@@ -557,7 +601,8 @@ def test_a_new_configuration_compiles_one_program_when_its_guess_is_near():
     scheduler, compiled = _fake_scheduler(steps=25)
     first = scheduler.desired_size(schedule.PLAY_LOAD)
     assert first == 16  # 25 steps of 20 us, twice: 1 ms an epoch
-    scheduler.prepare(None)
+    with _no_other_compile():
+        scheduler.prepare(None)
     assert compiled[0] == first
     # The pretend program runs in microseconds: far from the guess, so the size that
     # fits is compiled too; a real one near the guess is not (benchmarks G).
@@ -569,7 +614,8 @@ def test_a_new_configuration_compiles_one_program_when_its_guess_is_near():
         return run(state, epochs)
 
     slow.reset(slow._program, timed_run, 25)
-    slow.prepare(None)
+    with _no_other_compile():
+        slow.prepare(None)
     assert slow_compiled == [16]
 
 

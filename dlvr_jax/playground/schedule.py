@@ -9,6 +9,7 @@ The contract::
     scheduler.prepare(state)                        # the same, in this thread (a rehearsal)
     background(owner, jobs, cancel)                 # low-priority compiles of likely shapes
     training(session, True)                         # background compiles wait meanwhile
+    busy()                                          # whether any compile runs now
     scheduler.ran(epochs, seconds)                  # the measured speed, for the next size
     pieces(epochs, scheduler.ready_sizes())         # epochs as compiled chunks (recovery)
     sweep_chunk(models, epochs, seconds_per_epoch)  # epochs per chunk of a sweep
@@ -51,6 +52,7 @@ __all__ = [
     "Patience",
     "Scheduler",
     "background",
+    "busy",
     "compile_once",
     "pending",
     "pieces",
@@ -298,7 +300,8 @@ class Scheduler:
         it is: the measured speed wanders from chunk to chunk (the snapshots
         and the page share the cores), and a compile in the middle of Play
         costs seconds of a core, far more than a chunk a few times too short
-        or twice too long. Further off for :data:`OFF_CHUNKS` chunks in a row,
+        or twice too long. Further off for :data:`OFF_CHUNKS` chunks in a row
+        (or at once when every compiled size is longer than the pace allows),
         and with no compile running (it slows every chunk: its measures are not
         the session's speed), the desired size is compiled in the background
         meanwhile, so training never stalls for a compilation once it runs;
@@ -318,7 +321,8 @@ class Scheduler:
             self._off = 0
             return usable
         self._off += 1
-        if self._off >= OFF_CHUNKS and not _compiling_anywhere():
+        paced = min(ready) > self.most  # every compiled size outruns the pace: not noise
+        if (paced or self._off >= OFF_CHUNKS) and not busy():
             self.warm(state, desired)
         return min(ready, key=lambda size: abs(math.log(size / desired)))
 
@@ -375,7 +379,7 @@ class Scheduler:
         self.seconds_per_epoch = (time.perf_counter() - began) / size
         desired = self.desired_size(PLAY_LOAD)
         # The guess was too far off (unless another compile slowed the timed run).
-        if self._usable((size,), desired) is None and not _compiling_anywhere():
+        if self._usable((size,), desired) is None and not busy():
             compile_once(program(desired), lambda: _block(run(state, desired)))
 
 
@@ -389,7 +393,7 @@ _RUNNING: list[object] = []  # the owner of the job running now
 _TRAINING: weakref.WeakSet[object] = weakref.WeakSet()  # the owners training now
 
 
-def _compiling_anywhere() -> bool:
+def busy() -> bool:
     """Whether a chunk program or a background job is being compiled now, by any session."""
     with _LOCK:
         if _WARMING:
