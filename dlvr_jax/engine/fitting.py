@@ -462,7 +462,8 @@ def check_sample_weight(sample_weight: Any, n: int) -> jax.Array | None:
     """
     if sample_weight is None:
         return None
-    weight = check.array("sample_weight", sample_weight, ndim=1)
+    with np.errstate(over="ignore"):  # a weight past float32 is what the sum check reports
+        weight = check.array("sample_weight", sample_weight, ndim=1)
     if weight.shape[0] != n:
         raise ValueError(
             f"sample_weight must have one weight per example: {n} examples, "
@@ -470,7 +471,7 @@ def check_sample_weight(sample_weight: Any, n: int) -> jax.Array | None:
         )
     if check.is_tracer(weight):
         return weight.astype(jnp.float32)
-    host = np.asarray(weight, np.float64)
+    host = np.asarray(sample_weight, np.float64)  # the caller's values, not their float32
     if np.any(host < 0):
         raise ValueError(f"sample_weight must be >= 0, got {host.min():g}")
     if not np.any(host > 0):
