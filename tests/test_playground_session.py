@@ -508,6 +508,15 @@ def _no_other_compile():
         schedule.training(holder, False)
 
 
+def _settles_on(scheduler, size, seconds=10.0):
+    """The scheduler's chunk size once it is ``size`` (its background compile done), or
+    after ``seconds``."""
+    end = time.perf_counter() + seconds
+    while scheduler.chunk_size(None) != size and time.perf_counter() < end:
+        time.sleep(0.01)
+    return scheduler.chunk_size(None)
+
+
 def _compiled_within(compiled, count, seconds=10.0):
     end = time.perf_counter() + seconds
     while len(compiled) < count and time.perf_counter() < end:
@@ -570,10 +579,7 @@ def test_a_size_far_off_is_compiled_only_after_a_while_and_with_no_other_compile
             assert scheduler.chunk_size(None) in (16, 4)
             time.sleep(0.001)
         assert _compiled_within(compiled, 2) == [16, 4]
-        end = time.perf_counter() + 10
-        while scheduler.chunk_size(None) != 4 and time.perf_counter() < end:
-            time.sleep(0.01)
-        assert scheduler.chunk_size(None) == 4
+        assert _settles_on(scheduler, 4) == 4
 
 
 def test_a_pace_that_no_compiled_size_fits_compiles_its_size_at_once():
@@ -587,10 +593,7 @@ def test_a_pace_that_no_compiled_size_fits_compiles_its_size_at_once():
         scheduler.most = 1
         assert scheduler.chunk_size(None) == 16
         assert _compiled_within(compiled, 2) == [16, 1]
-        end = time.perf_counter() + 10
-        while scheduler.chunk_size(None) != 1 and time.perf_counter() < end:
-            time.sleep(0.01)
-        assert scheduler.chunk_size(None) == 1
+        assert _settles_on(scheduler, 1) == 1
 
 
 def test_a_new_configuration_compiles_one_program_when_its_guess_is_near():
